@@ -1,0 +1,169 @@
+"""Result types shared by the speech pipeline, the analyzer, the worker and the CLI.
+
+Plain dataclasses with units in their names: the ML code never imports the database or
+GraphQL layers, and those layers translate from these types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+
+class Stage(StrEnum):
+    """Pipeline stages that report progress (the contract's PipelineStage, minus QUEUED/DONE)."""
+
+    DECODING = "DECODING"
+    DIARIZING = "DIARIZING"
+    TRANSCRIBING = "TRANSCRIBING"
+    ANALYZING = "ANALYZING"
+
+
+class ProgressHook(Protocol):
+    """Called as a stage advances; `completed`/`total` are in any unit the stage likes."""
+
+    def __call__(self, stage: Stage, completed: float, total: float) -> None: ...
+
+
+def no_progress(stage: Stage, completed: float, total: float) -> None:
+    """A hook that ignores progress."""
+
+
+class SpeakerRole(StrEnum):
+    AGENT = "AGENT"
+    CUSTOMER = "CUSTOMER"
+    UNKNOWN = "UNKNOWN"
+
+
+class Sentiment(StrEnum):
+    POSITIVE = "POSITIVE"
+    NEUTRAL = "NEUTRAL"
+    NEGATIVE = "NEGATIVE"
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerHints:
+    """Speaker-count hints; when given they are honoured exactly by the diarizer."""
+
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    text: str
+    start_s: float
+    end_s: float
+    confidence: float | None = None
+
+
+@dataclass(slots=True)
+class TranscriptSegment:
+    """One speaker turn. The analyzer fills `role`, `sentiment` and `language`."""
+
+    speaker: str
+    start_s: float
+    end_s: float
+    text: str
+    words: list[Word] = field(default_factory=list)
+    channel: int | None = None
+    role: SpeakerRole = SpeakerRole.UNKNOWN
+    sentiment: Sentiment | None = None
+    sentiment_score: float | None = None
+    language: str | None = None
+
+
+@dataclass(slots=True)
+class Transcript:
+    """What the speech pipeline produces for one recording."""
+
+    segments: list[TranscriptSegment]
+    duration_s: float
+    language: str | None = None
+    """ISO 639-1 code, forced by settings or detected over the whole call; None if no speech."""
+    channels: int = 1
+    """Channels as diarized: 1 for mono or dual-mono, 2+ when diarized by channel."""
+    speaker_channels: dict[str, int] = field(default_factory=dict)
+    """Speaker label -> source channel, for recordings diarized by channel."""
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    name: str
+    confidence: float
+    evidence: tuple[int, ...] = ()
+    """Indices into the transcript's segments."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    type: str
+    value: str
+    speaker: str | None = None
+    start_s: float | None = None
+    segment_index: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    title: str
+    description: str
+    evidence: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Keypoint:
+    text: str
+    segment_index: int | None = None
+
+
+@dataclass(slots=True)
+class AnalysisResult:
+    language: str
+    """ISO 639-1, or "und" when there is no speech."""
+    summary: str
+    sentiment: Sentiment
+    sentiment_score: float
+    """-1 .. 1"""
+    intents: list[Intent] = field(default_factory=list)
+    entities: list[Entity] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    keypoints: list[Keypoint] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerStats:
+    speaker: str
+    role: SpeakerRole
+    talk_s: float
+    talk_ratio: float
+    words_per_minute: float | None
+    turns: int
+    longest_monologue_s: float
+
+
+@dataclass(slots=True)
+class CallMetrics:
+    duration_s: float
+    talk_s: float
+    silence_s: float
+    overlap_s: float
+    interruptions: int
+    speakers: list[SpeakerStats] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class CallInsight:
+    """What the analyzer produces: segments annotated (and PII-redacted), analysis, metrics."""
+
+    segments: list[TranscriptSegment]
+    analysis: AnalysisResult
+    metrics: CallMetrics
