@@ -1,0 +1,87 @@
+"""Speech-pipeline settings: one pydantic-settings class read from the environment (and `.env`).
+
+Env names are flat (no prefix) because operators set them beside the rest of the service's
+settings in one environment: `DEVICE=cuda`, `STT_MODEL=large-v3`, `NUM_SPEAKERS=2`, ...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.ml.types import SpeakerHints
+
+DeviceSetting = Literal["auto", "cpu", "cuda"]
+DiarizationBackendName = Literal["auto", "local", "channel", "pyannote", "pyannoteai"]
+SttBackendName = Literal["faster-whisper", "transformers", "openai", "aisha"]
+
+
+class PipelineSettings(BaseSettings):
+    """Everything the speech pipeline can be configured with.
+
+    The defaults run fully offline on CPU with the models that ship inside PyPI packages.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    # --- runtime -----------------------------------------------------------------------
+    device: DeviceSetting = "auto"
+    """`auto` picks CUDA when torch sees a GPU, else CPU."""
+    cpu_threads: int = Field(default=0, ge=0)
+    """Intra-op threads for torch / onnxruntime / CTranslate2; 0 = all cores of this process."""
+
+    # --- diarization -------------------------------------------------------------------
+    diarization_backend: DiarizationBackendName = "auto"
+    """`auto`: `channel` for true stereo recordings, `local` for mono."""
+    diarization_model: str = "pyannote/speaker-diarization-community-1"
+    """Model id or local path for `pyannote`; model name for `pyannoteai` (e.g. `precision-2`)."""
+    num_speakers: int | None = Field(default=None, ge=1)
+    min_speakers: int | None = Field(default=None, ge=1)
+    max_speakers: int | None = Field(default=None, ge=1)
+    agent_channel: int = Field(default=0, ge=0)
+    """For stereo calls: the channel the agent is recorded on (0 = left)."""
+    pyannoteai_token: SecretStr | None = None
+    pyannoteai_base_url: str | None = None
+    """Override of the pyannoteAI API address (tests point it at a loopback server)."""
+    hf_token: SecretStr | None = None
+
+    # --- speech-to-text ----------------------------------------------------------------
+    stt_backend: SttBackendName = "faster-whisper"
+    stt_model: str | None = None
+    """Model name or path; None = the backend's default (bundled Whisper tiny.en for
+    faster-whisper)."""
+    stt_language: str | None = None
+    """ISO 639-1 code to force; None = detect over the whole call."""
+    stt_compute_type: str = "auto"
+    """CTranslate2 compute type; `auto` = int8 on CPU, float16 on CUDA."""
+    stt_batch_size: int = Field(default=8, ge=1)
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_stt_model: str = "gpt-4o-transcribe"
+    aisha_api_key: SecretStr | None = None
+    aisha_base_url: str = "https://back.aisha.group"
+
+    @model_validator(mode="after")
+    def _check_speaker_bounds(self) -> PipelineSettings:
+        if (
+            self.min_speakers is not None
+            and self.max_speakers is not None
+            and self.min_speakers > self.max_speakers
+        ):
+            raise ValueError("MIN_SPEAKERS must not exceed MAX_SPEAKERS")
+        return self
+
+    @property
+    def speaker_hints(self) -> SpeakerHints:
+        """The settings' default hints; a per-call SpeakerHints overrides them."""
+        return SpeakerHints(self.num_speakers, self.min_speakers, self.max_speakers)
+
+    def local_model_path(self) -> Path | None:
+        """`diarization_model` as a path when it names an existing local file or folder."""
+        path = Path(self.diarization_model).expanduser()
+        return path if path.exists() else None
