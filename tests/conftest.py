@@ -1,13 +1,22 @@
-"""Session-wide fixtures. Domain fixtures live in the conftest of each test folder."""
+"""Session-wide fixtures: shared audio, and real embedded PostgreSQL and Redis started once
+per test session with the schema built by Alembic. Domain fixtures live in each folder's
+conftest."""
 
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+
+from app.config import Environment, Settings
+from app.embedded import EmbeddedServices
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+TEST_DATABASE = "ovozly_test"
 
 
 def shared_audio_dir() -> Path:
@@ -21,3 +30,63 @@ def test_audio_dir() -> Path:
     if not (directory / "SOURCES.md").is_file():
         pytest.skip(f"shared test audio not found at {directory} (set OVOZLY_TEST_AUDIO)")
     return directory
+
+
+@pytest.fixture(scope="session")
+def embedded_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServices]:
+    services = EmbeddedServices(tmp_path_factory.mktemp("embedded"))
+    services.start(None, None)
+    yield services
+    services.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(embedded_services: EmbeddedServices) -> str:
+    """A fresh database built by `alembic upgrade head`, as production builds it."""
+    from app.db.migrations import upgrade_head
+
+    postgres = embedded_services.postgres
+    assert postgres is not None
+    postgres.psql(f"DROP DATABASE IF EXISTS {TEST_DATABASE}; CREATE DATABASE {TEST_DATABASE};")
+    url = postgres.url_for(TEST_DATABASE)
+    upgrade_head(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url(embedded_services: EmbeddedServices) -> str:
+    assert embedded_services.redis is not None and embedded_services.redis.port is not None
+    return f"redis://127.0.0.1:{embedded_services.redis.port}/0"
+
+
+@pytest.fixture(scope="session")
+def settings(
+    database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    return Settings(
+        environment=Environment.TEST,
+        database_url=database_url,
+        redis_url=redis_url,
+        jwt_key=secrets.token_urlsafe(48),
+        data_dir=tmp_path_factory.mktemp("data"),
+        cors_origins=["http://app.example"],
+    )
+
+
+async def truncate_all(database_url: str) -> None:
+    from app.db.base import Base
+    from app.db.engine import create_engine
+
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+        async with engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def clean_database(database_url: str) -> None:
+    """Isolation per test: every table emptied before the test runs."""
+    await truncate_all(database_url)

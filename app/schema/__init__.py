@@ -1,0 +1,25 @@
+"""The Strawberry schema: types per domain, root types in `root`, limits and error policy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from strawberry import Schema
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions.base_extension import SchemaExtension
+
+from app.config import Settings
+from app.schema.errors import ErrorCodes
+from app.schema.root import Mutation, Query
+from app.schema.user import User
+
+
+def build_schema(settings: Settings) -> Schema:
+    # Factories, so each operation gets fresh extension instances.
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        ErrorCodes,
+        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+        lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+    ]
+    return Schema(query=Query, mutation=Mutation, types=[User], extensions=extensions)

@@ -1,0 +1,87 @@
+"""The FastAPI application: GraphQL at /graphql (GraphiQL on GET), health endpoints, CORS."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Response
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy import text
+from starlette.requests import HTTPConnection
+from strawberry.fastapi import GraphQLRouter
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from app.auth.passwords import warm_up
+from app.config import Settings
+from app.runtime import Resources
+from app.schema import build_schema
+from app.schema.context import Context
+
+logger = logging.getLogger(__name__)
+
+READINESS_TIMEOUT_S = 2.0
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resources = await Resources.open(settings)
+        app.state.resources = resources
+        await asyncio.to_thread(warm_up)
+        try:
+            yield
+        finally:
+            await resources.close()
+
+    app = FastAPI(title="Ovozly", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    async def context_getter(connection: HTTPConnection) -> Context:
+        return Context(connection.app.state.resources, connection.headers.get("authorization"))
+
+    router: GraphQLRouter[Context, None] = GraphQLRouter(
+        build_schema(settings),
+        context_getter=context_getter,
+        graphql_ide="graphiql" if settings.graphiql else None,
+        # Auth is a bearer header, never a cookie, so a cross-site form cannot act as a
+        # user: multipart uploads need no CSRF token.
+        multipart_uploads_enabled=True,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        allowed_origins=settings.cors_origins,
+    )
+    app.include_router(router, prefix="/graphql")
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Apollo-Require-Preflight"],
+        allow_credentials=False,
+    )
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(response: Response) -> dict[str, str]:
+        resources: Resources = app.state.resources
+        checks = {"database": "ok", "redis": "ok"}
+        try:
+            async with asyncio.timeout(READINESS_TIMEOUT_S), resources.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            logger.warning("readiness: database unreachable", exc_info=True)
+            checks["database"] = "unreachable"
+        try:
+            async with asyncio.timeout(READINESS_TIMEOUT_S):
+                await resources.redis.ping()
+        except Exception:
+            logger.warning("readiness: redis unreachable", exc_info=True)
+            checks["redis"] = "unreachable"
+        ready = all(value == "ok" for value in checks.values())
+        response.status_code = 200 if ready else 503
+        return {"status": "ok" if ready else "unavailable", **checks}
+
+    return app

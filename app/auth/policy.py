@@ -1,0 +1,34 @@
+"""Who may see and do what: the one place authorization rules live."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import ColumnElement, true
+
+from app.db.models import Call, Role, User
+from app.errors import Forbidden
+
+
+def require_admin(viewer: User) -> None:
+    if viewer.role is not Role.ADMIN:
+        raise Forbidden("Only an administrator may do this")
+
+
+def can_see_call(viewer: User, call: Call) -> bool:
+    return viewer.role is Role.ADMIN or call.owner_id == viewer.id
+
+
+def visible_calls(viewer: User) -> ColumnElement[bool]:
+    """SQL filter for the calls a viewer may see; agents see only their own."""
+    if viewer.role is Role.ADMIN:
+        return true()
+    return Call.owner_id == viewer.id
+
+
+def upload_owner(viewer: User, requested_agent_id: uuid.UUID | None) -> uuid.UUID:
+    """An agent uploads for themselves; an admin may upload on an agent's behalf."""
+    if requested_agent_id is None or requested_agent_id == viewer.id:
+        return viewer.id
+    require_admin(viewer)
+    return requested_agent_id

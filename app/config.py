@@ -1,0 +1,132 @@
+"""Service settings: one pydantic-settings class, flat environment variable names.
+
+The speech pipeline and the analyzer read their own settings classes
+(`app.ml.settings.PipelineSettings`, `app.ml.analysis.settings.AnalysisSettings`) from the
+same environment, so ML code never depends on the service layer.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "secret", "your-secret-key", "jwt-key"}
+)
+MIN_JWT_KEY_LENGTH = 32
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class StorageBackend(StrEnum):
+    LOCAL = "local"
+    GCS = "gcs"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    environment: Environment = Field(default=Environment.DEVELOPMENT, alias="OVOZLY_ENV")
+    debug: bool = Field(default=False, alias="DEBUG")
+    data_dir: Path = Field(default=Path(".ovozly"), alias="OVOZLY_DATA_DIR")
+
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+
+    host: str = Field(default="127.0.0.1", alias="HOST")
+    port: int = Field(default=8000, alias="PORT")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:3000", "http://localhost:5173"],
+        alias="CORS_ORIGINS",
+    )
+
+    jwt_key: str | None = Field(default=None, alias="JWT_KEY")
+    jwt_expires_s: int = Field(default=8 * 3600, alias="JWT_EXPIRES_S", ge=60)
+    password_min_length: int = Field(default=10, alias="PASSWORD_MIN_LENGTH", ge=8)
+    admin_username: str = Field(default="admin", alias="OVOZLY_ADMIN_USERNAME")
+    admin_password: str | None = Field(default=None, alias="OVOZLY_ADMIN_PASSWORD")
+
+    storage_backend: StorageBackend | None = Field(default=None, alias="STORAGE_BACKEND")
+    gcs_bucket: str | None = Field(default=None, alias="GCS_BUCKET")
+    google_application_credentials: Path | None = Field(
+        default=None, alias="GOOGLE_APPLICATION_CREDENTIALS"
+    )
+    max_upload_mb: int = Field(default=500, alias="MAX_UPLOAD_MB", ge=1)
+
+    worker_concurrency: int = Field(default=1, alias="WORKER_CONCURRENCY", ge=1)
+    job_max_tries: int = Field(default=3, alias="JOB_MAX_TRIES", ge=1)
+    job_timeout_base_s: float = Field(default=300.0, alias="JOB_TIMEOUT_BASE_S", gt=0)
+    job_timeout_per_audio_s: float = Field(default=3.0, alias="JOB_TIMEOUT_PER_AUDIO_S", gt=0)
+
+    graphql_max_depth: int = Field(default=12, alias="GRAPHQL_MAX_DEPTH", ge=2)
+    graphql_max_aliases: int = Field(default=30, alias="GRAPHQL_MAX_ALIASES", ge=1)
+    graphql_max_tokens: int = Field(default=2000, alias="GRAPHQL_MAX_TOKENS", ge=50)
+    graphiql: bool = Field(default=True, alias="GRAPHIQL")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.environment is Environment.PRODUCTION and not jwt_key_is_strong(self.jwt_key):
+            raise ValueError(
+                "JWT_KEY is missing, a placeholder, or shorter than "
+                f"{MIN_JWT_KEY_LENGTH} characters; set a random secret "
+                '(python -c "import secrets; print(secrets.token_urlsafe(48))")'
+            )
+        return self
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def effective_storage_backend(self) -> StorageBackend:
+        if self.storage_backend is not None:
+            return self.storage_backend
+        return StorageBackend.GCS if self.gcs_bucket else StorageBackend.LOCAL
+
+    @property
+    def signing_key(self) -> str:
+        if self.jwt_key is None:
+            raise RuntimeError("JWT_KEY is not set; run through `ovozly dev` or set it")
+        return self.jwt_key
+
+
+def jwt_key_is_strong(key: str | None) -> bool:
+    return (
+        key is not None
+        and key.strip().lower() not in PLACEHOLDER_SECRETS
+        and len(key) >= MIN_JWT_KEY_LENGTH
+    )
+
+
+def persistent_jwt_key(data_dir: Path) -> str:
+    """A development key generated once and kept in the data dir, so tokens survive restarts."""
+    path = data_dir / "jwt.key"
+    if path.is_file():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(key)
+    return key
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,31 @@
+"""All ORM models; importing this package registers every table on `Base.metadata`."""
+
+from app.db.models.analysis import (
+    AnalysisAction,
+    AnalysisEntity,
+    AnalysisIntent,
+    AnalysisIssue,
+    AnalysisKeypoint,
+    CallAnalysis,
+)
+from app.db.models.call import Call, CallStatus, PipelineStage
+from app.db.models.metrics import CallMetrics, CallSpeaker
+from app.db.models.transcript import Segment
+from app.db.models.user import Role, User
+
+__all__ = [
+    "AnalysisAction",
+    "AnalysisEntity",
+    "AnalysisIntent",
+    "AnalysisIssue",
+    "AnalysisKeypoint",
+    "Call",
+    "CallAnalysis",
+    "CallMetrics",
+    "CallSpeaker",
+    "CallStatus",
+    "PipelineStage",
+    "Role",
+    "Segment",
+    "User",
+]

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, Timestamps, UUIDPrimaryKey
+
+
+class CallStatus(StrEnum):
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAIL = "FAIL"
+
+
+class PipelineStage(StrEnum):
+    QUEUED = "QUEUED"
+    DECODING = "DECODING"
+    DIARIZING = "DIARIZING"
+    TRANSCRIBING = "TRANSCRIBING"
+    ANALYZING = "ANALYZING"
+    DONE = "DONE"
+
+
+class Call(UUIDPrimaryKey, Timestamps, Base):
+    __tablename__ = "calls"
+    __table_args__ = (
+        Index("ix_calls_owner_id_created_at", "owner_id", "created_at", "id"),
+        Index("ix_calls_created_at", "created_at", "id"),
+        Index("ix_calls_status", "status"),
+        CheckConstraint("progress >= 0 AND progress <= 1", name="progress_range"),
+    )
+
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    filename: Mapped[str] = mapped_column(String(255))
+    storage_key: Mapped[str] = mapped_column(String(512), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    channels: Mapped[int | None] = mapped_column(Integer)
+    sample_rate: Mapped[int | None] = mapped_column(Integer)
+    codec: Mapped[str | None] = mapped_column(String(64))
+
+    status: Mapped[CallStatus] = mapped_column(
+        Enum(CallStatus, name="call_status"), default=CallStatus.RUNNING
+    )
+    stage: Mapped[PipelineStage] = mapped_column(
+        Enum(PipelineStage, name="pipeline_stage"), default=PipelineStage.QUEUED
+    )
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[str | None] = mapped_column(String(128))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    # Per-call speaker-count hints; null falls back to the worker's settings.
+    num_speakers: Mapped[int | None] = mapped_column(Integer)
+    min_speakers: Mapped[int | None] = mapped_column(Integer)
+    max_speakers: Mapped[int | None] = mapped_column(Integer)

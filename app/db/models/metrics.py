@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import (
+    BigInteger,
+    Enum,
+    Float,
+    ForeignKey,
+    Identity,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base
+from app.ml.types import SpeakerRole
+
+
+class CallMetrics(Base):
+    __tablename__ = "call_metrics"
+
+    call_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True
+    )
+    duration_s: Mapped[float] = mapped_column(Float)
+    talk_s: Mapped[float] = mapped_column(Float)
+    silence_s: Mapped[float] = mapped_column(Float)
+    overlap_s: Mapped[float] = mapped_column(Float)
+    interruptions: Mapped[int] = mapped_column(Integer)
+
+
+class CallSpeaker(Base):
+    """A speaker of a call: label, role, source channel and talk statistics."""
+
+    __tablename__ = "call_speakers"
+    __table_args__ = (UniqueConstraint("call_id", "label"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    call_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(64))
+    role: Mapped[SpeakerRole] = mapped_column(Enum(SpeakerRole, name="speaker_role"))
+    channel: Mapped[int | None] = mapped_column(Integer)
+    talk_s: Mapped[float] = mapped_column(Float)
+    talk_ratio: Mapped[float] = mapped_column(Float)
+    words_per_minute: Mapped[float | None] = mapped_column(Float)
+    turns: Mapped[int] = mapped_column(Integer)
+    longest_monologue_s: Mapped[float] = mapped_column(Float)

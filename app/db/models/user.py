@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import Boolean, Enum, String, true
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, Timestamps, UUIDPrimaryKey
+
+
+class Role(StrEnum):
+    ADMIN = "ADMIN"
+    AGENT = "AGENT"
+
+
+class User(UUIDPrimaryKey, Timestamps, Base):
+    __tablename__ = "users"
+
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    full_name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(Enum(Role, name="user_role"), default=Role.AGENT)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())

@@ -1,0 +1,64 @@
+"""Maps every GraphQL error to the contract's `extensions.code` and masks the unexpected."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql.error import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
+
+from app.errors import ErrorCode, OvozlyError
+
+logger = logging.getLogger("app.graphql")
+
+MASKED_MESSAGE = "Internal server error"
+
+
+def classify(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    # Errors nested in GraphQLErrors (e.g. raised from a field extension) unwrap once.
+    if isinstance(original, GraphQLError) and original.original_error is not None:
+        original = original.original_error
+    if isinstance(original, OvozlyError):
+        return _with_code(error, original.message, original.code)
+    if original is None or isinstance(original, GraphQLError):
+        # Syntax, validation, variable coercion and limiter errors: graphql-core's own
+        # messages describe the document, never the server's internals.
+        return _with_code(error, error.message, ErrorCode.BAD_USER_INPUT)
+    logger.error(
+        "unexpected error in GraphQL resolver at %s",
+        ".".join(str(part) for part in error.path or ()),
+        exc_info=original,
+    )
+    return _with_code(error, MASKED_MESSAGE, ErrorCode.INTERNAL_SERVER_ERROR)
+
+
+def _with_code(error: GraphQLError, message: str, code: ErrorCode) -> GraphQLError:
+    return GraphQLError(
+        message=message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+        extensions={"code": code.value},
+    )
+
+
+class ErrorCodes(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if (
+            isinstance(result, (GraphQLExecutionResult, StrawberryExecutionResult))
+            and result.errors
+        ):
+            result.errors = [classify(error) for error in result.errors]
+        pre_execution_errors = self.execution_context.pre_execution_errors
+        if pre_execution_errors:
+            self.execution_context.pre_execution_errors = [
+                classify(error) for error in pre_execution_errors
+            ]

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import httpx
+
+from tests.api.conftest import GraphQLClient
+
+
+async def test_malformed_documents_are_bad_user_input(gql: GraphQLClient, agent_token: str) -> None:
+    syntax = await gql("{ me { id ", token=agent_token)
+    assert syntax.codes == ["BAD_USER_INPUT"]
+    unknown = await gql("{ me { password } }", token=agent_token)
+    assert unknown.codes == ["BAD_USER_INPUT"]
+    wrong_variable = await gql("query($id: ID!) { node(id: $id) { id } }", {}, token=agent_token)
+    assert wrong_variable.codes == ["BAD_USER_INPUT"]
+
+
+async def test_depth_alias_and_token_limits(gql: GraphQLClient, agent_token: str) -> None:
+    deep = "{ me { " + "... on User { " * 20 + "id" + " }" * 20 + " } }"
+    nested = '{ node(id: "x") { ...on Node { ' * 14 + "id" + " } }" * 14 + " }"
+    aliases = "{ " + " ".join(f"a{i}: me {{ id }}" for i in range(40)) + " }"
+    tokens = "{ me { " + " ".join(["id"] * 3000) + " } }"
+    for document in (nested, aliases, tokens):
+        result = await gql(document, token=agent_token)
+        assert result.codes and set(result.codes) == {"BAD_USER_INPUT"}, (document[:40], result)
+    assert deep  # inline fragments on the same level do not add depth; kept for contrast
+
+
+async def test_graphiql_health_and_readiness(http: httpx.AsyncClient) -> None:
+    page = await http.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
+    assert (await http.get("/healthz")).json() == {"status": "ok"}
+    ready = await http.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ok", "database": "ok", "redis": "ok"}
+
+
+async def test_cors_allows_only_configured_origins(http: httpx.AsyncClient) -> None:
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
+    allowed = await http.options("/graphql", headers={"Origin": "http://app.example", **preflight})
+    assert allowed.headers.get("access-control-allow-origin") == "http://app.example"
+    denied = await http.options("/graphql", headers={"Origin": "http://evil.example", **preflight})
+    assert "access-control-allow-origin" not in denied.headers
