@@ -16,6 +16,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from app.auth.passwords import warm_up
 from app.config import Settings
+from app.http_limits import BodyLimitMiddleware
 from app.runtime import Resources
 from app.schema import build_schema
 from app.schema.context import Context
@@ -52,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
         allowed_origins=settings.cors_origins,
     )
     app.include_router(router, prefix="/graphql")
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_upload_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -1,14 +1,18 @@
-"""Process-wide resources of the API: engine, session factory, Redis, storage, queue."""
+"""Process-wide resources of the API: engine, sessions, Redis/arq pool, storage, broadcaster."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.db.engine import SessionFactory, create_engine, create_session_factory
+from app.services.broadcast import StatusBroadcaster
+from app.storage import ObjectStorage, build_storage
+from app.workers.queue import QUEUE_NAME, ArqJobQueue, JobQueue
 
 
 @dataclass
@@ -16,21 +20,33 @@ class Resources:
     settings: Settings
     engine: AsyncEngine
     sessions: SessionFactory
-    redis: Redis
+    redis: ArqRedis
+    storage: ObjectStorage
+    queue: JobQueue
+    broadcaster: StatusBroadcaster
 
     @classmethod
     async def open(cls, settings: Settings) -> Resources:
         if settings.database_url is None or settings.redis_url is None:
             raise RuntimeError("DATABASE_URL and REDIS_URL must be resolved before start-up")
         engine = create_engine(settings.database_url)
-        redis = Redis.from_url(settings.redis_url)
+        redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+        broadcaster = StatusBroadcaster(settings.redis_url)
+        await broadcaster.start()
         return cls(
             settings=settings,
             engine=engine,
             sessions=create_session_factory(engine),
             redis=redis,
+            storage=build_storage(
+                settings.effective_storage_backend.value, settings.data_dir, settings.gcs_bucket
+            ),
+            queue=ArqJobQueue(redis, QUEUE_NAME),
+            broadcaster=broadcaster,
         )
 
     async def close(self) -> None:
+        await self.broadcaster.stop()
+        await self.storage.close()
         await self.redis.aclose()
         await self.engine.dispose()

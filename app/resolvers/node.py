@@ -3,6 +3,9 @@ from __future__ import annotations
 import strawberry
 
 from app.db.models import Role
+from app.errors import NotFound
+from app.resolvers.calls import load_visible_call
+from app.schema.call import Call
 from app.schema.context import Info
 from app.schema.ids import parse_global_id
 from app.schema.node import Node
@@ -19,4 +22,9 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
         if user is None or (viewer.role is not Role.ADMIN and user.id != viewer.id):
             return None
         return User.from_model(user)
+    if type_name == "Call":
+        try:
+            return Call.from_model(await load_visible_call(info, object_id))
+        except NotFound:
+            return None
     return None

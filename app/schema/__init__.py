@@ -9,8 +9,9 @@ from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDept
 from strawberry.extensions.base_extension import SchemaExtension
 
 from app.config import Settings
+from app.schema.call import Call
 from app.schema.errors import ErrorCodes
-from app.schema.root import Mutation, Query
+from app.schema.root import Mutation, Query, Subscription
 from app.schema.user import User
 
 
@@ -22,4 +23,10 @@ def build_schema(settings: Settings) -> Schema:
         lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
     ]
-    return Schema(query=Query, mutation=Mutation, types=[User], extensions=extensions)
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=[User, Call],
+        extensions=extensions,
+    )

@@ -1,0 +1,249 @@
+"""The `process_call` job and the recovery sweep.
+
+A job takes IDs, reloads the call, and is safe to run again: results are replaced, never
+duplicated, and a job whose token no longer matches the call (reprocessed, recovered,
+deleted) does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy.exc
+from arq import Retry
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from app.config import Settings
+from app.db.engine import SessionFactory
+from app.db.models import Call, PipelineStage
+from app.ml.types import SpeakerHints, Stage
+from app.services import processing
+from app.storage import ObjectStorage
+from app.workers.errors import describe_failure
+from app.workers.processor import CallProcessor, JobDeadlineExceeded, ThrottledProgress
+from app.workers.queue import JobQueue, new_job_token
+from app.workers.status import StatusEvent, status_channel
+
+logger = logging.getLogger(__name__)
+
+LEASE_TTL_S = 60
+LEASE_REFRESH_S = 15
+RECOVERY_IDLE = timedelta(seconds=90)
+RETRY_BACKOFF_S = 10
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+)
+
+
+def lease_key(job_token: str) -> str:
+    return f"ovozly:lease:{job_token}"
+
+
+@dataclass
+class WorkerState:
+    settings: Settings
+    sessions: SessionFactory
+    redis: Redis
+    storage: ObjectStorage
+    queue: JobQueue
+    processor: CallProcessor
+    worker_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+
+def job_timeout_s(settings: Settings, duration_s: float | None) -> float:
+    return settings.job_timeout_base_s + settings.job_timeout_per_audio_s * (duration_s or 0.0)
+
+
+async def publish(redis: Redis, call: Call) -> None:
+    """After commit only: a subscriber that reloads the call must see this state."""
+    await redis.publish(status_channel(call.id), StatusEvent.of(call).to_json())
+
+
+@contextlib.asynccontextmanager
+async def held_lease(redis: Redis, job_token: str, worker_id: str) -> AsyncIterator[None]:
+    """A short-lived key that says a live worker runs this job; recovery reads it."""
+    await redis.set(lease_key(job_token), worker_id, ex=LEASE_TTL_S)
+
+    async def refresh() -> None:
+        while True:
+            await asyncio.sleep(LEASE_REFRESH_S)
+            with contextlib.suppress(*TRANSIENT_ERRORS):
+                await redis.set(lease_key(job_token), worker_id, ex=LEASE_TTL_S)
+
+    task = asyncio.create_task(refresh())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(*TRANSIENT_ERRORS):
+            await redis.delete(lease_key(job_token))
+
+
+class ProgressReporter:
+    """Carries progress from the pipeline thread to the event loop, writing and publishing
+    each update in order from a single task."""
+
+    def __init__(self, state: WorkerState, call_id: uuid.UUID, job_token: str) -> None:
+        self._state = state
+        self._call_id = call_id
+        self._job_token = job_token
+        self._loop = asyncio.get_running_loop()
+        self._updates: asyncio.Queue[tuple[Stage, float] | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._run())
+
+    def __call__(self, stage: Stage, progress: float) -> None:
+        self._loop.call_soon_threadsafe(self._updates.put_nowait, (stage, progress))
+
+    async def _run(self) -> None:
+        while (update := await self._updates.get()) is not None:
+            stage, progress = update
+            try:
+                async with self._state.sessions() as session, session.begin():
+                    call = await processing.record_progress(
+                        session, self._call_id, self._job_token, PipelineStage(stage), progress
+                    )
+                if call is not None:
+                    await publish(self._state.redis, call)
+            except TRANSIENT_ERRORS:
+                # Progress is advisory; the final state is written by the job itself.
+                logger.warning("could not record progress of call %s", self._call_id)
+
+    async def close(self) -> None:
+        await self._updates.put(None)
+        await self._task
+
+
+async def process_call(ctx: dict[str, Any], call_id: str, job_token: str) -> str:
+    state: WorkerState = ctx["state"]
+    call_uuid = uuid.UUID(call_id)
+    job_try: int = ctx.get("job_try", 1)
+    async with held_lease(state.redis, job_token, state.worker_id):
+        async with state.sessions() as session, session.begin():
+            call = await processing.claim(session, call_uuid, job_token)
+        if call is None:
+            return "skipped: call gone, finished or superseded"
+        await publish(state.redis, call)
+        try:
+            return await _run_pipeline(state, call, job_token)
+        except TRANSIENT_ERRORS as exc:
+            if job_try < state.settings.job_max_tries:
+                logger.warning("call %s: transient failure, retrying: %r", call_id, exc)
+                raise Retry(defer=RETRY_BACKOFF_S * job_try) from exc
+            await _fail(state, call_uuid, job_token, describe_failure(exc))
+        except JobDeadlineExceeded:
+            limit = job_timeout_s(state.settings, call.duration_s)
+            await _fail(
+                state,
+                call_uuid,
+                job_token,
+                f"Processing took longer than the {limit:.0f} s allowed for this recording; "
+                "raise JOB_TIMEOUT_BASE_S / JOB_TIMEOUT_PER_AUDIO_S or add workers",
+            )
+        except Exception as exc:
+            logger.exception("call %s failed", call_id)
+            await _fail(state, call_uuid, job_token, describe_failure(exc))
+    return "failed"
+
+
+async def _run_pipeline(state: WorkerState, call: Call, job_token: str) -> str:
+    reporter = ProgressReporter(state, call.id, job_token)
+    deadline = time.monotonic() + job_timeout_s(state.settings, call.duration_s)
+    progress = ThrottledProgress(reporter, deadline)
+    hints = SpeakerHints(call.num_speakers, call.min_speakers, call.max_speakers)
+    try:
+        async with state.storage.local_copy(call.storage_key) as audio_path:
+            transcript, insight = await asyncio.to_thread(
+                state.processor.process, audio_path, hints, progress
+            )
+    finally:
+        await reporter.close()
+    async with state.sessions() as session, session.begin():
+        saved = await processing.save_results(
+            session,
+            call.id,
+            job_token,
+            transcript,
+            insight,
+            analysis_backend=state.processor.analysis_backend,
+        )
+    if saved is None:
+        return "discarded: call deleted or superseded while processing"
+    await publish(state.redis, saved)
+    return "success"
+
+
+async def _fail(
+    state: WorkerState, call_id: uuid.UUID, job_token: str | None, message: str
+) -> None:
+    async with state.sessions() as session, session.begin():
+        call = await processing.fail(session, call_id, job_token, message)
+    if call is not None:
+        await publish(state.redis, call)
+
+
+async def recover_stalled_calls(state: WorkerState) -> int:
+    """Re-enqueues RUNNING calls whose job vanished (lost enqueue, dead worker), or fails
+    them once they have used up their tries. Returns how many calls it touched."""
+    touched = 0
+    async with state.sessions() as session:
+        candidates = await processing.running_calls_idle_since(session, RECOVERY_IDLE)
+    for candidate in candidates:
+        token = candidate.job_id
+        if token is not None and await _job_is_alive(state, token):
+            continue
+        async with state.sessions() as session, session.begin():
+            call = await session.get(Call, candidate.id, with_for_update=True)
+            if call is None or call.job_id != token or call.status.value != "RUNNING":
+                continue
+            if call.attempts >= state.settings.job_max_tries:
+                failed = await processing.fail(
+                    session,
+                    call.id,
+                    None,
+                    f"The worker processing this call stopped {call.attempts} times; "
+                    "giving up. Check the worker logs (out of memory?) and reprocess the call.",
+                )
+                requeued = None
+            else:
+                failed = None
+                requeued = await processing.requeue(session, call, new_job_token(call.id))
+        touched += 1
+        if failed is not None:
+            await publish(state.redis, failed)
+        if requeued is not None and requeued.job_id is not None:
+            await state.queue.enqueue_process_call(requeued.id, requeued.job_id)
+            await publish(state.redis, requeued)
+            logger.info("re-enqueued stalled call %s", requeued.id)
+    return touched
+
+
+async def _job_is_alive(state: WorkerState, job_token: str) -> bool:
+    if await state.redis.exists(lease_key(job_token)):
+        return True
+    from arq.constants import in_progress_key_prefix, job_key_prefix
+
+    queued = await state.redis.exists(job_key_prefix + job_token)
+    running = await state.redis.exists(in_progress_key_prefix + job_token)
+    # Queued and not started: alive. Started but no lease: its worker died.
+    return bool(queued) and not running
+
+
+async def sweep(ctx: dict[str, Any]) -> int:
+    return await recover_stalled_calls(ctx["state"])

@@ -1,0 +1,48 @@
+"""A small job-queue interface of our own, so arq (in maintenance mode) stays swappable."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Protocol
+
+from arq.connections import ArqRedis
+
+PROCESS_CALL_JOB = "process_call"
+QUEUE_NAME = "ovozly:queue"
+
+
+def new_job_token(call_id: uuid.UUID) -> str:
+    """A fresh job id per processing request; a job whose id no longer matches the call's
+    `job_id` has been superseded (reprocessed or recovered) and does nothing."""
+    return f"call:{call_id}:{uuid.uuid4().hex[:12]}"
+
+
+class JobQueue(Protocol):
+    async def enqueue_process_call(self, call_id: uuid.UUID, job_token: str) -> None: ...
+
+    async def is_alive(self, job_token: str) -> bool:
+        """Whether the job is queued, deferred or running somewhere."""
+        ...
+
+
+class ArqJobQueue:
+    def __init__(self, pool: ArqRedis, queue_name: str) -> None:
+        self._pool = pool
+        self._queue_name = queue_name
+
+    async def enqueue_process_call(self, call_id: uuid.UUID, job_token: str) -> None:
+        await self._pool.enqueue_job(
+            PROCESS_CALL_JOB,
+            str(call_id),
+            job_token,
+            _job_id=job_token,
+            _queue_name=self._queue_name,
+        )
+
+    async def is_alive(self, job_token: str) -> bool:
+        from arq.constants import in_progress_key_prefix, job_key_prefix
+
+        found: int = await self._pool.exists(
+            job_key_prefix + job_token, in_progress_key_prefix + job_token
+        )
+        return found > 0
