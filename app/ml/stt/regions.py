@@ -228,31 +228,24 @@ def spread_words(
 def spread_over_group(
     text: str, group: PackedGroup, *, confidence: float | None = None
 ) -> list[Word]:
-    """`spread_words` over the speech of a packed group (its separators take no words)."""
-    words = spread_words(text, 0.0, group.speech_s, confidence=confidence)
-    mapped: list[Word] = []
+    """`spread_words` over the speech of a packed group; separators take no words, and a word
+    belongs wholly to the region holding its middle, so none straddles a gap."""
     offsets = np.cumsum([0.0] + [piece.duration_s for piece in group.pieces])
-    for word in words:
+    mapped: list[Word] = []
+    for word in spread_words(text, 0.0, group.speech_s, confidence=confidence):
+        middle = (word.start_s + word.end_s) / 2
+        index = int(np.searchsorted(offsets, middle, side="right")) - 1
+        index = min(max(index, 0), len(group.pieces) - 1)
+        piece = group.pieces[index]
+
+        def to_original(speech_s: float, piece: Piece = piece, index: int = index) -> float:
+            inside = min(piece.duration_s, max(0.0, speech_s - float(offsets[index])))
+            return round(piece.original_start_s + inside, 3)
+
         mapped.append(
-            Word(
-                word.text,
-                round(_speech_to_original(group, offsets, word.start_s, is_end=False), 3),
-                round(_speech_to_original(group, offsets, word.end_s, is_end=True), 3),
-                word.confidence,
-            )
+            Word(word.text, to_original(word.start_s), to_original(word.end_s), word.confidence)
         )
     return mapped
-
-
-def _speech_to_original(
-    group: PackedGroup, offsets: np.ndarray, speech_s: float, *, is_end: bool
-) -> float:
-    index = int(np.searchsorted(offsets, speech_s, side="left" if is_end else "right")) - 1
-    index = min(max(index, 0), len(group.pieces) - 1)
-    piece = group.pieces[index]
-    return piece.original_start_s + min(
-        piece.duration_s, max(0.0, float(speech_s - offsets[index]))
-    )
 
 
 def sorted_words(words: Iterable[Word]) -> list[Word]:

