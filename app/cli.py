@@ -293,7 +293,12 @@ def _register_optional(subparsers: Any, module_name: str) -> None:
     """The ML commands live beside their code; each module exposes `register(subparsers)`."""
     import importlib
 
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return
     module.register(subparsers)
 
 
