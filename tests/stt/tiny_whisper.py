@@ -60,7 +60,7 @@ def build_tiny_whisper(directory: Path, *, multilingual: bool = False, seed: int
     # Built directly, not from the model config: a config marked `_from_model_config` is
     # regenerated on load and would lose the Whisper-specific fields below.
     generation: Any = GenerationConfig(  # type: ignore[no-untyped-call]
-        max_length=48,
+        max_length=24,
         num_beams=1,
         pad_token_id=config.pad_token_id,
         bos_token_id=config.bos_token_id,
