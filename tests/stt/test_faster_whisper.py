@@ -27,7 +27,7 @@ def noise(seconds: float, *, level: float, seed: int) -> np.ndarray:
 
 
 def test_factory_builds_the_offline_default() -> None:
-    stt = build_speech_to_text(PipelineSettings(_env_file=None), "cpu")  # type: ignore[call-arg]
+    stt = build_speech_to_text(PipelineSettings(_env_file=None), "cpu")
     assert isinstance(stt, FasterWhisperStt)
     assert isinstance(stt, SpeechToText)
 

@@ -35,7 +35,8 @@ def build_tiny_whisper(directory: Path, *, multilingual: bool = False, seed: int
     tokenizer.add_tokens([f"<|{i * 0.02:.2f}|>" for i in range(1501)], special_tokens=False)
 
     def token(text: str) -> int:
-        return int(tokenizer.convert_tokens_to_ids(text))
+        found: Any = tokenizer.convert_tokens_to_ids(text)
+        return int(found)
 
     config = WhisperConfig(
         vocab_size=len(tokenizer),
