@@ -113,7 +113,7 @@ _MONTHS = (
 )
 _RELATIVE_DAYS = (
     r"today|tomorrow|yesterday|сегодня|завтра|вчера|послезавтра|позавчера|bugun\w*|ertaga\w*|"
-    r"indinga|бугун\w*|эртага\w*|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
+    r"indinga|kecha|кеча|бугун\w*|эртага\w*|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
     r"понедельник\w*|вторник\w*|сред[аеуы]|четверг\w*|пятниц\w*|суббот\w*|воскресень\w*|"
     r"dushanba\w*|seshanba\w*|chorshanba\w*|payshanba\w*|juma\w*|shanba\w*|yakshanba\w*|"
     r"душанба\w*|сешанба\w*|чоршанба\w*|пайшанба\w*|жума\w*|шанба\w*|якшанба\w*|"

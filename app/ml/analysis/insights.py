@@ -38,7 +38,7 @@ def label(key: str, language: str) -> str:
 
 
 def _complains(segment: TranscriptSegment) -> bool:
-    return bool(_COMPLAINT_CUES.find(tx.uz_tokens(segment.text)))
+    return any(_COMPLAINT_CUES.find(words) for words in tx.token_views(segment.text))
 
 
 def _clip(text: str) -> str:

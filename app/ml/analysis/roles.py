@@ -61,8 +61,10 @@ def by_content(segments: Sequence[TranscriptSegment]) -> dict[str, SpeakerRole]:
     speakers = list(dict.fromkeys(segment.speaker for segment in segments))
     score: dict[str, float] = defaultdict(float)
     for position, segment in enumerate(segments):
-        words = tx.uz_tokens(segment.text)
-        for payload, _ in _INDEX.find(words):
+        hits = [
+            payload for words in tx.token_views(segment.text) for payload, _ in _INDEX.find(words)
+        ]
+        for payload in hits:
             if payload == "agent":
                 # Greetings in the opening turns are the strongest tell.
                 score[segment.speaker] += 2.0 if position < 3 else 1.0

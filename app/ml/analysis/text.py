@@ -70,3 +70,12 @@ def sentences(text: str) -> list[str]:
 
 def word_count(text: str) -> int:
     return len(text.split())
+
+
+def token_views(text: str) -> list[list[str]]:
+    """The tokens as written, plus their Uzbek Latin spelling for Cyrillic text: a phrase list
+    holds Russian in Cyrillic and Uzbek in Latin, and Cyrillic text may be either."""
+    plain = tokens(text)
+    if not _CYRILLIC.search(text):
+        return [plain]
+    return [plain, [uz_cyrillic_to_latin(token) for token in plain]]
