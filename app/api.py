@@ -29,6 +29,7 @@ READINESS_TIMEOUT_S = 2.0
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.configure_password_hashing()
         resources = await Resources.open(settings)
         app.state.resources = resources
         await asyncio.to_thread(warm_up)

@@ -338,6 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(debug=os.environ.get("DEBUG", "").lower() in {"1", "true", "yes"})
+    Settings().configure_password_hashing()
     handler: Handler = args.handler
     return handler(args)
 

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     jwt_key: str | None = Field(default=None, alias="JWT_KEY")
     jwt_expires_s: int = Field(default=8 * 3600, alias="JWT_EXPIRES_S", ge=60)
     password_min_length: int = Field(default=10, alias="PASSWORD_MIN_LENGTH", ge=8)
+    # argon2id cost; the defaults are the RFC 9106 low-memory profile.
+    argon2_time_cost: int = Field(default=3, alias="ARGON2_TIME_COST", ge=1)
+    argon2_memory_kib: int = Field(default=65536, alias="ARGON2_MEMORY_KIB", ge=8)
+    argon2_parallelism: int = Field(default=4, alias="ARGON2_PARALLELISM", ge=1)
     admin_username: str = Field(default="admin", alias="OVOZLY_ADMIN_USERNAME")
     admin_password: str | None = Field(default=None, alias="OVOZLY_ADMIN_PASSWORD")
 
@@ -89,6 +93,15 @@ class Settings(BaseSettings):
                 '(python -c "import secrets; print(secrets.token_urlsafe(48))")'
             )
         return self
+
+    def configure_password_hashing(self) -> None:
+        from app.auth import passwords
+
+        passwords.configure(
+            time_cost=self.argon2_time_cost,
+            memory_kib=self.argon2_memory_kib,
+            parallelism=self.argon2_parallelism,
+        )
 
     @property
     def max_upload_bytes(self) -> int:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import text
@@ -63,14 +64,20 @@ def redis_url(embedded_services: EmbeddedServices) -> str:
 def settings(
     database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
-    return Settings(
+    configured = Settings(
         environment=Environment.TEST,
         database_url=database_url,
         redis_url=redis_url,
         jwt_key=secrets.token_urlsafe(48),
         data_dir=tmp_path_factory.mktemp("data"),
         cors_origins=["http://app.example"],
+        # Real argon2id at a test-sized cost; production uses the RFC 9106 profile.
+        argon2_time_cost=1,
+        argon2_memory_kib=8 * 1024,
+        argon2_parallelism=1,
     )
+    configured.configure_password_hashing()
+    return configured
 
 
 async def truncate_all(database_url: str) -> None:
@@ -90,3 +97,37 @@ async def truncate_all(database_url: str) -> None:
 async def clean_database(database_url: str) -> None:
     """Isolation per test: every table emptied before the test runs."""
     await truncate_all(database_url)
+
+
+# --- the real app over ASGI ------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    import httpx
+    from fastapi import FastAPI
+
+    from tests.api.conftest import GraphQLClient
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    from app.api import create_app
+
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def http(app: FastAPI, clean_database: None) -> AsyncIterator[httpx.AsyncClient]:
+    import httpx
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+def gql(http: httpx.AsyncClient) -> GraphQLClient:
+    from tests.api.conftest import GraphQLClient
+
+    return GraphQLClient(http)

@@ -8,17 +8,31 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 _hasher = PasswordHasher()
+_dummy: str | None = None
 
 
-@lru_cache(maxsize=1)
+def configure(*, time_cost: int, memory_kib: int, parallelism: int) -> None:
+    """Sets the cost parameters for new hashes. Hashes made with other parameters still
+    verify and are replaced on the next successful login (rehash-on-verify)."""
+    global _hasher, _dummy
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+    _dummy = None
+
+
 def _dummy_hash() -> str:
-    return _hasher.hash("ovozly-dummy-password-for-timing")
+    global _dummy
+    if _dummy is None:
+        _dummy = _hasher.hash("ovozly-dummy-password-for-timing")
+    return _dummy
+
+
+def needs_rehash(stored_hash: str) -> bool:
+    return _hasher.check_needs_rehash(stored_hash)
 
 
 @dataclass(frozen=True, slots=True)

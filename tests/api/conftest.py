@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from app.api import create_app
 from app.config import Settings
 from app.db.engine import create_engine, create_session_factory
 from app.db.models import Role
@@ -54,25 +51,6 @@ class GraphQLClient:
         assert result.data is not None
         token: str = result.data["login"]["accessToken"]
         return token
-
-
-@pytest.fixture(scope="session")
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        yield application
-
-
-@pytest.fixture
-async def http(app: FastAPI, clean_database: None) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
-
-
-@pytest.fixture
-def gql(http: httpx.AsyncClient) -> GraphQLClient:
-    return GraphQLClient(http)
 
 
 async def make_user(

@@ -117,7 +117,10 @@ async def test_outdated_password_hash_is_upgraded_on_login(
     from argon2 import PasswordHasher
     from sqlalchemy import select
 
-    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
+    from app.auth.passwords import needs_rehash
+
+    weak = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
+    assert needs_rehash(weak)
     await make_user(settings, "agent1")
     await _execute(
         settings, update(User).where(User.username == "agent1").values(password_hash=weak)
@@ -128,4 +131,4 @@ async def test_outdated_password_hash_is_upgraded_on_login(
     async with create_session_factory(engine)() as session:
         stored = (await session.execute(select(User.password_hash))).scalar_one()
     await engine.dispose()
-    assert stored != weak and not PasswordHasher().check_needs_rehash(stored)
+    assert stored != weak and not needs_rehash(stored)
