@@ -13,7 +13,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-import psutil  # type: ignore[import-untyped]
+import psutil
 import pytest
 from starlette.datastructures import UploadFile
 

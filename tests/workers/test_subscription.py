@@ -1,0 +1,170 @@
+"""callStatus over a real uvicorn on loopback with a real graphql-transport-ws client, while
+a burst-mode worker processes the call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+import websockets
+
+from app.api import create_app
+from app.config import Settings
+from app.embedded import free_tcp_port
+from app.runtime import Resources
+from app.schema.ids import to_global_id
+from app.workers.processor import CallProcessor
+from tests.api.conftest import PASSWORD, make_user
+from tests.workers.conftest import agent_id, create_stored_call, run_worker_burst
+
+pytestmark = pytest.mark.slow
+
+SUBSCRIPTION = """
+subscription($id: ID!) {
+  callStatus(id: $id) {
+    callId status stage progress error at
+    call { id status segments { speaker text words { text } } analysis { language } }
+  }
+}
+"""
+
+
+@pytest.fixture
+async def server(settings: Settings, http: httpx.AsyncClient) -> AsyncIterator[str]:
+    port = free_tcp_port()
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        ws="websockets-sansio",
+        log_level="warning",
+    )
+    served = uvicorn.Server(config)
+    task = asyncio.create_task(served.serve())
+    while not served.started:
+        await asyncio.sleep(0.05)
+    yield f"127.0.0.1:{port}"
+    served.should_exit = True
+    await task
+
+
+async def _token(address: str, username: str) -> str:
+    async with httpx.AsyncClient(base_url=f"http://{address}") as client:
+        response = await client.post(
+            "/graphql",
+            json={
+                "query": "mutation($u: String!, $p: String!) { login(username: $u, password: $p)"
+                " { accessToken } }",
+                "variables": {"u": username, "p": PASSWORD},
+            },
+        )
+    token: str = response.json()["data"]["login"]["accessToken"]
+    return token
+
+
+async def _subscribe(address: str, token: str, call_global_id: str) -> list[dict[str, Any]]:
+    """Every message after connection_ack, until complete or error."""
+    received: list[dict[str, Any]] = []
+    async with websockets.connect(
+        f"ws://{address}/graphql", subprotocols=[websockets.Subprotocol("graphql-transport-ws")]
+    ) as ws:
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+        )
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {"query": SUBSCRIPTION, "variables": {"id": call_global_id}},
+                }
+            )
+        )
+        async with asyncio.timeout(240):
+            while True:
+                message = json.loads(await ws.recv())
+                received.append(message)
+                if message["type"] in {"complete", "error"}:
+                    return received
+
+
+async def test_subscriber_sees_queued_through_success_then_complete(
+    server: str,
+    settings: Settings,
+    processor: CallProcessor,
+    short_speech: Path,
+    app: Any,
+) -> None:
+    resources: Resources = app.state.resources
+    await resources.redis.flushdb()
+    owner = await agent_id(settings)
+    token = await _token(server, "agent1")
+    call = await create_stored_call(resources, owner, short_speech)
+    subscriber = asyncio.create_task(_subscribe(server, token, to_global_id("Call", call.id)))
+    await asyncio.sleep(1.0)
+    await run_worker_burst(settings, processor)
+    messages = await subscriber
+
+    assert messages[-1]["type"] == "complete"
+    events = [m["payload"]["data"]["callStatus"] for m in messages if m["type"] == "next"]
+    assert events[0]["status"] == "RUNNING"
+    assert events[0]["stage"] == "QUEUED"
+    assert events[-1]["status"] == "SUCCESS"
+    assert events[-1]["stage"] == "DONE"
+    stages = [e["stage"] for e in events]
+    assert {"DECODING", "TRANSCRIBING"} <= set(stages)
+    order = ["QUEUED", "DECODING", "DIARIZING", "TRANSCRIBING", "ANALYZING", "DONE"]
+    assert [order.index(s) for s in stages] == sorted(order.index(s) for s in stages)
+    progress = [e["progress"] for e in events]
+    assert progress == sorted(progress)
+    final_call = events[-1]["call"]
+    assert final_call["status"] == "SUCCESS"
+    assert "americans" in " ".join(s["text"] for s in final_call["segments"]).lower()
+    assert final_call["analysis"]["language"] == "en"
+
+
+async def test_failing_call_streams_fail_with_error_and_others_cannot_subscribe(
+    server: str,
+    settings: Settings,
+    processor: CallProcessor,
+    garbage_audio: Path,
+    app: Any,
+) -> None:
+    resources: Resources = app.state.resources
+    await resources.redis.flushdb()
+    owner = await agent_id(settings)
+    await make_user(settings, "agent2")
+    token = await _token(server, "agent1")
+    intruder = await _token(server, "agent2")
+    call = await create_stored_call(resources, owner, garbage_audio, probe=False)
+    call_id = to_global_id("Call", call.id)
+
+    refused = await _subscribe(server, intruder, call_id)
+    assert refused[-1]["type"] in {"error", "next"}
+    errors = (
+        refused[-1]["payload"]
+        if refused[-1]["type"] == "error"
+        else refused[-1]["payload"]["errors"]
+    )
+    assert [e["extensions"]["code"] for e in errors] == ["NOT_FOUND"]
+
+    unauthenticated = await _subscribe(server, "not-a-token", call_id)
+    last = unauthenticated[-1]
+    errors = last["payload"] if last["type"] == "error" else last["payload"]["errors"]
+    assert [e["extensions"]["code"] for e in errors] == ["UNAUTHENTICATED"]
+
+    subscriber = asyncio.create_task(_subscribe(server, token, call_id))
+    await asyncio.sleep(1.0)
+    await run_worker_burst(settings, processor)
+    messages = await subscriber
+    events = [m["payload"]["data"]["callStatus"] for m in messages if m["type"] == "next"]
+    assert messages[-1]["type"] == "complete"
+    assert events[-1]["status"] == "FAIL"
+    assert events[-1]["error"]
