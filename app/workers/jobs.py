@@ -50,6 +50,11 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Faults that another try may not meet: connections, timeouts, rate-limited APIs."""
+    return isinstance(exc, TRANSIENT_ERRORS) or getattr(exc, "retryable", False) is True
+
+
 def lease_key(job_token: str) -> str:
     return f"ovozly:lease:{job_token}"
 
@@ -142,11 +147,6 @@ async def process_call(ctx: dict[str, Any], call_id: str, job_token: str) -> str
         await publish(state.redis, call)
         try:
             return await _run_pipeline(state, call, job_token)
-        except TRANSIENT_ERRORS as exc:
-            if job_try < state.settings.job_max_tries:
-                logger.warning("call %s: transient failure, retrying: %r", call_id, exc)
-                raise Retry(defer=RETRY_BACKOFF_S * job_try) from exc
-            await _fail(state, call_uuid, job_token, describe_failure(exc))
         except JobDeadlineExceeded:
             limit = job_timeout_s(state.settings, call.duration_s)
             await _fail(
@@ -157,6 +157,9 @@ async def process_call(ctx: dict[str, Any], call_id: str, job_token: str) -> str
                 "raise JOB_TIMEOUT_BASE_S / JOB_TIMEOUT_PER_AUDIO_S or add workers",
             )
         except Exception as exc:
+            if is_transient(exc) and job_try < state.settings.job_max_tries:
+                logger.warning("call %s: transient failure, retrying: %r", call_id, exc)
+                raise Retry(defer=RETRY_BACKOFF_S * job_try) from exc
             logger.exception("call %s failed", call_id)
             await _fail(state, call_uuid, job_token, describe_failure(exc))
     return "failed"

@@ -69,11 +69,15 @@ class CallProcessor:
     @classmethod
     def load(cls) -> CallProcessor:
         from app.ml.analysis import build_analyzer
+        from app.ml.analysis.models import warm_up
         from app.ml.analysis.settings import AnalysisSettings
         from app.ml.pipeline import SpeechPipeline
         from app.ml.settings import PipelineSettings
 
         analysis_settings = AnalysisSettings()
+        warm_up(
+            embeddings=analysis_settings.intent_embeddings, names=analysis_settings.person_names
+        )
         return cls(
             pipeline=SpeechPipeline(PipelineSettings()),
             analyzer=build_analyzer(analysis_settings),
