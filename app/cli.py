@@ -102,6 +102,7 @@ def bootstrap_admin(settings: Settings) -> tuple[str, str | None]:
     from app.db.engine import create_engine, create_session_factory
     from app.services.users import ensure_admin
 
+    settings.configure_password_hashing()
     generated = settings.admin_password is None
     password = settings.admin_password or secrets.token_urlsafe(12)
 
@@ -230,6 +231,7 @@ def cmd_create_user(args: argparse.Namespace) -> int:
     from app.services.users import NewUser, create_user
 
     settings = Settings()
+    settings.configure_password_hashing()
     new_user = NewUser(args.username, _read_password(args), args.full_name, Role(args.role))
 
     async def run(database_url: str) -> str:
@@ -260,6 +262,7 @@ def cmd_set_password(args: argparse.Namespace) -> int:
     from app.services.users import get_by_username
 
     settings = Settings()
+    settings.configure_password_hashing()
     password = _read_password(args)
     if len(password) < settings.password_min_length:
         print(f"error: at least {settings.password_min_length} characters", file=sys.stderr)
@@ -338,7 +341,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(debug=os.environ.get("DEBUG", "").lower() in {"1", "true", "yes"})
-    Settings().configure_password_hashing()
     handler: Handler = args.handler
     return handler(args)
 

@@ -23,7 +23,6 @@ from app.workers.processor import CallProcessor
 from tests.api.conftest import PASSWORD, make_user
 from tests.workers.conftest import agent_id, create_stored_call, run_worker_burst
 
-pytestmark = pytest.mark.slow
 
 SUBSCRIPTION = """
 subscription($id: ID!) {
@@ -95,6 +94,7 @@ async def _subscribe(address: str, token: str, call_global_id: str) -> list[dict
                     return received
 
 
+@pytest.mark.slow
 async def test_subscriber_sees_queued_through_success_then_complete(
     server: str,
     settings: Settings,
@@ -130,6 +130,7 @@ async def test_subscriber_sees_queued_through_success_then_complete(
     assert final_call["analysis"]["language"] == "en"
 
 
+@pytest.mark.slow
 async def test_failing_call_streams_fail_with_error_and_others_cannot_subscribe(
     server: str,
     settings: Settings,
@@ -168,3 +169,22 @@ async def test_failing_call_streams_fail_with_error_and_others_cannot_subscribe(
     assert messages[-1]["type"] == "complete"
     assert events[-1]["status"] == "FAIL"
     assert events[-1]["error"]
+
+
+async def test_websocket_handshake_checks_the_origin_like_cors(server: str) -> None:
+    protocol = [websockets.Subprotocol("graphql-transport-ws")]
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with websockets.connect(
+            f"ws://{server}/graphql",
+            subprotocols=protocol,
+            origin=websockets.Origin("http://evil.example"),
+        ):
+            pass
+    assert refused.value.response.status_code == 403
+    async with websockets.connect(
+        f"ws://{server}/graphql",
+        subprotocols=protocol,
+        origin=websockets.Origin("http://app.example"),
+    ) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
