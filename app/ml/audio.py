@@ -1,0 +1,157 @@
+"""Decoding: any container/codec PyAV (FFmpeg) reads -> float32, 16 kHz, one row per channel.
+
+Memory: frames are decoded, resampled and copied into the output array one packet at a
+time, so apart from the output itself (4 bytes x 16 000 x seconds x channels) only one
+codec frame and the resampler's small filter state are alive at once. The output is
+preallocated from the container's declared duration; when a container under-declares
+(some MP3/WebM files), it grows geometrically, which is the only case where a transient
+copy exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+import numpy.typing as npt
+
+SAMPLE_RATE = 16_000
+
+FloatArray = npt.NDArray[np.float32]
+
+# Channels correlated this strongly are one signal: a mono source copied to two channels
+# differs only by codec noise, dither or a gain change (openai_whisper_jfk.flac: 0.9996),
+# while two parties on separate channels correlate near 0, and crosstalk stays far below.
+_DUAL_MONO_CORRELATION = 0.98
+_DUAL_MONO_BLOCK = SAMPLE_RATE * 60
+
+
+class AudioDecodeError(ValueError):
+    """The file is not audio PyAV can decode (no audio stream, corrupt or empty)."""
+
+
+@dataclass(slots=True)
+class DecodedAudio:
+    """Decoded audio. `samples` has shape (channels, frames), float32 in [-1, 1], 16 kHz."""
+
+    samples: FloatArray
+    source_channels: int
+    """Channels in the file, before dual-mono folding."""
+    source_sample_rate: int
+    dual_mono: bool = False
+    """The file had several channels carrying the same signal; `samples` holds one of them."""
+
+    @property
+    def sample_rate(self) -> int:
+        return SAMPLE_RATE
+
+    @property
+    def channels(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples.shape[1] / SAMPLE_RATE
+
+    def mono(self) -> FloatArray:
+        """One channel: the only one, or the mean of all (a copy only when there are several)."""
+        if self.channels == 1:
+            return self.samples[0]
+        return self.samples.mean(axis=0, dtype=np.float32)
+
+
+def iter_chunks(path: Path, *, sample_rate: int = SAMPLE_RATE) -> Iterator[FloatArray]:
+    """Yield (channels, n) float32 blocks at `sample_rate`, one decoded frame at a time."""
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as error:
+        raise AudioDecodeError(f"cannot open {path.name}: {error}") from error
+    with container:
+        if not container.streams.audio:
+            raise AudioDecodeError(f"{path.name} has no audio stream")
+        stream = container.streams.audio[0]
+        # Keep the source layout: stereo call recordings carry one party per channel.
+        resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=sample_rate)
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    yield out.to_ndarray().astype(np.float32, copy=False)
+            for out in resampler.resample(None):
+                yield out.to_ndarray().astype(np.float32, copy=False)
+        except av.error.FFmpegError as error:
+            raise AudioDecodeError(f"cannot decode {path.name}: {error}") from error
+
+
+def probe(path: Path) -> tuple[int, int, float | None]:
+    """(channels, sample rate, declared duration in seconds or None) without decoding."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise AudioDecodeError(f"{path.name} has no audio stream")
+            stream = container.streams.audio[0]
+            duration: float | None = None
+            if stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                duration = container.duration / av.time_base
+            return stream.channels, stream.sample_rate, duration
+    except (av.error.FFmpegError, OSError) as error:
+        raise AudioDecodeError(f"cannot open {path.name}: {error}") from error
+
+
+def decode_audio(path: Path, *, fold_dual_mono: bool = True) -> DecodedAudio:
+    """Decode `path` to 16 kHz float32 per channel; fold identical channels into one."""
+    channels, source_rate, declared_s = probe(path)
+    capacity = int((declared_s or 60.0) * SAMPLE_RATE) + SAMPLE_RATE
+    out = np.empty((channels, capacity), dtype=np.float32)
+    filled = 0
+    for block in iter_chunks(path):
+        n = block.shape[1]
+        if filled + n > capacity:
+            capacity = max(filled + n, int(capacity * 1.5))
+            grown = np.empty((channels, capacity), dtype=np.float32)
+            grown[:, :filled] = out[:, :filled]
+            out = grown
+        out[:, filled : filled + n] = block
+        filled += n
+    if filled == 0:
+        raise AudioDecodeError(f"{path.name} contains no audio samples")
+    # A view, not a copy: the slack past `filled` is released with the array.
+    samples = out[:, :filled]
+    np.clip(samples, -1.0, 1.0, out=samples)
+    dual_mono = fold_dual_mono and channels > 1 and is_dual_mono(samples)
+    if dual_mono:
+        samples = samples[:1]
+    return DecodedAudio(
+        samples=samples,
+        source_channels=channels,
+        source_sample_rate=source_rate,
+        dual_mono=dual_mono,
+    )
+
+
+def is_dual_mono(samples: FloatArray, *, min_correlation: float = _DUAL_MONO_CORRELATION) -> bool:
+    """Whether every channel carries (nearly) the same signal as channel 0, up to gain.
+
+    Accumulated block by block so no full-length temporary is ever allocated.
+    """
+    reference = samples[0]
+    for other in samples[1:]:
+        cross = energy_a = energy_b = 0.0
+        for start in range(0, reference.shape[0], _DUAL_MONO_BLOCK):
+            a = reference[start : start + _DUAL_MONO_BLOCK].astype(np.float64)
+            b = other[start : start + _DUAL_MONO_BLOCK].astype(np.float64)
+            cross += float(np.dot(a, b))
+            energy_a += float(np.dot(a, a))
+            energy_b += float(np.dot(b, b))
+        if energy_a == 0.0 and energy_b == 0.0:
+            continue
+        if energy_a == 0.0 or energy_b == 0.0:
+            return False
+        if cross / np.sqrt(energy_a * energy_b) < min_correlation:
+            return False
+    return True
