@@ -169,7 +169,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         padded = cursor + "=" * (-len(cursor) % 4)
         created_at, call_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
         return datetime.fromisoformat(created_at), uuid.UUID(call_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, AttributeError, binascii.Error, UnicodeDecodeError) as exc:
         raise BadUserInput("Invalid pagination cursor") from exc
 
 

@@ -1,0 +1,610 @@
+"""API benchmark (issue 3): upload memory, nested-page cost, live status latency.
+
+    .venv/bin/python -m bench.api [--upload-mb 200] [--subscribers 500] [--events 10]
+
+Starts embedded PostgreSQL and Redis (app.embedded), builds the schema with Alembic, and
+runs the real API (`python -m app.cli api`, uvicorn) as a subprocess on 127.0.0.1. Then:
+
+(a) uploads a generated WAV of `--upload-mb` MB through a streamed multipart request and
+    samples the API process's RSS with psutil every 10 ms; target: peak increase < 50 MB;
+(b) times nested `calls(first: 50)` against `calls(first: 5)` with every nested field on 50
+    SUCCESS calls (results written with processing.save_results, as the worker writes them),
+    interleaved in one run; target: median ratio < 2x;
+(c) opens `--subscribers` graphql-transport-ws connections to the one API process, each
+    subscribed to `callStatus` of one RUNNING call, then does what the worker does per step:
+    processing.record_progress in a committed transaction, then publishes
+    StatusEvent(...).to_json() on status_channel(call_id); reports p50/p99 latency from
+    publish to receipt over all subscribers and events, and the API's RSS with them open.
+
+Results go to bench/results/api-<timestamp>.json and a table is printed. Runs in a few
+minutes; everything stays on 127.0.0.1 and in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import wave
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import psutil
+import websockets
+from redis.asyncio import Redis
+
+from app.db.engine import SessionFactory, create_engine, create_session_factory
+from app.db.migrations import upgrade_head
+from app.db.models import Call, PipelineStage, Role
+from app.embedded import EmbeddedServices, free_tcp_port
+from app.ml.types import (
+    Action,
+    AnalysisResult,
+    CallInsight,
+    CallMetrics,
+    Entity,
+    Intent,
+    Issue,
+    Keypoint,
+    Sentiment,
+    SpeakerRole,
+    SpeakerStats,
+    Transcript,
+    TranscriptSegment,
+    Word,
+)
+from app.schema.ids import parse_global_id
+from app.services import processing
+from app.services.users import NewUser, create_user
+from app.workers.status import StatusEvent, status_channel
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+PASSWORD = secrets.token_urlsafe(16)
+UPLOAD_RSS_TARGET_MB = 50.0
+NESTED_RATIO_TARGET = 2.0
+
+UPLOAD = (
+    "mutation($file: Upload!) { uploadCall(file: $file) "
+    "{ id status stage durationSeconds sizeBytes sha256 } }"
+)
+NESTED = """
+query($first: Int) { calls(first: $first) { totalCount edges { cursor node {
+  id filename status stage progress error durationSeconds channels createdAt finishedAt
+  agent { id username role }
+  segments { speaker role channel start end text sentiment words { text start end confidence } }
+  metrics { durationSeconds talkSeconds silenceSeconds overlapSeconds interruptions
+            speakers { speaker role talkSeconds talkRatio wordsPerMinute turns } }
+  analysis { language summary sentiment sentimentScore intents { name confidence }
+             entities { type value speaker start } issues { title description }
+             actions { description } keypoints { text } }
+} } } }
+"""
+SUBSCRIBE = "subscription($id: ID!) { callStatus(id: $id) { callId status stage progress at } }"
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def write_wav(path: Path, megabytes: int, sample_rate: int = 16000) -> Path:
+    """A mono 16-bit tone of about `megabytes` MB, written in one-second blocks."""
+    seconds = math.ceil(megabytes * 1024 * 1024 / (2 * sample_rate))
+    t = np.arange(sample_rate) / sample_rate
+    block = (0.3 * 32767 * np.sin(2 * np.pi * 220 * t)).astype("<i2").tobytes()
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        for _ in range(seconds):
+            out.writeframesraw(block)
+    return path
+
+
+def small_wav(seconds: float = 0.5, sample_rate: int = 8000) -> bytes:
+    import io
+
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes((0.3 * 32767 * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
+def insight() -> tuple[Transcript, CallInsight]:
+    segments = [
+        TranscriptSegment(
+            speaker=f"SPEAKER_0{n % 2}",
+            start_s=n * 3.0,
+            end_s=n * 3.0 + 2.5,
+            text=f"segment {n} about the loan payment schedule and the late fee",
+            words=[
+                Word(w, n * 3.0 + i * 0.3, n * 3.0 + i * 0.3 + 0.25, 0.9)
+                for i, w in enumerate(f"segment {n} about the loan payment schedule".split())
+            ],
+            channel=n % 2,
+            role=SpeakerRole.AGENT if n % 2 == 0 else SpeakerRole.CUSTOMER,
+            sentiment=Sentiment.NEUTRAL,
+            sentiment_score=0.0,
+            language="en",
+        )
+        for n in range(12)
+    ]
+    analysis = AnalysisResult(
+        language="en",
+        summary="The customer asks about the loan schedule.",
+        sentiment=Sentiment.NEUTRAL,
+        sentiment_score=0.0,
+        intents=[Intent("loan_inquiry", 0.9, (0,)), Intent("complaint", 0.5, (1,))],
+        entities=[Entity("MONEY", "$500", "SPEAKER_01", 3.0, 1)],
+        issues=[Issue("Late fee", "Disputed.", (1,))],
+        actions=[Action("Send the schedule")],
+        keypoints=[Keypoint("Loan schedule", 0)],
+    )
+    metrics = CallMetrics(
+        duration_s=36.0,
+        talk_s=30.0,
+        silence_s=6.0,
+        overlap_s=0.0,
+        interruptions=0,
+        speakers=[
+            SpeakerStats("SPEAKER_00", SpeakerRole.AGENT, 15.0, 0.5, 150.0, 6, 2.5),
+            SpeakerStats("SPEAKER_01", SpeakerRole.CUSTOMER, 15.0, 0.5, 140.0, 6, 2.5),
+        ],
+    )
+    transcript = Transcript(segments=segments, duration_s=36.0, language="en", channels=2)
+    return transcript, CallInsight(segments=segments, analysis=analysis, metrics=metrics)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+class RssSampler:
+    """Samples a process's RSS on a thread; `peak` is the largest value seen."""
+
+    def __init__(self, pid: int, interval_s: float = 0.01) -> None:
+        self._process = psutil.Process(pid)
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.baseline = self.rss()
+        self.peak = self.baseline
+        self.samples = 0
+
+    def rss(self) -> int:
+        value: int = self._process.memory_info().rss
+        return value
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            self.samples += 1
+            time.sleep(self._interval_s)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss())
+
+
+@dataclass
+class Api:
+    base_url: str
+    ws_url: str
+    pid: int
+    sessions: SessionFactory
+    redis_url: str
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def api_process(root: Path) -> Iterator[tuple[str, str, int, str]]:
+    services = EmbeddedServices(root / "embedded")
+    database_url, redis_url = services.start(None, None)
+    process: subprocess.Popen[bytes] | None = None
+    log = (root / "api.log").open("wb")
+    try:
+        upgrade_head(database_url)
+        port = free_tcp_port()
+        env = dict(os.environ)
+        env.update(
+            {
+                "DATABASE_URL": database_url,
+                "REDIS_URL": redis_url,
+                "JWT_KEY": secrets.token_urlsafe(48),
+                "OVOZLY_DATA_DIR": str(root / "data"),
+                "HOST": "127.0.0.1",
+                "PORT": str(port),
+                "OVOZLY_ENV": "development",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "api"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"API exited; see {root / 'api.log'}")
+            try:
+                if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("API did not become ready in 60 s")
+            time.sleep(0.2)
+        yield base_url, database_url, process.pid, redis_url
+    finally:
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        log.close()
+        services.stop()
+
+
+async def make_users(sessions: SessionFactory) -> None:
+    async with sessions() as session, session.begin():
+        for name, role in (("bench-admin", Role.ADMIN), ("bench-agent", Role.AGENT)):
+            await create_user(
+                session, NewUser(username=name, password=PASSWORD, role=role), password_min_length=8
+            )
+
+
+async def login(client: httpx.AsyncClient, username: str) -> str:
+    response = await client.post(
+        "/graphql",
+        json={
+            "query": "mutation($u: String!, $p: String!) { login(username: $u, password: $p) "
+            "{ accessToken } }",
+            "variables": {"u": username, "p": PASSWORD},
+        },
+    )
+    token: str = response.json()["data"]["login"]["accessToken"]
+    return token
+
+
+async def upload_bytes(
+    client: httpx.AsyncClient, token: str, name: str, content: Any
+) -> dict[str, Any]:
+    response = await client.post(
+        "/graphql",
+        data={
+            "operations": json.dumps({"query": UPLOAD, "variables": {"file": None}}),
+            "map": json.dumps({"0": ["variables.file"]}),
+        },
+        files={"0": (name, content, "audio/wav")},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    body = response.json()
+    if body.get("errors"):
+        raise RuntimeError(f"upload failed: {body['errors']}")
+    call: dict[str, Any] = body["data"]["uploadCall"]
+    return call
+
+
+# --- (a) upload memory ----------------------------------------------------------------------
+
+
+async def bench_upload(
+    api: Api, client: httpx.AsyncClient, token: str, root: Path, mb: int
+) -> None:
+    path = write_wav(root / "big.wav", mb)
+    size = path.stat().st_size
+    await asyncio.sleep(1.0)  # let the API settle after start-up
+    started = time.perf_counter()
+    with RssSampler(api.pid) as sampler, path.open("rb") as handle:
+        call = await upload_bytes(client, token, "big.wav", handle)
+    elapsed = time.perf_counter() - started
+    assert call["sizeBytes"] == size, call
+    increase_mb = (sampler.peak - sampler.baseline) / (1024 * 1024)
+    api.results["upload"] = {
+        "file_mb": round(size / (1024 * 1024), 1),
+        "seconds": round(elapsed, 2),
+        "throughput_mb_s": round(size / (1024 * 1024) / elapsed, 1),
+        "rss_baseline_mb": round(sampler.baseline / (1024 * 1024), 1),
+        "rss_peak_mb": round(sampler.peak / (1024 * 1024), 1),
+        "rss_peak_increase_mb": round(increase_mb, 1),
+        "rss_samples": sampler.samples,
+        "target_mb": UPLOAD_RSS_TARGET_MB,
+        "pass": increase_mb < UPLOAD_RSS_TARGET_MB,
+        "call": {k: call[k] for k in ("status", "stage", "durationSeconds")},
+    }
+    path.unlink()
+
+
+# --- (b) nested page ratio ------------------------------------------------------------------
+
+
+async def bench_nested(api: Api, client: httpx.AsyncClient, token: str, rounds: int) -> None:
+    audio = small_wav()
+    transcript, result = insight()
+    for n in range(50):
+        call = await upload_bytes(client, token, f"call-{n}.wav", audio)
+        _, call_id = parse_global_id(call["id"])
+        async with api.sessions() as session, session.begin():
+            row = await session.get(Call, call_id)
+            assert row is not None and row.job_id is not None
+            saved = await processing.save_results(
+                session, call_id, row.job_id, transcript, result, analysis_backend="bench"
+            )
+            assert saved is not None
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def timed(first: int) -> float:
+        started = time.perf_counter()
+        response = await client.post(
+            "/graphql", json={"query": NESTED, "variables": {"first": first}}, headers=headers
+        )
+        elapsed = time.perf_counter() - started
+        body = response.json()
+        assert not body.get("errors"), body.get("errors")
+        assert len(body["data"]["calls"]["edges"]) == first
+        return elapsed
+
+    for first in (5, 50, 5, 50):  # warm-up
+        await timed(first)
+    zero: list[float] = []
+    five: list[float] = []
+    fifty: list[float] = []
+    for _ in range(rounds):
+        zero.append(await timed(0))
+        five.append(await timed(5))
+        fifty.append(await timed(50))
+    ratio = statistics.median(fifty) / statistics.median(five)
+    api.results["nested"] = {
+        "rounds": rounds,
+        "first0_median_ms": round(statistics.median(zero) * 1000, 1),
+        "first5_median_ms": round(statistics.median(five) * 1000, 1),
+        "first50_median_ms": round(statistics.median(fifty) * 1000, 1),
+        "first5_p90_ms": round(percentile(five, 90) * 1000, 1),
+        "first50_p90_ms": round(percentile(fifty, 90) * 1000, 1),
+        "ratio_median": round(ratio, 2),
+        "target_ratio": NESTED_RATIO_TARGET,
+        "pass": ratio < NESTED_RATIO_TARGET,
+        "segments_per_call": len(transcript.segments),
+    }
+
+
+# --- (c) status latency ---------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def subscriber(
+    url: str, token: str, call_id: str, received: list[tuple[float, float]], ready: asyncio.Event
+) -> AsyncIterator[asyncio.Task[None]]:
+    ws = await websockets.connect(
+        url,
+        subprotocols=[websockets.Subprotocol("graphql-transport-ws")],
+        open_timeout=60,
+        max_queue=None,
+    )
+    try:
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+        )
+        ack = json.loads(await ws.recv())
+        assert ack["type"] == "connection_ack", ack
+        await ws.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {"query": SUBSCRIBE, "variables": {"id": call_id}},
+                }
+            )
+        )
+        first = json.loads(await ws.recv())
+        assert first["type"] == "next", first
+        ready.set()
+
+        async def listen() -> None:
+            async for raw in ws:
+                now = time.perf_counter()
+                message = json.loads(raw)
+                if message["type"] != "next":
+                    return
+                received.append((message["payload"]["data"]["callStatus"]["progress"], now))
+
+        task = asyncio.create_task(listen())
+        yield task
+        task.cancel()
+    finally:
+        await ws.close()
+
+
+async def bench_status(
+    api: Api, client: httpx.AsyncClient, token: str, subscribers: int, events: int
+) -> None:
+    call = await upload_bytes(client, token, "live.wav", small_wav())
+    _, call_id = parse_global_id(call["id"])
+    async with api.sessions() as session:
+        row = await session.get(Call, call_id)
+        assert row is not None and row.job_id is not None
+        job_token = row.job_id
+    ws_url = api.ws_url
+    rss_before = psutil.Process(api.pid).memory_info().rss
+    received: list[list[tuple[float, float]]] = [[] for _ in range(subscribers)]
+    readies = [asyncio.Event() for _ in range(subscribers)]
+    redis = Redis.from_url(api.redis_url)
+    stack: list[Any] = []
+    connect_started = time.perf_counter()
+    semaphore = asyncio.Semaphore(50)
+
+    async def open_one(n: int) -> None:
+        async with semaphore:
+            context = subscriber(ws_url, token, call["id"], received[n], readies[n])
+            await context.__aenter__()
+            stack.append(context)
+
+    try:
+        await asyncio.gather(*(open_one(n) for n in range(subscribers)))
+        connect_s = time.perf_counter() - connect_started
+        rss_open = psutil.Process(api.pid).memory_info().rss
+        published: dict[float, float] = {}
+        for n in range(1, events + 1):
+            progress = round(n / (events + 1), 4)
+            async with api.sessions() as session, session.begin():
+                updated = await processing.record_progress(
+                    session, call_id, job_token, PipelineStage.TRANSCRIBING, progress
+                )
+                assert updated is not None
+            payload = StatusEvent.of(updated).to_json()
+            published[progress] = time.perf_counter()
+            await redis.publish(status_channel(call_id), payload)
+            await asyncio.sleep(0.5)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and sum(len(r) for r in received) < subscribers * events:
+            await asyncio.sleep(0.1)
+        rss_peak = psutil.Process(api.pid).memory_info().rss
+    finally:
+        for context in stack:
+            await context.__aexit__(None, None, None)
+        await redis.aclose()
+    latencies = [
+        (at - published[progress]) * 1000
+        for per_subscriber in received
+        for progress, at in per_subscriber
+        if progress in published
+    ]
+    api.results["status"] = {
+        "subscribers": subscribers,
+        "events": events,
+        "deliveries": len(latencies),
+        "expected_deliveries": subscribers * events,
+        "connect_all_s": round(connect_s, 2),
+        "latency_p50_ms": round(percentile(latencies, 50), 1),
+        "latency_p99_ms": round(percentile(latencies, 99), 1),
+        "latency_max_ms": round(max(latencies, default=float("nan")), 1),
+        "api_rss_before_mb": round(rss_before / (1024 * 1024), 1),
+        "api_rss_with_subscribers_mb": round(max(rss_open, rss_peak) / (1024 * 1024), 1),
+        "api_rss_per_subscriber_kb": round(
+            (max(rss_open, rss_peak) - rss_before) / 1024 / subscribers, 1
+        ),
+    }
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+async def run(
+    args: argparse.Namespace, root: Path, base_url: str, database_url: str, pid: int, redis_url: str
+) -> dict[str, Any]:
+    if True:
+        engine = create_engine(database_url, pool_size=2)
+        try:
+            api = Api(
+                base_url=base_url,
+                ws_url=base_url.replace("http://", "ws://") + "/graphql",
+                pid=pid,
+                sessions=create_session_factory(engine),
+                redis_url=redis_url,
+            )
+            await make_users(api.sessions)
+            async with httpx.AsyncClient(base_url=base_url, timeout=300) as client:
+                admin = await login(client, "bench-admin")
+                agent = await login(client, "bench-agent")
+                await bench_upload(api, client, admin, root, args.upload_mb)
+                await bench_nested(api, client, agent, args.rounds)
+                await bench_status(api, client, agent, args.subscribers, args.events)
+            api.results["api_rss_end_mb"] = round(
+                psutil.Process(pid).memory_info().rss / (1024 * 1024), 1
+            )
+            return api.results
+        finally:
+            await engine.dispose()
+
+
+def print_table(results: dict[str, Any]) -> None:
+    up, nested, status = results["upload"], results["nested"], results["status"]
+    rows = [
+        ("upload size", f"{up['file_mb']} MB in {up['seconds']} s", ""),
+        (
+            "upload: API peak RSS increase",
+            f"{up['rss_peak_increase_mb']} MB",
+            f"< {up['target_mb']} MB: {'PASS' if up['pass'] else 'FAIL'}",
+        ),
+        ("nested calls(first: 0) median", f"{nested['first0_median_ms']} ms", "fixed cost"),
+        ("nested calls(first: 5) median", f"{nested['first5_median_ms']} ms", ""),
+        ("nested calls(first: 50) median", f"{nested['first50_median_ms']} ms", ""),
+        (
+            "ratio 50/5",
+            f"{nested['ratio_median']}x",
+            f"< {nested['target_ratio']}x: {'PASS' if nested['pass'] else 'FAIL'}",
+        ),
+        (
+            "status subscribers",
+            str(status["subscribers"]),
+            f"{status['deliveries']}/{status['expected_deliveries']} delivered",
+        ),
+        ("status latency p50", f"{status['latency_p50_ms']} ms", "report"),
+        ("status latency p99", f"{status['latency_p99_ms']} ms", "report"),
+        (
+            "API RSS with subscribers",
+            f"{status['api_rss_with_subscribers_mb']} MB",
+            f"{status['api_rss_per_subscriber_kb']} KB each",
+        ),
+    ]
+    width = max(len(r[0]) for r in rows)
+    for name, value, verdict in rows:
+        print(f"{name:<{width}}  {value:>22}  {verdict}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--upload-mb", type=int, default=200)
+    parser.add_argument("--subscribers", type=int, default=500)
+    parser.add_argument("--events", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ovozly-bench-api-") as tmp:
+        root = Path(tmp)
+        # Migrations run their own event loop, so the servers start before ours does.
+        with api_process(root) as (base_url, database_url, pid, redis_url):
+            results = asyncio.run(run(args, root, base_url, database_url, pid, redis_url))
+    results["when"] = datetime.now(UTC).isoformat()
+    results["cpus"] = os.cpu_count()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"api-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+    print(f"\nresults: {out.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
