@@ -174,6 +174,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 
 def _filter_clauses(viewer: User, filters: CallFilters) -> list[ColumnElement[bool]]:
+    if any("\x00" in value for value in (filters.search, filters.language) if value):
+        raise BadUserInput("Filters must not contain NUL characters")
     clauses: list[ColumnElement[bool]] = [visible_calls(viewer)]
     if filters.status is not None:
         clauses.append(Call.status == filters.status)
@@ -183,6 +185,11 @@ def _filter_clauses(viewer: User, filters: CallFilters) -> list[ColumnElement[bo
         clauses.append(Call.created_at >= filters.created_after)
     if filters.created_before is not None:
         clauses.append(Call.created_at < filters.created_before)
+    by_results = (filters.language, filters.sentiment, (filters.search or "").strip())
+    if any(by_results):
+        # A reprocessed call keeps its old results until the new run replaces them; only
+        # finished calls are matched on what their results say.
+        clauses.append(Call.status == CallStatus.SUCCESS)
     if filters.language is not None or filters.sentiment is not None:
         analysis = [CallAnalysis.call_id == Call.id]
         if filters.language is not None:
