@@ -55,13 +55,15 @@ class DecodedAudio:
 
     @property
     def duration_s(self) -> float:
-        return self.samples.shape[1] / SAMPLE_RATE
+        return float(self.samples.shape[1]) / SAMPLE_RATE
 
     def mono(self) -> FloatArray:
         """One channel: the only one, or the mean of all (a copy only when there are several)."""
         if self.channels == 1:
-            return self.samples[0]
-        return self.samples.mean(axis=0, dtype=np.float32)
+            mono: FloatArray = self.samples[0]
+            return mono
+        mixed: FloatArray = self.samples.mean(axis=0, dtype=np.float32)
+        return mixed
 
 
 def iter_chunks(path: Path, *, sample_rate: int = SAMPLE_RATE) -> Iterator[FloatArray]:

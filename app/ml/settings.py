@@ -61,9 +61,6 @@ class PipelineSettings(BaseSettings):
     """CTranslate2 compute type; `auto` = int8 on CPU, float16 on CUDA."""
     stt_batch_size: int = Field(default=8, ge=1)
     stt_allow_download: bool = False
-    """Let a configured STT model be fetched from its hub; off so nothing reaches the
-    network at run time unless an operator asks for it."""
-    stt_allow_download: bool = False
     """Let faster-whisper / transformers fetch a named STT model from the Hugging Face Hub.
     Off by default so nothing reaches the network at run time; operators fetch models once."""
     openai_api_key: SecretStr | None = None

@@ -1,0 +1,63 @@
+"""Diarization backends behind one `Diarizer` protocol; `build_mono_diarizer` picks one.
+
+Backends import their heavy dependencies lazily, so configuring `pyannoteai` never loads
+torch models and `pyannote` is only imported where it is installed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from app.ml.diarization.base import (
+    Diarization,
+    DiarizationError,
+    Diarizer,
+    SpeakerTurn,
+    speaker_label,
+    validate_hints,
+)
+from app.ml.runtime import MODELS
+
+if TYPE_CHECKING:
+    from app.ml.settings import PipelineSettings
+    from app.ml.vad import SileroVad
+
+__all__ = [
+    "Diarization",
+    "DiarizationError",
+    "Diarizer",
+    "SpeakerTurn",
+    "build_mono_diarizer",
+    "speaker_label",
+    "validate_hints",
+]
+
+
+def build_mono_diarizer(settings: PipelineSettings, device: str, vad: SileroVad) -> Diarizer:
+    """The diarizer for single-channel audio (and stereo whose hints channels cannot meet)."""
+    backend = settings.diarization_backend
+    if backend in {"auto", "local", "channel"}:
+        from app.ml.diarization.local import LocalDiarizer, ResemblyzerEmbedder
+
+        embedder = MODELS.get(("resemblyzer", device), lambda: ResemblyzerEmbedder(device))
+        return LocalDiarizer(vad, embedder)
+    if backend == "pyannote":
+        from app.ml.diarization.pyannote_backend import PyannoteDiarizer, load_pyannote_pipeline
+
+        token_secret = settings.hf_token or settings.pyannoteai_token
+        token = token_secret.get_secret_value() if token_secret else None
+        pipeline = MODELS.get(
+            ("pyannote", settings.diarization_model, device),
+            lambda: load_pyannote_pipeline(settings.diarization_model, token=token, device=device),
+        )
+        return PyannoteDiarizer(pipeline, device)
+    if backend == "pyannoteai":
+        from app.ml.diarization.pyannoteai_backend import DEFAULT_MODEL, PyannoteAIDiarizer
+
+        token = settings.pyannoteai_token.get_secret_value() if settings.pyannoteai_token else ""
+        model = settings.diarization_model
+        # The settings default names a pyannote.audio checkpoint, not a hosted model.
+        if "/" in model:
+            model = DEFAULT_MODEL
+        return PyannoteAIDiarizer(token, model=model, base_url=settings.pyannoteai_base_url)
+    raise DiarizationError(f"unknown DIARIZATION_BACKEND {backend!r}")

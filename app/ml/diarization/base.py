@@ -1,0 +1,89 @@
+"""The diarizer contract: who spoke when, as speaker turns over a decoded recording."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from app.ml.audio import DecodedAudio
+from app.ml.types import SpeakerHints
+
+DiarizationProgress = Callable[[float, float], None]
+"""(completed, total) in seconds of audio, or any unit the backend likes."""
+
+
+class DiarizationError(RuntimeError):
+    """A diarization backend failed; the message is safe to show to an operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerTurn:
+    speaker: str
+    start_s: float
+    end_s: float
+    channel: int | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass(slots=True)
+class Diarization:
+    """Turns sorted by start. Turns of different speakers may overlap (crosstalk)."""
+
+    turns: list[SpeakerTurn]
+    speaker_channels: dict[str, int] = field(default_factory=dict)
+    """Speaker -> channel, when speakers were separated by channel."""
+
+    @property
+    def speakers(self) -> list[str]:
+        return sorted({turn.speaker for turn in self.turns})
+
+
+class Diarizer(Protocol):
+    """Backends: `channel`, `local` (offline default), `pyannote`, `pyannoteai`."""
+
+    def __call__(
+        self,
+        audio: DecodedAudio,
+        *,
+        hints: SpeakerHints,
+        progress: DiarizationProgress | None = None,
+    ) -> Diarization: ...
+
+
+def speaker_label(index: int) -> str:
+    return f"SPEAKER_{index:02d}"
+
+
+def validate_hints(hints: SpeakerHints) -> None:
+    """Reject hints no diarization can honour, before any work is done."""
+    for name in ("num_speakers", "min_speakers", "max_speakers"):
+        value = getattr(hints, name)
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    if (
+        hints.min_speakers is not None
+        and hints.max_speakers is not None
+        and hints.min_speakers > hints.max_speakers
+    ):
+        raise ValueError("min_speakers must not exceed max_speakers")
+    if hints.num_speakers is not None:
+        for name in ("min_speakers", "max_speakers"):
+            bound = getattr(hints, name)
+            if bound is not None and (
+                (name == "min_speakers" and hints.num_speakers < bound)
+                or (name == "max_speakers" and hints.num_speakers > bound)
+            ):
+                raise ValueError(f"num_speakers contradicts {name}")
+
+
+def speaker_bounds(hints: SpeakerHints, *, default_max: int) -> tuple[int, int]:
+    """(min, max) speaker count allowed by `hints`."""
+    if hints.num_speakers is not None:
+        return hints.num_speakers, hints.num_speakers
+    low = hints.min_speakers or 1
+    high = hints.max_speakers or max(default_max, low)
+    return low, high

@@ -1,0 +1,115 @@
+"""`DIARIZATION_BACKEND=pyannote`: a pyannote.audio pipeline, from a Hub id or a local path.
+
+pyannote.audio is an optional extra (`pip install .[pyannote]`): it does not import beside
+the CPU torch of the default install (its torchaudio/torchcodec wheels are CUDA builds), so
+every import of it happens here, lazily, and a missing or broken install becomes a
+`ModelLoadError` that names the fix. `make test-pyannote` runs this backend for real.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from app.ml.audio import SAMPLE_RATE, DecodedAudio
+from app.ml.diarization.base import (
+    Diarization,
+    DiarizationError,
+    DiarizationProgress,
+    SpeakerTurn,
+    speaker_label,
+    validate_hints,
+)
+from app.ml.runtime import ModelLoadError, is_out_of_memory, out_of_memory_as_error
+from app.ml.types import SpeakerHints
+
+
+def load_pyannote_pipeline(model: str, *, token: str | None, device: str) -> Any:
+    try:
+        import torch
+        from pyannote.audio import Pipeline
+    except Exception as error:
+        raise ModelLoadError(
+            "DIARIZATION_BACKEND=pyannote needs pyannote.audio with a matching torch/torchaudio "
+            f"build (pip install '.[pyannote]' on a GPU image); importing it failed: {error}"
+        ) from error
+    local = Path(model).expanduser()
+    source = str(local) if local.exists() else model
+    try:
+        try:
+            pipeline = Pipeline.from_pretrained(source, token=token)
+        except TypeError:
+            # pyannote.audio 3.x names the argument differently.
+            pipeline = Pipeline.from_pretrained(source, use_auth_token=token)
+    except Exception as error:
+        raise ModelLoadError(
+            f"cannot load pyannote pipeline {model!r}: {error}. Give a local path, or set "
+            "HF_TOKEN (and accept the model's conditions on the Hub) for a gated model"
+        ) from error
+    if pipeline is None:
+        raise ModelLoadError(
+            f"pyannote pipeline {model!r} is gated or missing; set HF_TOKEN or a local path"
+        )
+    with out_of_memory_as_error(device, "loading the pyannote pipeline"):
+        pipeline.to(torch.device(device))
+    return pipeline
+
+
+class PyannoteDiarizer:
+    def __init__(self, pipeline: Any, device: str = "cpu") -> None:
+        self.pipeline = pipeline
+        self.device = device
+
+    def __call__(
+        self,
+        audio: DecodedAudio,
+        *,
+        hints: SpeakerHints,
+        progress: DiarizationProgress | None = None,
+    ) -> Diarization:
+        import torch
+
+        validate_hints(hints)
+        waveform = torch.from_numpy(audio.mono()[None, :].copy())
+        kwargs: dict[str, int] = {}
+        if hints.num_speakers is not None:
+            kwargs["num_speakers"] = hints.num_speakers
+        else:
+            if hints.min_speakers is not None:
+                kwargs["min_speakers"] = hints.min_speakers
+            if hints.max_speakers is not None:
+                kwargs["max_speakers"] = hints.max_speakers
+
+        def hook(
+            step_name: str,
+            step_artifact: Any,
+            file: Any = None,
+            total: int | None = None,
+            completed: int | None = None,
+        ) -> None:
+            if progress is not None and total:
+                progress(float(completed or 0), float(total))
+
+        with out_of_memory_as_error(self.device, "diarizing with pyannote"):
+            try:
+                output = self.pipeline(
+                    {"waveform": waveform, "sample_rate": SAMPLE_RATE}, hook=hook, **kwargs
+                )
+            except (RuntimeError, ValueError) as error:
+                if is_out_of_memory(error):
+                    raise
+                raise DiarizationError(f"pyannote diarization failed: {error}") from error
+        # pyannote.audio 4 returns an object holding annotations; 3.x the annotation itself.
+        annotation = getattr(output, "speaker_diarization", output)
+        return annotation_to_diarization(annotation)
+
+
+def annotation_to_diarization(annotation: Any) -> Diarization:
+    """A pyannote.core Annotation -> turns with labels renumbered by first appearance."""
+    labels: dict[str, str] = {}
+    turns: list[SpeakerTurn] = []
+    for segment, _track, label in annotation.itertracks(yield_label=True):
+        name = labels.setdefault(str(label), speaker_label(len(labels)))
+        turns.append(SpeakerTurn(name, float(segment.start), float(segment.end)))
+    turns.sort(key=lambda turn: (turn.start_s, turn.end_s))
+    return Diarization(turns=turns)
