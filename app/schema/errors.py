@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
 
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.error import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
+from strawberry.types.execution import StreamExecutionResult
+
+
+@runtime_checkable
+class _ResultWithErrors(Protocol):
+    errors: list[GraphQLError] | None
+
 
 from app.errors import ErrorCode, OvozlyError
 
@@ -28,11 +36,6 @@ def classify(error: GraphQLError) -> GraphQLError:
         # Syntax, validation, variable coercion and limiter errors: graphql-core's own
         # messages describe the document, never the server's internals.
         return _with_code(error, error.message, ErrorCode.BAD_USER_INPUT)
-    logger.error(
-        "unexpected error in GraphQL resolver at %s",
-        ".".join(str(part) for part in error.path or ()),
-        exc_info=original,
-    )
     return _with_code(error, MASKED_MESSAGE, ErrorCode.INTERNAL_SERVER_ERROR)
 
 
@@ -48,7 +51,31 @@ def _with_code(error: GraphQLError, message: str, code: ErrorCode) -> GraphQLErr
     )
 
 
+def is_expected(error: GraphQLError) -> bool:
+    """Client mistakes and denials: answered with their code, not logged as failures."""
+    original = error.original_error
+    if isinstance(original, GraphQLError) and original.original_error is not None:
+        original = original.original_error
+    return original is None or isinstance(original, OvozlyError | GraphQLError)
+
+
+def log_unexpected(errors: list[GraphQLError]) -> None:
+    for error in errors:
+        if not is_expected(error):
+            logger.error(
+                "unexpected error in GraphQL resolver at %s",
+                ".".join(str(part) for part in error.path or ()),
+                exc_info=error.original_error,
+            )
+
+
 class ErrorCodes(SchemaExtension):
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        """Subscription events carry their errors here, one result at a time."""
+        if isinstance(result, _ResultWithErrors) and result.errors:
+            result.errors = [classify(error) for error in result.errors]
+        yield
+
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result

@@ -140,7 +140,9 @@ async def test_recovery_requeues_orphaned_calls_and_fails_exhausted_ones(
             .values(updated_at=long_ago, stage=PipelineStage.TRANSCRIBING)
         )
         await session.execute(
-            update(Call).where(Call.id == exhausted.id).values(attempts=settings.job_max_tries)
+            update(Call)
+            .where(Call.id == exhausted.id)
+            .values(attempts=settings.job_max_tries, updated_at=long_ago)
         )
     assert alive.job_id is not None
     await resources.redis.set(lease_key(alive.job_id), "another-worker", ex=60)
