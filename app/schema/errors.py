@@ -12,13 +12,13 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
 from strawberry.types.execution import StreamExecutionResult
 
+from app.errors import ErrorCode, OvozlyError
+
 
 @runtime_checkable
 class _ResultWithErrors(Protocol):
     errors: list[GraphQLError] | None
 
-
-from app.errors import ErrorCode, OvozlyError
 
 logger = logging.getLogger("app.graphql")
 

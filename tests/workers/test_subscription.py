@@ -23,7 +23,6 @@ from app.workers.processor import CallProcessor
 from tests.api.conftest import PASSWORD, make_user
 from tests.workers.conftest import agent_id, create_stored_call, run_worker_burst
 
-
 SUBSCRIPTION = """
 subscription($id: ID!) {
   callStatus(id: $id) {
