@@ -1,0 +1,126 @@
+"""Decoding: every upload format, resampling, dual-mono folding, bounded memory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from app.ml.audio import SAMPLE_RATE, AudioDecodeError, decode_audio, is_dual_mono
+
+FORMATS = [
+    # (suffix, container format, codec, sample rate)
+    ("wav", "wav", "pcm_s16le", 44_100),
+    ("flac", "flac", "flac", 48_000),
+    ("mp3", "mp3", "libmp3lame", 44_100),
+    ("ogg", "ogg", "libopus", 48_000),
+    ("m4a", "ipod", "aac", 44_100),
+    ("webm", "webm", "libopus", 48_000),
+]
+
+
+def tone_stereo(rate: int, seconds: float) -> npt.NDArray[np.float32]:
+    """Left 440 Hz, right 660 Hz: two different signals, like an agent and a customer."""
+    t = np.arange(int(rate * seconds)) / rate
+    return np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.3 * np.sin(2 * np.pi * 660 * t)]).astype(
+        np.float32
+    )
+
+
+def encode(path: Path, fmt: str, codec: str, rate: int, samples: npt.NDArray[np.float32]) -> None:
+    layout = "stereo" if samples.shape[0] == 2 else "mono"
+    with av.open(str(path), "w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=rate, layout=layout)
+        frame_size = 1024
+        for start in range(0, samples.shape[1], frame_size):
+            block = np.ascontiguousarray(samples[:, start : start + frame_size])
+            frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=layout)
+            frame.sample_rate = rate
+            frame.pts = start
+            frame.time_base = Fraction(1, rate)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+@pytest.mark.parametrize(("suffix", "fmt", "codec", "rate"), FORMATS)
+def test_formats_decode_to_16k_float_per_channel(
+    tmp_path: Path, suffix: str, fmt: str, codec: str, rate: int
+) -> None:
+    path = tmp_path / f"tone.{suffix}"
+    encode(path, fmt, codec, rate, tone_stereo(rate, 2.0))
+    audio = decode_audio(path)
+    assert audio.samples.dtype == np.float32
+    assert audio.sample_rate == SAMPLE_RATE
+    assert audio.channels == 2 and not audio.dual_mono
+    assert audio.duration_s == pytest.approx(2.0, abs=0.1)
+    # Each channel keeps its own tone after resampling: the spectral peak says which.
+    for channel, frequency in ((0, 440), (1, 660)):
+        spectrum = np.abs(np.fft.rfft(audio.samples[channel, 4000:20000]))
+        peak_hz = np.argmax(spectrum) * SAMPLE_RATE / 16000
+        assert peak_hz == pytest.approx(frequency, abs=5)
+
+
+def test_dual_mono_folds_with_gain_difference(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    left = (0.2 * rng.standard_normal(SAMPLE_RATE * 2)).astype(np.float32)
+    path = tmp_path / "dual.flac"
+    encode(path, "flac", "flac", SAMPLE_RATE, np.stack([left, 0.5 * left]))
+    audio = decode_audio(path)
+    assert audio.dual_mono and audio.channels == 1 and audio.source_channels == 2
+
+
+def test_real_dual_mono_and_true_stereo(test_audio_dir: Path) -> None:
+    jfk = decode_audio(test_audio_dir / "openai_whisper_jfk.flac")
+    assert jfk.dual_mono and jfk.channels == 1
+    assert jfk.source_sample_rate == 44_100
+    assert jfk.duration_s == pytest.approx(11.0, abs=0.05)
+    stereo = decode_audio(test_audio_dir / "fasterwhisper_stereo_diarization.wav")
+    assert not stereo.dual_mono and stereo.channels == 2
+    assert not is_dual_mono(stereo.samples)
+
+
+def test_undecodable_file_is_a_typed_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.mp3"
+    path.write_bytes(b"this is not audio" * 100)
+    with pytest.raises(AudioDecodeError):
+        decode_audio(path)
+
+
+MEMORY_PROBE = """
+import sys, tracemalloc
+from pathlib import Path
+from app.ml.audio import decode_audio
+tracemalloc.start()
+audio = decode_audio(Path(sys.argv[1]))
+_, peak = tracemalloc.get_traced_memory()
+print(audio.samples.nbytes, peak)
+"""
+
+
+def test_decoding_memory_is_the_output_plus_a_constant(tmp_path: Path) -> None:
+    """Ten minutes of mono FLAC: numpy's peak allocation stays near the output size (no
+    list of chunks concatenated at the end, no float64 copies)."""
+    rate = 8_000
+    seconds = 600
+    rng = np.random.default_rng(1)
+    path = tmp_path / "long.flac"
+    samples = (0.1 * rng.standard_normal((1, rate * seconds))).astype(np.float32)
+    encode(path, "flac", "flac", rate, samples)
+    del samples
+    result = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    output_bytes, peak_bytes = map(int, result.stdout.split())
+    assert output_bytes == pytest.approx(4 * SAMPLE_RATE * seconds, rel=0.01)
+    assert peak_bytes < output_bytes * 1.1 + 8 * 2**20
