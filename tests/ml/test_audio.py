@@ -37,6 +37,7 @@ def encode(path: Path, fmt: str, codec: str, rate: int, samples: npt.NDArray[np.
     layout = "stereo" if samples.shape[0] == 2 else "mono"
     with av.open(str(path), "w", format=fmt) as container:
         stream = container.add_stream(codec, rate=rate, layout=layout)
+        assert isinstance(stream, av.AudioStream)
         frame_size = 1024
         for start in range(0, samples.shape[1], frame_size):
             block = np.ascontiguousarray(samples[:, start : start + frame_size])

@@ -65,7 +65,8 @@ class FakePyannoteAI(BaseHTTPRequestHandler):
             return
         body = json.loads(self._body())
         if self.path == "/v1/media/input":
-            host, port = self.server.server_address[:2]
+            port = self.server.server_port  # type: ignore[attr-defined]
+            host = "127.0.0.1"
             self._json(201, {"url": f"http://{host}:{port}/upload/{body['url'][8:]}"})
         elif self.path == "/v1/diarize":
             key = body["url"][8:]
