@@ -50,7 +50,7 @@ def resolved_services(settings: Settings) -> Iterator[Settings]:
 
 
 def with_dev_secret(settings: Settings) -> Settings:
-    if settings.jwt_key is not None or settings.environment is Environment.PRODUCTION:
+    if settings.jwt_key is not None or settings.environment is not Environment.DEVELOPMENT:
         return settings
     return settings.model_copy(update={"jwt_key": persistent_jwt_key(settings.data_dir)})
 

@@ -86,7 +86,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
-        if self.environment is Environment.PRODUCTION and not jwt_key_is_strong(self.jwt_key):
+        if self.environment is not Environment.DEVELOPMENT and not jwt_key_is_strong(self.jwt_key):
             raise ValueError(
                 "JWT_KEY is missing, a placeholder, or shorter than "
                 f"{MIN_JWT_KEY_LENGTH} characters; set a random secret "

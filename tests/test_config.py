@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from app.cli import with_dev_secret
+from app.config import Environment, Settings, persistent_jwt_key
+
+
+@pytest.mark.parametrize("key", [None, "", "changeme", "secret", "short-but-random-x1"])
+def test_outside_development_a_missing_or_placeholder_jwt_key_refuses_to_start(
+    key: str | None,
+) -> None:
+    with pytest.raises(ValidationError, match="JWT_KEY"):
+        Settings(environment=Environment.PRODUCTION, jwt_key=key)
+
+
+def test_development_generates_one_key_and_keeps_it(tmp_path: Path) -> None:
+    settings = Settings(environment=Environment.DEVELOPMENT, jwt_key=None, data_dir=tmp_path)
+    first = with_dev_secret(settings).signing_key
+    assert len(first) >= 32
+    assert with_dev_secret(settings).signing_key == first
+    assert persistent_jwt_key(tmp_path) == first
+    assert (tmp_path / "jwt.key").stat().st_mode & 0o077 == 0
+
+
+def test_cors_origins_parse_from_a_comma_separated_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
+    assert Settings().cors_origins == ["https://a.example", "https://b.example"]
