@@ -42,3 +42,20 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV)
+
+# pyannote.audio cannot import beside the CPU torch of the main venv (its torchaudio and
+# torchcodec wheels on PyPI are CUDA builds), so its backend is tested in a venv of its own.
+PYANNOTE_VENV ?= .venv-pyannote
+PYANNOTE_STAMP := $(PYANNOTE_VENV)/.installed
+
+$(PYANNOTE_STAMP): requirements.lock pyproject.toml
+	@test -x $(PYANNOTE_VENV)/bin/python || $(PYTHON) -m venv $(PYANNOTE_VENV)
+	$(PYANNOTE_VENV)/bin/python -m pip install -q --upgrade pip 'setuptools<81' wheel
+	$(PYANNOTE_VENV)/bin/python -m pip install -q 'torch==2.9.1' 'torchaudio==2.9.*' \
+		'pyannote.audio>=4.0,<4.1' 'pydantic-settings>=2.10' 'av>=15' 'soundfile>=0.13' \
+		'scipy>=1.14' 'pytest>=8' 'pytest-asyncio>=1.0' 'pytest-timeout>=2.3'
+	$(PYANNOTE_VENV)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $(PYANNOTE_STAMP)
+
+test-pyannote: $(PYANNOTE_STAMP)
+	$(PYANNOTE_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/pyannote
