@@ -63,6 +63,9 @@ class _Stop(Exception):
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    # One stop is enough: a second Ctrl-C must not interrupt the orderly shutdown.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     raise _Stop()
 
 
@@ -126,8 +129,6 @@ def bootstrap_admin(settings: Settings) -> tuple[str, str | None]:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from app.db.migrations import upgrade_head
-
     settings = with_dev_secret(Settings())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     previous_handlers = {
@@ -136,34 +137,61 @@ def cmd_dev(args: argparse.Namespace) -> int:
     children: list[subprocess.Popen[bytes]] = []
     try:
         with resolved_services(settings) as resolved:
-            assert resolved.database_url is not None
-            upgrade_head(resolved.database_url)
-            username, password = bootstrap_admin(resolved)
-            env = _child_env(resolved)
-            for command in ("api", "worker"):
-                children.append(
-                    subprocess.Popen([sys.executable, "-m", "app.cli", command], env=env)
-                )
-            _announce(resolved, username, password)
-            while all(child.poll() is None for child in children):
-                time.sleep(0.5)
-            failed = [child for child in children if child.poll() not in (None, 0)]
-            logger.error("a child process exited (%s); shutting down", failed or children)
-            _stop_children(children)
-            return 1
+            # Children stop before the embedded servers they are connected to.
+            try:
+                return _run_children(resolved, children)
+            finally:
+                _stop_children(children)
     except _Stop:
-        logger.info("stopping Ovozly")
-        _stop_children(children)
         return 0
     finally:
-        _stop_children(children)
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)
 
 
+def _run_children(settings: Settings, children: list[subprocess.Popen[bytes]]) -> int:
+    from app.db.migrations import upgrade_head
+
+    assert settings.database_url is not None
+    try:
+        upgrade_head(settings.database_url)
+        username, password = bootstrap_admin(settings)
+        env = _child_env(settings)
+        for command in ("api", "worker"):
+            children.append(subprocess.Popen([sys.executable, "-m", "app.cli", command], env=env))
+        _announce(settings, username, password)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    except _Stop:
+        logger.info("stopping Ovozly")
+        return 0
+    failed = [child.args for child in children if child.poll() not in (None, 0)]
+    logger.error("a child process exited (%s); shutting down", failed)
+    return 1
+
+
+def _redacted(url: str | None) -> str:
+    """The URL without its password, for printing."""
+    from sqlalchemy.engine import make_url
+
+    if url is None:
+        return "-"
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
 def _announce(settings: Settings, username: str, password: str | None) -> None:
     url = f"http://{settings.host}:{settings.port}/graphql"
-    lines = ["", "Ovozly is running.", f"  GraphiQL:  {url}", f"  Admin:     {username}"]
+    lines = [
+        "",
+        "Ovozly is running.",
+        f"  GraphiQL:  {url}",
+        f"  Database:  {_redacted(settings.database_url)}",
+        f"  Redis:     {_redacted(settings.redis_url)}",
+        f"  Admin:     {username}",
+    ]
     if password is not None:
         lines.append(f"  Password:  {password}   (shown once; keep it)")
     else:

