@@ -60,6 +60,9 @@ class PipelineSettings(BaseSettings):
     stt_compute_type: str = "auto"
     """CTranslate2 compute type; `auto` = int8 on CPU, float16 on CUDA."""
     stt_batch_size: int = Field(default=8, ge=1)
+    stt_beam_size: int = Field(default=0, ge=0)
+    """0 = auto: greedy on CPU (about 2x faster, pooled WER 6.3% vs 4.9% with tiny.en on
+    the shared English references), beam 5 on CUDA."""
     stt_allow_download: bool = False
     """Let faster-whisper / transformers fetch a named STT model from the Hugging Face Hub.
     Off by default so nothing reaches the network at run time; operators fetch models once."""

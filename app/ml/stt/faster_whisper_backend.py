@@ -115,6 +115,9 @@ class FasterWhisperStt:
             # Batching pays off on a GPU; on CPU the sequential decoder is as fast and
             # keeps memory flat.
             batch_size=settings.stt_batch_size if kind == "cuda" else 1,
+            options=DecodingOptions(
+                beam_size=settings.stt_beam_size or (5 if kind == "cuda" else 1)
+            ),
         )
 
     @classmethod
