@@ -46,7 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
     router: GraphQLRouter[Context, None] = GraphQLRouter(
         build_schema(settings),
         context_getter=context_getter,
-        graphql_ide="graphiql" if settings.graphiql else None,
+        graphql_ide="graphiql" if settings.graphiql_enabled else None,
         # Auth is a bearer header, never a cookie, so a cross-site form cannot act as a
         # user: multipart uploads need no CSRF token.
         multipart_uploads_enabled=True,

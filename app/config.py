@@ -75,7 +75,9 @@ class Settings(BaseSettings):
     graphql_max_depth: int = Field(default=12, alias="GRAPHQL_MAX_DEPTH", ge=2)
     graphql_max_aliases: int = Field(default=30, alias="GRAPHQL_MAX_ALIASES", ge=1)
     graphql_max_tokens: int = Field(default=2000, alias="GRAPHQL_MAX_TOKENS", ge=50)
-    graphiql: bool = Field(default=True, alias="GRAPHIQL")
+    # Unset: on in development and test, off in production.
+    graphiql: bool | None = Field(default=None, alias="GRAPHIQL")
+    graphql_introspection: bool | None = Field(default=None, alias="GRAPHQL_INTROSPECTION")
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -102,6 +104,20 @@ class Settings(BaseSettings):
             memory_kib=self.argon2_memory_kib,
             parallelism=self.argon2_parallelism,
         )
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.graphiql if self.graphiql is not None else not self._production
+
+    @property
+    def introspection_enabled(self) -> bool:
+        if self.graphql_introspection is not None:
+            return self.graphql_introspection
+        return not self._production
+
+    @property
+    def _production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
 
     @property
     def max_upload_bytes(self) -> int:

@@ -15,10 +15,6 @@ def require_admin(viewer: User) -> None:
         raise Forbidden("Only an administrator may do this")
 
 
-def can_see_call(viewer: User, call: Call) -> bool:
-    return viewer.role is Role.ADMIN or call.owner_id == viewer.id
-
-
 def visible_calls(viewer: User) -> ColumnElement[bool]:
     """SQL filter for the calls a viewer may see; agents see only their own."""
     if viewer.role is Role.ADMIN:

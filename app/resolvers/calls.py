@@ -6,7 +6,6 @@ sees a call that is not in the database.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncGenerator
@@ -17,7 +16,7 @@ from strawberry.file_uploads import Upload
 
 from app.auth.policy import upload_owner
 from app.db.models import Call as CallModel
-from app.errors import BadUserInput
+from app.errors import BadUserInput, NotFound
 from app.ml.types import SpeakerHints
 from app.schema.call import Call, CallConnection, CallEdge, CallFilter, CallStatusEvent, PageInfo
 from app.schema.context import Info
@@ -140,7 +139,7 @@ async def upload_call(
             try:
                 async with context.transaction() as session:
                     created = await call_service.create_call(session, new_call)
-            except BaseException:
+            except Exception:
                 await storage.delete(key)
                 raise
     except UploadRejected as exc:
@@ -171,12 +170,12 @@ async def reprocess_call(
     given = any(v is not None for v in (num_speakers, min_speakers, max_speakers))
     hints = _hints(num_speakers, min_speakers, max_speakers) if given else None
     async with info.context.transaction() as session:
-        call_model = await call_service.get_visible_call(session, viewer, call_id)
+        call_model = await call_service.get_visible_call(session, viewer, call_id, for_update=True)
         restarted = await call_service.restart_call(
             session, call_model, new_job_token(call_model.id), hints
         )
     await _enqueue(info, restarted)
-    await _publish(info, restarted)
+    await _publish(info, StatusEvent.of(restarted))
     return Call.from_model(restarted)
 
 
@@ -184,8 +183,9 @@ async def delete_call(info: Info, id: strawberry.ID) -> strawberry.ID:
     viewer = await info.context.require_viewer()
     call_id = parse_typed_id(id, "Call")
     async with info.context.transaction() as session:
-        call_model = await call_service.get_visible_call(session, viewer, call_id)
+        call_model = await call_service.get_visible_call(session, viewer, call_id, for_update=True)
         storage_key = await call_service.delete_call(session, call_model)
+    await _publish(info, StatusEvent.of_deleted(call_model))
     try:
         await info.context.resources.storage.delete(storage_key)
     except Exception:
@@ -194,11 +194,12 @@ async def delete_call(info: Info, id: strawberry.ID) -> strawberry.ID:
     return id
 
 
-async def _publish(info: Info, call_model: CallModel) -> None:
-    with contextlib.suppress(Exception):
-        await info.context.resources.redis.publish(
-            status_channel(call_model.id), StatusEvent.of(call_model).to_json()
-        )
+async def _publish(info: Info, event: StatusEvent) -> None:
+    """Best effort: subscribers also re-read the database when they reconnect."""
+    try:
+        await info.context.resources.redis.publish(status_channel(event.call_id), event.to_json())
+    except Exception:
+        logger.warning("could not publish status of call %s", event.call_id, exc_info=True)
 
 
 def _event(state: StatusEvent, call_model: CallModel | None = None) -> CallStatusEvent:
@@ -232,8 +233,12 @@ async def call_status(
 ) -> AsyncGenerator[CallStatusEvent, None]:
     """First the current state, then every change, ending after SUCCESS or FAIL."""
     call_id = parse_typed_id(id, "Call")
-    await load_visible_call(info, call_id)
     context = info.context
+    # A WebSocket keeps one context for all its operations: check the token and the user
+    # again for each subscription, and start with empty caches.
+    context.forget_viewer()
+    context.loaders = Loaders(context.resources.sessions)
+    await context.require_viewer()
     # Subscribe before reading the state, so no change can fall in between.
     async with context.resources.broadcaster.subscribe(status_channel(call_id)) as messages:
         current = await load_visible_call(info, call_id)
@@ -248,6 +253,8 @@ async def call_status(
                 event = StatusEvent.of(current)
             else:
                 event = StatusEvent.from_json(message)
+            if event.deleted:
+                raise NotFound("Call")
             if not _is_news(event, last):
                 continue
             last = event

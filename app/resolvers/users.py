@@ -20,8 +20,13 @@ async def users(info: Info) -> list[User]:
 
 async def login(info: Info, username: str, password: str) -> AuthPayload:
     settings = info.context.settings
-    async with info.context.transaction() as session:
-        user = await user_service.authenticate(session, username, password)
+    async with info.context.session() as session:
+        user = await user_service.get_by_username(session, username[:256])
+    new_hash = await user_service.verify_login(user, password)
+    assert user is not None, "verify_login rejects unknown users"
+    if new_hash is not None:
+        async with info.context.transaction() as session:
+            await user_service.replace_password_hash(session, user.id, new_hash)
     token = user_service.issue_token_for(
         user, key=settings.signing_key, expires_in_s=settings.jwt_expires_s
     )

@@ -6,7 +6,12 @@ from collections.abc import Callable
 
 from graphql import GraphQLError
 from strawberry import Schema
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+)
 from strawberry.extensions.base_extension import SchemaExtension
 from strawberry.types import ExecutionContext
 
@@ -33,6 +38,8 @@ def build_schema(settings: Settings) -> Schema:
         lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
     ]
+    if not settings.introspection_enabled:
+        extensions.append(DisableIntrospection)
     return OvozlySchema(
         query=Query,
         mutation=Mutation,

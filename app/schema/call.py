@@ -156,7 +156,9 @@ class Call(Node):
     duration_seconds: float | None
     channels: int | None
     sample_rate: int | None
-    size_bytes: int
+    size_bytes: float = strawberry.field(
+        description="Bytes; a Float because GraphQL Int is 32-bit."
+    )
     sha256: str
     created_at: datetime
     finished_at: datetime | None

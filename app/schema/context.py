@@ -52,6 +52,10 @@ class Context(BaseContext):
                     return value
         return None
 
+    def forget_viewer(self) -> None:
+        """The next `viewer()` checks the token and the user again."""
+        self._viewer = _UNSET
+
     async def viewer(self) -> User | None:
         """The authenticated user, or None without a token. A bad token raises."""
         if self._viewer is _UNSET:

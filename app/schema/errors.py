@@ -25,16 +25,31 @@ logger = logging.getLogger("app.graphql")
 MASKED_MESSAGE = "Internal server error"
 
 
-def classify(error: GraphQLError) -> GraphQLError:
+def _original(error: GraphQLError) -> BaseException | None:
     original = error.original_error
     # Errors nested in GraphQLErrors (e.g. raised from a field extension) unwrap once.
     if isinstance(original, GraphQLError) and original.original_error is not None:
-        original = original.original_error
+        return original.original_error
+    return original
+
+
+def is_expected(error: GraphQLError) -> bool:
+    """Client mistakes and denials: answered with their code, not logged as failures.
+
+    graphql-core's own errors without a path are about the document (syntax, validation,
+    variables, limits); with a path they arose while executing, e.g. a value that did not
+    serialise, and are the server's fault."""
+    original = _original(error)
+    if isinstance(original, OvozlyError):
+        return True
+    return (original is None or isinstance(original, GraphQLError)) and error.path is None
+
+
+def classify(error: GraphQLError) -> GraphQLError:
+    original = _original(error)
     if isinstance(original, OvozlyError):
         return _with_code(error, original.message, original.code)
-    if original is None or isinstance(original, GraphQLError):
-        # Syntax, validation, variable coercion and limiter errors: graphql-core's own
-        # messages describe the document, never the server's internals.
+    if is_expected(error):
         return _with_code(error, error.message, ErrorCode.BAD_USER_INPUT)
     return _with_code(error, MASKED_MESSAGE, ErrorCode.INTERNAL_SERVER_ERROR)
 
@@ -49,14 +64,6 @@ def _with_code(error: GraphQLError, message: str, code: ErrorCode) -> GraphQLErr
         original_error=None,
         extensions={"code": code.value},
     )
-
-
-def is_expected(error: GraphQLError) -> bool:
-    """Client mistakes and denials: answered with their code, not logged as failures."""
-    original = error.original_error
-    if isinstance(original, GraphQLError) and original.original_error is not None:
-        original = original.original_error
-    return original is None or isinstance(original, OvozlyError | GraphQLError)
 
 
 def log_unexpected(errors: list[GraphQLError]) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.policy import visible_calls
-from app.db.models import Call, CallAnalysis, CallStatus, PipelineStage, Segment, User
+from app.db.models import Call, CallAnalysis, CallStatus, PipelineStage, Role, Segment, User
 from app.errors import BadUserInput, NotFound
 from app.ml.types import Sentiment, SpeakerHints
 
@@ -61,8 +61,9 @@ def validate_hints(hints: SpeakerHints) -> SpeakerHints:
 
 
 async def require_agent(session: AsyncSession, user_id: uuid.UUID) -> User:
+    """Calls belong to agents: an admin uploads on behalf of an active AGENT."""
     user = await session.get(User, user_id)
-    if user is None or not user.is_active:
+    if user is None or not user.is_active or user.role is not Role.AGENT:
         raise NotFound("Agent")
     return user
 
@@ -93,9 +94,15 @@ async def create_call(session: AsyncSession, new_call: NewCall) -> Call:
     return call
 
 
-async def get_visible_call(session: AsyncSession, viewer: User, call_id: uuid.UUID) -> Call:
-    """Another agent's call is reported exactly like a missing one."""
-    result = await session.execute(select(Call).where(Call.id == call_id, visible_calls(viewer)))
+async def get_visible_call(
+    session: AsyncSession, viewer: User, call_id: uuid.UUID, *, for_update: bool = False
+) -> Call:
+    """Another agent's call is reported exactly like a missing one. `for_update` locks the
+    row, so a write based on it cannot interleave with the worker's."""
+    query = select(Call).where(Call.id == call_id, visible_calls(viewer))
+    if for_update:
+        query = query.with_for_update()
+    result = await session.execute(query)
     call = result.scalar_one_or_none()
     if call is None:
         raise NotFound("Call")

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,11 +56,13 @@ async def create_user(
     session: AsyncSession, new_user: NewUser, *, password_min_length: int
 ) -> User:
     valid = validate_new_user(new_user, password_min_length=password_min_length)
+    # Hash before the first query: the session takes its connection only then.
+    password_hash = await hash_password(valid.password)
     if await get_by_username(session, valid.username) is not None:
         raise BadUserInput(f"Username '{valid.username}' is already taken")
     user = User(
         username=valid.username,
-        password_hash=await hash_password(valid.password),
+        password_hash=password_hash,
         full_name=valid.full_name,
         role=valid.role,
         is_active=True,
@@ -92,18 +94,21 @@ async def list_users(session: AsyncSession) -> Sequence[User]:
     return result.scalars().all()
 
 
-async def authenticate(session: AsyncSession, username: str, password: str) -> User:
-    """The same error, and about the same time, for an unknown user and a wrong password."""
-    if len(password) > MAX_PASSWORD_LENGTH or len(username) > 256:
+async def verify_login(user: User | None, password: str) -> str | None:
+    """Checks a login against the user found for it (None when unknown): the same error,
+    and about the same time, for an unknown user and a wrong password. Needs no session,
+    so no database connection is held during the hash. Returns a replacement hash when
+    the stored one uses outdated parameters."""
+    if len(password) > MAX_PASSWORD_LENGTH:
         raise Unauthenticated(INVALID_CREDENTIALS)
-    user = await get_by_username(session, username)
     verification = await verify_password(user.password_hash if user else None, password)
     if user is None or not verification.ok or not user.is_active:
         raise Unauthenticated(INVALID_CREDENTIALS)
-    if verification.new_hash is not None:
-        user.password_hash = verification.new_hash
-        await session.flush()
-    return user
+    return verification.new_hash
+
+
+async def replace_password_hash(session: AsyncSession, user_id: uuid.UUID, new_hash: str) -> None:
+    await session.execute(update(User).where(User.id == user_id).values(password_hash=new_hash))
 
 
 def issue_token_for(user: User, *, key: str, expires_in_s: int) -> AccessToken:

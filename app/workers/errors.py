@@ -1,37 +1,32 @@
 """Turns a job's exception into the human-readable `error` a FAIL call carries.
 
-Known failures keep their own message (they are written for operators); anything else
-names only the exception type, since its text may hold paths or SQL.
+Known failures keep their own message (they are written for operators) with file-system
+paths removed; anything else names only the exception type. The full exception goes to
+the worker log.
 """
 
 from __future__ import annotations
 
-import importlib
+import re
 
+from app.ml.analysis.errors import AnalysisError
+from app.ml.audio import AudioDecodeError
+from app.ml.diarization.base import DiarizationError
+from app.ml.runtime import ModelLoadError, OutOfMemory
+from app.ml.stt.base import SttError
 from app.storage import ObjectNotFound, StorageError
 
-# Error classes from the ML packages whose messages are written for people.
-_READABLE_ERRORS = (
-    ("app.ml.audio", "AudioDecodeError"),
-    ("app.ml.runtime", "OutOfMemory"),
-    ("app.ml.runtime", "ModelLoadError"),
-    ("app.ml.stt.base", "SttError"),
-    ("app.ml.diarization.base", "DiarizationError"),
-    ("app.ml.analysis.errors", "AnalysisError"),
-)
+READABLE_ERRORS = (OutOfMemory, ModelLoadError, SttError, DiarizationError, AnalysisError)
+
+# Two or more path components: enough to catch '/srv/data/x.wav' and not 'and/or'.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.\-~])(?:[A-Za-z]:)?(?:[/\\][\w.\-~]+){2,}[/\\]?")
 
 
-def _readable_error_types() -> tuple[type[BaseException], ...]:
-    types: list[type[BaseException]] = []
-    for module_name, class_name in _READABLE_ERRORS:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        error_type = getattr(module, class_name, None)
-        if isinstance(error_type, type) and issubclass(error_type, BaseException):
-            types.append(error_type)
-    return tuple(types)
+def scrub_paths(message: str) -> str:
+    """Keeps only the last component of any absolute path in `message`."""
+    return _ABSOLUTE_PATH.sub(
+        lambda m: "…/" + re.split(r"[/\\]", m.group(0).rstrip("/\\"))[-1], message
+    )
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -39,8 +34,13 @@ def describe_failure(exc: BaseException) -> str:
         return "The recording is missing from storage; upload it again"
     if isinstance(exc, StorageError):
         return "The recording could not be read from storage; try reprocessing the call"
-    if isinstance(exc, _readable_error_types()):
-        return str(exc) or type(exc).__name__
+    if isinstance(exc, AudioDecodeError):
+        return (
+            "The recording could not be decoded: it is corrupt, truncated or in an "
+            "unsupported format"
+        )
+    if isinstance(exc, READABLE_ERRORS):
+        return scrub_paths(str(exc)) or type(exc).__name__
     if isinstance(exc, ConnectionError | TimeoutError):
         return "A service the worker needs was unreachable; try reprocessing the call"
     return f"Processing failed unexpectedly ({type(exc).__name__}); the error is in the worker log"

@@ -24,13 +24,13 @@ from redis.asyncio import Redis
 
 from app.config import Settings
 from app.db.engine import SessionFactory
-from app.db.models import Call, PipelineStage
+from app.db.models import Call, CallStatus, PipelineStage
 from app.ml.types import SpeakerHints, Stage
 from app.services import processing
 from app.storage import ObjectStorage
 from app.workers.errors import describe_failure
 from app.workers.processor import CallProcessor, JobDeadlineExceeded, ThrottledProgress
-from app.workers.queue import JobQueue, new_job_token
+from app.workers.queue import JobQueue, JobState, new_job_token
 from app.workers.status import StatusEvent, status_channel
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ LEASE_TTL_S = 60
 LEASE_REFRESH_S = 15
 RECOVERY_IDLE = timedelta(seconds=90)
 RETRY_BACKOFF_S = 10
+DEADLINE_GRACE_S = 30
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
@@ -172,9 +173,19 @@ async def _run_pipeline(state: WorkerState, call: Call, job_token: str) -> str:
     hints = SpeakerHints(call.num_speakers, call.min_speakers, call.max_speakers)
     try:
         async with state.storage.local_copy(call.storage_key) as audio_path:
-            transcript, insight = await asyncio.to_thread(
-                state.processor.process, audio_path, hints, progress
-            )
+            # The hook enforces the deadline while the pipeline reports progress; this
+            # catches a stage that stops reporting (a hung backend). The thread itself
+            # runs on until its next progress report, which then raises.
+            scope = asyncio.timeout(deadline - time.monotonic() + DEADLINE_GRACE_S)
+            try:
+                async with scope:
+                    transcript, insight = await asyncio.to_thread(
+                        state.processor.process, audio_path, hints, progress
+                    )
+            except TimeoutError as exc:
+                if scope.expired():
+                    raise JobDeadlineExceeded() from exc
+                raise
     finally:
         await reporter.close()
     async with state.sessions() as session, session.begin():
@@ -213,7 +224,13 @@ async def recover_stalled_calls(state: WorkerState) -> int:
             continue
         async with state.sessions() as session, session.begin():
             call = await session.get(Call, candidate.id, with_for_update=True)
-            if call is None or call.job_id != token or call.status.value != "RUNNING":
+            if (
+                call is None
+                or call.job_id != token
+                or call.status is not CallStatus.RUNNING
+                # A job may have claimed it since the liveness check: claiming touches it.
+                or call.updated_at != candidate.updated_at
+            ):
                 continue
             if call.attempts >= state.settings.job_max_tries:
                 failed = await processing.fail(
@@ -238,14 +255,11 @@ async def recover_stalled_calls(state: WorkerState) -> int:
 
 
 async def _job_is_alive(state: WorkerState, job_token: str) -> bool:
+    """Queued and not started: alive. Started: alive only while its worker holds the lease
+    (a worker that died leaves arq's in-progress marker behind for hours)."""
     if await state.redis.exists(lease_key(job_token)):
         return True
-    from arq.constants import in_progress_key_prefix, job_key_prefix
-
-    queued = await state.redis.exists(job_key_prefix + job_token)
-    running = await state.redis.exists(in_progress_key_prefix + job_token)
-    # Queued and not started: alive. Started but no lease: its worker died.
-    return bool(queued) and not running
+    return await state.queue.job_state(job_token) is JobState.QUEUED
 
 
 async def sweep(ctx: dict[str, Any]) -> int:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 from typing import Protocol
 
 from arq.connections import ArqRedis
 
 PROCESS_CALL_JOB = "process_call"
 QUEUE_NAME = "ovozly:queue"
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    STARTED = "started"
+    UNKNOWN = "unknown"
+    """Never enqueued, finished, or lost with Redis data."""
 
 
 def new_job_token(call_id: uuid.UUID) -> str:
@@ -20,8 +28,8 @@ def new_job_token(call_id: uuid.UUID) -> str:
 class JobQueue(Protocol):
     async def enqueue_process_call(self, call_id: uuid.UUID, job_token: str) -> None: ...
 
-    async def is_alive(self, job_token: str) -> bool:
-        """Whether the job is queued, deferred or running somewhere."""
+    async def job_state(self, job_token: str) -> JobState:
+        """Whether the job waits in the queue, has been started, or is unknown."""
         ...
 
 
@@ -39,10 +47,11 @@ class ArqJobQueue:
             _queue_name=self._queue_name,
         )
 
-    async def is_alive(self, job_token: str) -> bool:
+    async def job_state(self, job_token: str) -> JobState:
         from arq.constants import in_progress_key_prefix, job_key_prefix
 
-        found: int = await self._pool.exists(
-            job_key_prefix + job_token, in_progress_key_prefix + job_token
-        )
-        return found > 0
+        if await self._pool.exists(in_progress_key_prefix + job_token):
+            return JobState.STARTED
+        if await self._pool.exists(job_key_prefix + job_token):
+            return JobState.QUEUED
+        return JobState.UNKNOWN

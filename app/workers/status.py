@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from app.db.models import Call, CallStatus, PipelineStage
@@ -24,10 +24,16 @@ class StatusEvent:
     progress: float
     error: str | None
     at: datetime
+    deleted: bool = False
+    """The call is gone: subscribers stop."""
 
     @property
     def is_final(self) -> bool:
-        return self.status is not CallStatus.RUNNING
+        return self.deleted or self.status is not CallStatus.RUNNING
+
+    @classmethod
+    def of_deleted(cls, call: Call) -> StatusEvent:
+        return replace(cls.of(call), deleted=True, at=datetime.now(UTC))
 
     @classmethod
     def of(cls, call: Call) -> StatusEvent:
@@ -49,6 +55,7 @@ class StatusEvent:
                 "progress": self.progress,
                 "error": self.error,
                 "at": self.at.isoformat(),
+                "deleted": self.deleted,
             }
         )
 
@@ -62,4 +69,5 @@ class StatusEvent:
             progress=float(data["progress"]),
             error=data.get("error"),
             at=datetime.fromisoformat(data["at"]),
+            deleted=bool(data.get("deleted", False)),
         )

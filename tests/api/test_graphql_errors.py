@@ -43,3 +43,31 @@ async def test_cors_allows_only_configured_origins(http: httpx.AsyncClient) -> N
     assert allowed.headers.get("access-control-allow-origin") == "http://app.example"
     denied = await http.options("/graphql", headers={"Origin": "http://evil.example", **preflight})
     assert "access-control-allow-origin" not in denied.headers
+
+
+def test_introspection_and_graphiql_are_off_in_production_unless_enabled() -> None:
+    from app.config import Environment, Settings
+    from app.schema import build_schema
+
+    strong = "k" * 48
+    production = Settings(environment=Environment.PRODUCTION, jwt_key=strong)
+    assert not production.graphiql_enabled
+    result = build_schema(production).execute_sync("{ __schema { queryType { name } } }")
+    assert result.errors
+    enabled = Settings(
+        environment=Environment.PRODUCTION, jwt_key=strong, graphql_introspection=True
+    )
+    assert not build_schema(enabled).execute_sync("{ __schema { queryType { name } } }").errors
+
+
+def test_errors_raised_while_executing_are_masked_as_internal() -> None:
+    from graphql import GraphQLError
+
+    from app.schema.errors import classify
+
+    serialisation = GraphQLError("Int cannot represent non 32-bit value: 3000000000", path=["x"])
+    masked = classify(serialisation)
+    assert masked.extensions == {"code": "INTERNAL_SERVER_ERROR"}
+    assert "3000000000" not in masked.message
+    document = classify(GraphQLError("Syntax Error: Expected Name"))
+    assert document.extensions == {"code": "BAD_USER_INPUT"}

@@ -193,3 +193,62 @@ async def test_websocket_handshake_checks_the_origin_like_cors(server: str) -> N
     ) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
+
+
+async def test_deleting_a_watched_call_ends_it_and_deactivation_reaches_open_sockets(
+    server: str, settings: Settings, short_speech: Path, app: Any
+) -> None:
+    from sqlalchemy import update
+
+    from app.db.models import User
+
+    resources: Resources = app.state.resources
+    await resources.redis.flushdb()
+    owner = await agent_id(settings)
+    token = await _token(server, "agent1")
+    call = await create_stored_call(resources, owner, short_speech, enqueue=False)
+    call_id = to_global_id("Call", call.id)
+
+    watcher = asyncio.create_task(_subscribe(server, token, call_id))
+    await asyncio.sleep(1.0)
+    async with httpx.AsyncClient(base_url=f"http://{server}") as client:
+        deleted = await client.post(
+            "/graphql",
+            json={
+                "query": "mutation($id: ID!) { deleteCall(id: $id) }",
+                "variables": {"id": call_id},
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert deleted.json()["data"] == {"deleteCall": call_id}
+    messages = await watcher
+    assert messages[0]["payload"]["data"]["callStatus"]["stage"] == "QUEUED"
+    assert _error_codes(messages) == ["NOT_FOUND"]
+
+    other = await create_stored_call(resources, owner, short_speech, enqueue=False)
+    async with websockets.connect(
+        f"ws://{server}/graphql", subprotocols=[websockets.Subprotocol("graphql-transport-ws")]
+    ) as ws:
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+        )
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        async with resources.sessions() as session, session.begin():
+            await session.execute(update(User).where(User.id == owner).values(is_active=False))
+        await ws.send(
+            json.dumps(
+                {
+                    "id": "2",
+                    "type": "subscribe",
+                    "payload": {
+                        "query": SUBSCRIPTION,
+                        "variables": {"id": to_global_id("Call", other.id)},
+                    },
+                }
+            )
+        )
+        replies: list[dict[str, Any]] = []
+        async with asyncio.timeout(30):
+            while not replies or replies[-1]["type"] not in {"complete", "error"}:
+                replies.append(json.loads(await ws.recv()))
+    assert _error_codes(replies) == ["UNAUTHENTICATED"]
