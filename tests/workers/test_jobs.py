@@ -170,3 +170,35 @@ async def test_recovery_requeues_orphaned_calls_and_fails_exhausted_ones(
     await resources.redis.delete(lease_key(alive.job_id))
     await run_worker_burst(settings, processor)
     assert (await _reload(resources, orphan)).status is CallStatus.SUCCESS
+
+
+async def test_a_call_without_speech_succeeds_with_an_empty_analysis(
+    http: httpx.AsyncClient,
+    settings: Settings,
+    resources: Resources,
+    processor: CallProcessor,
+    tmp_path: Path,
+) -> None:
+    import numpy as np
+    import soundfile
+
+    from app.db.models import CallAnalysis, CallMetrics
+
+    silence = tmp_path / "hold-music-free-silence.wav"
+    rng = np.random.default_rng(7)
+    soundfile.write(silence, (rng.normal(0, 1e-4, 16000 * 5)).astype(np.float32), 16000)
+    owner = await agent_id(settings)
+    call = await create_stored_call(resources, owner, silence)
+    await run_worker_burst(settings, processor)
+
+    done = await _reload(resources, call)
+    assert done.status is CallStatus.SUCCESS, done.error
+    assert await _segment_count(resources, call) == 0
+    async with resources.sessions() as session:
+        analysis = await session.get(CallAnalysis, call.id)
+        metrics = await session.get(CallMetrics, call.id)
+    assert analysis is not None
+    assert analysis.language == "und"
+    assert metrics is not None
+    assert metrics.talk_s == 0
+    assert metrics.duration_s == pytest.approx(5.0, abs=0.1)
