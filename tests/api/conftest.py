@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -67,6 +68,12 @@ async def make_user(
             )
     finally:
         await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the calls tests write the small recordings they generate."""
+    return tmp_path_factory.mktemp("api-audio")
 
 
 @pytest.fixture

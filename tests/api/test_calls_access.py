@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
 
 from app.config import Settings
@@ -25,12 +24,6 @@ from tests.api.test_calls_upload import (
     upload_ok,
     user_id,
 )
-
-
-@pytest.fixture(scope="session")
-def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("api-audio")
-
 
 NODE = "query($id: ID!) { node(id: $id) { id ... on Call { status agent { id } } } }"
 REPROCESS = "mutation($id: ID!) { reprocessCall(id: $id) { id status stage } }"

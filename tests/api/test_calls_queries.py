@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, func, select
 
@@ -56,12 +55,6 @@ from tests.api.test_calls_upload import (
     upload_ok,
     user_id,
 )
-
-
-@pytest.fixture(scope="session")
-def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("api-audio")
-
 
 NESTED = """
   id filename status stage progress error durationSeconds channels sampleRate createdAt finishedAt

@@ -189,11 +189,6 @@ async def user_id(gql: GraphQLClient, token: str) -> str:
     return uid
 
 
-@pytest.fixture(scope="session")
-def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("api-audio")
-
-
 # --- accepted uploads -----------------------------------------------------------------------
 
 
