@@ -66,7 +66,9 @@ async def _token(address: str, username: str) -> str:
     return token
 
 
-async def _subscribe(address: str, token: str, call_global_id: str) -> list[dict[str, Any]]:
+async def _subscribe(
+    address: str, token: str, call_global_id: str, started: asyncio.Event | None = None
+) -> list[dict[str, Any]]:
     """Every message after connection_ack, until complete or error."""
     received: list[dict[str, Any]] = []
     async with websockets.connect(
@@ -89,6 +91,8 @@ async def _subscribe(address: str, token: str, call_global_id: str) -> list[dict
             while True:
                 message = json.loads(await ws.recv())
                 received.append(message)
+                if started is not None:
+                    started.set()
                 if message["type"] in {"complete", "error"}:
                     return received
 
@@ -119,8 +123,11 @@ async def test_subscriber_sees_queued_through_success_then_complete(
     owner = await agent_id(settings)
     token = await _token(server, "agent1")
     call = await create_stored_call(resources, owner, short_speech)
-    subscriber = asyncio.create_task(_subscribe(server, token, to_global_id("Call", call.id)))
-    await asyncio.sleep(1.0)
+    started = asyncio.Event()
+    subscriber = asyncio.create_task(
+        _subscribe(server, token, to_global_id("Call", call.id), started)
+    )
+    await asyncio.wait_for(started.wait(), 60)
     await run_worker_burst(settings, processor)
     messages = await subscriber
 
@@ -166,8 +173,9 @@ async def test_failing_call_streams_fail_with_error_and_others_cannot_subscribe(
     unauthenticated = await _subscribe(server, "not-a-token", call_id)
     assert _error_codes(unauthenticated) == ["UNAUTHENTICATED"]
 
-    subscriber = asyncio.create_task(_subscribe(server, token, call_id))
-    await asyncio.sleep(1.0)
+    started = asyncio.Event()
+    subscriber = asyncio.create_task(_subscribe(server, token, call_id, started))
+    await asyncio.wait_for(started.wait(), 60)
     await run_worker_burst(settings, processor)
     messages = await subscriber
     events = [m["payload"]["data"]["callStatus"] for m in messages if m["type"] == "next"]
@@ -209,8 +217,9 @@ async def test_deleting_a_watched_call_ends_it_and_deactivation_reaches_open_soc
     call = await create_stored_call(resources, owner, short_speech, enqueue=False)
     call_id = to_global_id("Call", call.id)
 
-    watcher = asyncio.create_task(_subscribe(server, token, call_id))
-    await asyncio.sleep(1.0)
+    started = asyncio.Event()
+    watcher = asyncio.create_task(_subscribe(server, token, call_id, started))
+    await asyncio.wait_for(started.wait(), 60)
     async with httpx.AsyncClient(base_url=f"http://{server}") as client:
         deleted = await client.post(
             "/graphql",
