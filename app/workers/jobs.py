@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -29,7 +30,12 @@ from app.ml.types import SpeakerHints, Stage
 from app.services import processing
 from app.storage import ObjectStorage
 from app.workers.errors import describe_failure
-from app.workers.processor import CallProcessor, JobDeadlineExceeded, ThrottledProgress
+from app.workers.processor import (
+    CallProcessor,
+    JobDeadlineExceeded,
+    JobSuperseded,
+    ThrottledProgress,
+)
 from app.workers.queue import JobQueue, JobState, new_job_token
 from app.workers.status import StatusEvent, status_channel
 
@@ -106,8 +112,15 @@ class ProgressReporter:
     """Carries progress from the pipeline thread to the event loop, writing and publishing
     each update in order from a single task."""
 
-    def __init__(self, state: WorkerState, call_id: uuid.UUID, job_token: str) -> None:
+    def __init__(
+        self,
+        state: WorkerState,
+        call_id: uuid.UUID,
+        job_token: str,
+        superseded: threading.Event,
+    ) -> None:
         self._state = state
+        self._superseded = superseded
         self._call_id = call_id
         self._job_token = job_token
         self._loop = asyncio.get_running_loop()
@@ -125,7 +138,10 @@ class ProgressReporter:
                     call = await processing.record_progress(
                         session, self._call_id, self._job_token, PipelineStage(stage), progress
                     )
-                if call is not None:
+                if call is None:
+                    # Deleted or reprocessed meanwhile: the pipeline stops at its next step.
+                    self._superseded.set()
+                else:
                     await publish(self._state.redis, call)
             except TRANSIENT_ERRORS:
                 # Progress is advisory; the final state is written by the job itself.
@@ -148,6 +164,8 @@ async def process_call(ctx: dict[str, Any], call_id: str, job_token: str) -> str
         await publish(state.redis, call)
         try:
             return await _run_pipeline(state, call, job_token)
+        except JobSuperseded:
+            return "stopped: call deleted or reprocessed while processing"
         except JobDeadlineExceeded:
             limit = job_timeout_s(state.settings, call.duration_s)
             await _fail(
@@ -167,9 +185,10 @@ async def process_call(ctx: dict[str, Any], call_id: str, job_token: str) -> str
 
 
 async def _run_pipeline(state: WorkerState, call: Call, job_token: str) -> str:
-    reporter = ProgressReporter(state, call.id, job_token)
+    superseded = threading.Event()
+    reporter = ProgressReporter(state, call.id, job_token, superseded)
     deadline = time.monotonic() + job_timeout_s(state.settings, call.duration_s)
-    progress = ThrottledProgress(reporter, deadline)
+    progress = ThrottledProgress(reporter, deadline, superseded)
     hints = SpeakerHints(call.num_speakers, call.min_speakers, call.max_speakers)
     try:
         async with state.storage.local_copy(call.storage_key) as audio_path:

@@ -30,6 +30,10 @@ class JobDeadlineExceeded(Exception):
     """Raised from the progress hook, the one place a running pipeline checks in."""
 
 
+class JobSuperseded(Exception):
+    """The call was deleted or reprocessed while this job ran: stop, write nothing."""
+
+
 def overall_progress(stage: Stage, completed: float, total: float) -> float:
     start, end = STAGE_SPANS[stage]
     fraction = min(max(completed / total, 0.0), 1.0) if total > 0 else 0.0
@@ -43,6 +47,7 @@ class ThrottledProgress:
 
     sink: ProgressSink
     deadline: float
+    superseded: threading.Event = field(default_factory=threading.Event)
     min_step: float = 0.05
     _last_stage: Stage | None = field(default=None, init=False)
     _last_progress: float = field(default=-1.0, init=False)
@@ -51,9 +56,13 @@ class ThrottledProgress:
     def __call__(self, stage: Stage, completed: float, total: float) -> None:
         if time.monotonic() > self.deadline:
             raise JobDeadlineExceeded()
+        if self.superseded.is_set():
+            raise JobSuperseded()
         progress = overall_progress(stage, completed, total)
         with self._lock:
-            if stage == self._last_stage and progress - self._last_progress < self.min_step:
+            small_step = progress - self._last_progress < self.min_step
+            stage_done = total > 0 and completed >= total
+            if stage == self._last_stage and small_step and not stage_done:
                 return
             self._last_stage = stage
             self._last_progress = progress
