@@ -62,7 +62,8 @@ class ThrottledProgress:
         with self._lock:
             small_step = progress - self._last_progress < self.min_step
             stage_done = total > 0 and completed >= total
-            if stage == self._last_stage and small_step and not stage_done:
+            repeated = progress == self._last_progress
+            if stage == self._last_stage and (repeated or (small_step and not stage_done)):
                 return
             self._last_stage = stage
             self._last_progress = progress
