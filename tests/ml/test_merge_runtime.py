@@ -97,3 +97,21 @@ def test_cuda_out_of_memory_becomes_an_actionable_error() -> None:
         raise RuntimeError("shape mismatch")
     with pytest.raises(RuntimeError, match="out of memory"), out_of_memory_as_error("cpu", "x"):
         raise RuntimeError("out of memory")
+
+
+def test_a_speakers_short_pause_stays_inside_their_turn() -> None:
+    from app.ml.diarization.base import SpeakerTurn
+    from app.ml.diarization.local import join_turns
+
+    turns = [
+        SpeakerTurn("A", 0.0, 2.0),
+        SpeakerTurn("A", 2.4, 4.0),  # a breath: same turn
+        SpeakerTurn("B", 4.1, 6.0),
+        SpeakerTurn("B", 7.5, 9.0),  # a real pause: a new turn
+    ]
+    joined = join_turns(turns, 0.6)
+    assert [(t.speaker, t.start_s, t.end_s) for t in joined] == [
+        ("A", 0.0, 4.0),
+        ("B", 4.1, 6.0),
+        ("B", 7.5, 9.0),
+    ]
