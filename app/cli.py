@@ -13,16 +13,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.config import Environment, Settings, persistent_jwt_key
 from app.db.models import Role
 from app.embedded import EmbeddedServices
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
 logger = logging.getLogger("ovozly")
+T = TypeVar("T")
 
 Handler = Callable[[argparse.Namespace], int]
 CHILD_STOP_TIMEOUT_S = 15.0
@@ -99,32 +103,41 @@ def _stop_children(children: Sequence[subprocess.Popen[bytes]]) -> None:
             child.wait()
 
 
+def in_transaction(database_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Runs `work` in one committed transaction on a short-lived engine (CLI commands)."""
+    from app.db.engine import create_engine, create_session_factory
+
+    async def run() -> T:
+        engine = create_engine(database_url, pool_size=1)
+        try:
+            async with create_session_factory(engine)() as session, session.begin():
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
 def bootstrap_admin(settings: Settings) -> tuple[str, str | None]:
     """Creates the first admin when missing; returns its username and the password to
     print (None when the admin already existed or the password came from settings)."""
-    from app.db.engine import create_engine, create_session_factory
     from app.services.users import ensure_admin
 
     settings.configure_password_hashing()
     generated = settings.admin_password is None
     password = settings.admin_password or secrets.token_urlsafe(12)
 
-    async def run() -> bool:
-        assert settings.database_url is not None
-        engine = create_engine(settings.database_url, pool_size=1)
-        try:
-            async with create_session_factory(engine)() as session, session.begin():
-                created = await ensure_admin(
-                    session,
-                    settings.admin_username,
-                    password,
-                    password_min_length=settings.password_min_length,
-                )
-            return created is not None
-        finally:
-            await engine.dispose()
+    async def create(session: AsyncSession) -> bool:
+        admin = await ensure_admin(
+            session,
+            settings.admin_username,
+            password,
+            password_min_length=settings.password_min_length,
+        )
+        return admin is not None
 
-    created = asyncio.run(run())
+    assert settings.database_url is not None
+    created = in_transaction(settings.database_url, create)
     return settings.admin_username, password if created and generated else None
 
 
@@ -254,7 +267,6 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_create_user(args: argparse.Namespace) -> int:
-    from app.db.engine import create_engine, create_session_factory
     from app.errors import OvozlyError
     from app.services.users import NewUser, create_user
 
@@ -262,21 +274,16 @@ def cmd_create_user(args: argparse.Namespace) -> int:
     settings.configure_password_hashing()
     new_user = NewUser(args.username, _read_password(args), args.full_name, Role(args.role))
 
-    async def run(database_url: str) -> str:
-        engine = create_engine(database_url, pool_size=1)
-        try:
-            async with create_session_factory(engine)() as session, session.begin():
-                user = await create_user(
-                    session, new_user, password_min_length=settings.password_min_length
-                )
-                return user.username
-        finally:
-            await engine.dispose()
+    async def create(session: AsyncSession) -> str:
+        user = await create_user(
+            session, new_user, password_min_length=settings.password_min_length
+        )
+        return user.username
 
     with resolved_services(settings) as resolved:
         assert resolved.database_url is not None
         try:
-            username = asyncio.run(run(resolved.database_url))
+            username = in_transaction(resolved.database_url, create)
         except OvozlyError as exc:
             print(f"error: {exc.message}", file=sys.stderr)
             return 2
@@ -286,8 +293,7 @@ def cmd_create_user(args: argparse.Namespace) -> int:
 
 def cmd_set_password(args: argparse.Namespace) -> int:
     from app.auth.passwords import hash_password
-    from app.db.engine import create_engine, create_session_factory
-    from app.services.users import get_by_username
+    from app.services.users import get_by_username, replace_password_hash
 
     settings = Settings()
     settings.configure_password_hashing()
@@ -296,21 +302,16 @@ def cmd_set_password(args: argparse.Namespace) -> int:
         print(f"error: at least {settings.password_min_length} characters", file=sys.stderr)
         return 2
 
-    async def run(database_url: str) -> bool:
-        engine = create_engine(database_url, pool_size=1)
-        try:
-            async with create_session_factory(engine)() as session, session.begin():
-                user = await get_by_username(session, args.username)
-                if user is None:
-                    return False
-                user.password_hash = await hash_password(password)
-                return True
-        finally:
-            await engine.dispose()
+    async def update(session: AsyncSession) -> bool:
+        user = await get_by_username(session, args.username)
+        if user is None:
+            return False
+        await replace_password_hash(session, user.id, await hash_password(password))
+        return True
 
     with resolved_services(settings) as resolved:
         assert resolved.database_url is not None
-        if not asyncio.run(run(resolved.database_url)):
+        if not in_transaction(resolved.database_url, update):
             print(f"error: no user '{args.username}'", file=sys.stderr)
             return 2
     print(f"password of '{args.username}' updated")

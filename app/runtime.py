@@ -15,6 +15,12 @@ from app.storage import ObjectStorage, build_storage
 from app.workers.queue import QUEUE_NAME, ArqJobQueue, JobQueue
 
 
+def storage_for(settings: Settings) -> ObjectStorage:
+    return build_storage(
+        settings.effective_storage_backend.value, settings.data_dir, settings.gcs_bucket
+    )
+
+
 @dataclass
 class Resources:
     settings: Settings
@@ -38,9 +44,7 @@ class Resources:
             engine=engine,
             sessions=create_session_factory(engine),
             redis=redis,
-            storage=build_storage(
-                settings.effective_storage_backend.value, settings.data_dir, settings.gcs_bucket
-            ),
+            storage=storage_for(settings),
             queue=ArqJobQueue(redis, QUEUE_NAME),
             broadcaster=broadcaster,
         )

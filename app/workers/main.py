@@ -12,7 +12,7 @@ from arq.worker import Worker, func
 
 from app.config import Settings
 from app.db.engine import create_engine, create_session_factory
-from app.storage import build_storage
+from app.runtime import storage_for
 from app.workers.jobs import WorkerState, process_call, recover_stalled_calls, sweep
 from app.workers.processor import CallProcessor
 from app.workers.queue import PROCESS_CALL_JOB, QUEUE_NAME, ArqJobQueue
@@ -22,12 +22,6 @@ logger = logging.getLogger(__name__)
 
 # arq's own timeout is only a backstop; each job enforces a deadline scaled to its audio.
 HARD_JOB_TIMEOUT_S = 24 * 3600
-
-
-def build_storage_for(settings: Settings) -> Any:
-    return build_storage(
-        settings.effective_storage_backend.value, settings.data_dir, settings.gcs_bucket
-    )
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
@@ -42,7 +36,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         settings=settings,
         sessions=create_session_factory(engine),
         redis=ctx["redis"],
-        storage=build_storage_for(settings),
+        storage=storage_for(settings),
         queue=ArqJobQueue(ctx["redis"], QUEUE_NAME),
         processor=processor,
     )
