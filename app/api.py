@@ -17,8 +17,8 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from app.auth.passwords import warm_up
 from app.config import Settings
 from app.http_limits import BodyLimitMiddleware
-from app.runtime import Resources
-from app.schema import build_schema
+from app.resources import Resources
+from app.schema.build import build_schema
 from app.schema.context import Context
 
 logger = logging.getLogger(__name__)

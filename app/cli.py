@@ -267,7 +267,7 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_create_user(args: argparse.Namespace) -> int:
-    from app.errors import OvozlyError
+    from app.errors import ClientError
     from app.services.users import NewUser, create_user
 
     settings = Settings()
@@ -284,7 +284,7 @@ def cmd_create_user(args: argparse.Namespace) -> int:
         assert resolved.database_url is not None
         try:
             username = in_transaction(resolved.database_url, create)
-        except OvozlyError as exc:
+        except ClientError as exc:
             print(f"error: {exc.message}", file=sys.stderr)
             return 2
     print(f"created {args.role.lower()} '{username}'")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 from enum import StrEnum
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
@@ -154,8 +153,3 @@ def persistent_jwt_key(data_dir: Path) -> str:
     path.touch(mode=0o600)
     path.write_text(key)
     return key
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()

@@ -12,7 +12,6 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +26,6 @@ def free_tcp_port(host: str = "127.0.0.1") -> int:
 def asyncpg_url(libpq_uri: str) -> str:
     """pgserver hands out a libpq URI; SQLAlchemy needs the asyncpg dialect name."""
     return libpq_uri.replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
-def libpq_socket_dir(database_url: str) -> str | None:
-    hosts = parse_qs(urlsplit(database_url).query).get("host")
-    return hosts[0] if hosts else None
 
 
 @dataclass

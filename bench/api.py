@@ -13,7 +13,7 @@ runs the real API (`python -m app.cli api`, uvicorn) as a subprocess on 127.0.0.
 (c) opens `--subscribers` graphql-transport-ws connections to the one API process, each
     subscribed to `callStatus` of one RUNNING call, then does what the worker does per step:
     processing.record_progress in a committed transaction, then publishes
-    StatusEvent(...).to_json() on status_channel(call_id); reports p50/p99 latency from
+    StatusEvent(...) through RedisStatusPublisher; reports p50/p99 latency from
     publish to receipt over all subscribers and events, and the API's RSS with them open.
 
 Results go to bench/results/api-<timestamp>.json and a table is printed. Runs in a few
@@ -70,8 +70,8 @@ from app.ml.types import (
 )
 from app.schema.ids import parse_global_id
 from app.services import processing
+from app.services.status import RedisStatusPublisher, StatusEvent
 from app.services.users import NewUser, create_user
-from app.workers.status import StatusEvent, status_channel
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -483,9 +483,9 @@ async def bench_status(
                     session, call_id, job_token, PipelineStage.TRANSCRIBING, progress
                 )
                 assert updated is not None
-            payload = StatusEvent.of(updated).to_json()
+            event = StatusEvent.of(updated)
             published[progress] = time.perf_counter()
-            await redis.publish(status_channel(call_id), payload)
+            await RedisStatusPublisher(redis).publish(event)
             await asyncio.sleep(0.5)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and sum(len(r) for r in received) < subscribers * events:

@@ -22,9 +22,10 @@ def visible_calls(viewer: User) -> ColumnElement[bool]:
     return Call.owner_id == viewer.id
 
 
-def upload_owner(viewer: User, requested_agent_id: uuid.UUID | None) -> uuid.UUID:
-    """An agent uploads for themselves; an admin may upload on an agent's behalf."""
-    if requested_agent_id is None or requested_agent_id == viewer.id:
+def upload_owner(viewer: User, requested_owner_id: uuid.UUID | None) -> uuid.UUID:
+    """An agent uploads for themselves; an admin may upload on an agent's behalf (the
+    contract's `agentId`; inside, the user a call belongs to is its owner)."""
+    if requested_owner_id is None or requested_owner_id == viewer.id:
         return viewer.id
     require_admin(viewer)
-    return requested_agent_id
+    return requested_owner_id

@@ -19,6 +19,8 @@ import av.error
 import numpy as np
 import numpy.typing as npt
 
+from app.errors import ProcessingError
+
 SAMPLE_RATE = 16_000
 
 FloatArray = npt.NDArray[np.float32]
@@ -30,8 +32,14 @@ _DUAL_MONO_CORRELATION = 0.98
 _DUAL_MONO_BLOCK = SAMPLE_RATE * 60
 
 
-class AudioDecodeError(ValueError):
+class AudioDecodeError(ProcessingError):
     """The file is not audio PyAV can decode (no audio stream, corrupt or empty)."""
+
+    def call_error(self) -> str:
+        return (
+            "The recording could not be decoded: it is corrupt, truncated or in an "
+            "unsupported format"
+        )
 
 
 @dataclass(slots=True)

@@ -17,16 +17,15 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from app.ml.audio import SAMPLE_RATE, DecodedAudio, decode_audio
-from app.ml.diarization import Diarization, Diarizer, build_mono_diarizer, validate_hints
+from app.ml.audio import DecodedAudio, decode_audio
+from app.ml.compute import MODELS, configure_threads, out_of_memory_as_error, resolve_device
+from app.ml.diarization import Diarizer, build_mono_diarizer, validate_hints
 from app.ml.diarization.channel import ChannelDiarizer
-from app.ml.diarization.local import LocalDiarizer
 from app.ml.merge import assign_speakers, build_segments
-from app.ml.runtime import MODELS, configure_threads, out_of_memory_as_error, resolve_device
 from app.ml.settings import PipelineSettings
 from app.ml.stt import SpeechToText, build_speech_to_text
 from app.ml.types import (
-    ProgressHook,
+    ProgressCallback,
     SpeakerHints,
     SpeakerRole,
     Stage,
@@ -34,6 +33,7 @@ from app.ml.types import (
     TranscriptSegment,
     Word,
     no_progress,
+    part_of,
 )
 from app.ml.vad import Region, SileroVad, total_speech_s
 
@@ -85,7 +85,7 @@ class SpeechPipeline:
         audio_path: Path,
         *,
         hints: SpeakerHints | None = None,
-        hook: ProgressHook = no_progress,
+        hook: ProgressCallback = no_progress,
     ) -> Transcript:
         hints = self.resolve_hints(hints)
         validate_hints(hints)
@@ -106,11 +106,10 @@ class SpeechPipeline:
 
     # --- stereo: one party per channel ----------------------------------------------------
 
-    def _stereo(self, audio: DecodedAudio, hints: SpeakerHints, hook: ProgressHook) -> Transcript:
-        def diarize_progress(done: float, total: float) -> None:
-            hook(Stage.DIARIZING, done, total)
-
-        regions = self.channel_diarizer.regions(audio, diarize_progress)
+    def _stereo(
+        self, audio: DecodedAudio, hints: SpeakerHints, hook: ProgressCallback
+    ) -> Transcript:
+        regions = self.channel_diarizer.regions(audio, hook)
         diarization = self.channel_diarizer(audio, hints=hints, regions=regions)
         hook(Stage.DIARIZING, 1, 1)
 
@@ -144,14 +143,11 @@ class SpeechPipeline:
 
     # --- mono (and dual-mono, and stereo whose hints channels cannot meet) ---------------
 
-    def _mono(self, audio: DecodedAudio, hints: SpeakerHints, hook: ProgressHook) -> Transcript:
+    def _mono(self, audio: DecodedAudio, hints: SpeakerHints, hook: ProgressCallback) -> Transcript:
         signal = audio.mono()
         duration = audio.duration_s
-
-        def vad_progress(done: float, total: float) -> None:
-            hook(Stage.DIARIZING, done / 2, total)
-
-        regions = self.vad(signal, vad_progress)
+        # The VAD fills the first half of DIARIZING, the diarizer the second.
+        regions = self.vad(signal, part_of(hook, 0.0, 0.5))
         mono = (
             audio
             if audio.channels == 1
@@ -159,19 +155,14 @@ class SpeechPipeline:
                 signal[None, :], audio.source_channels, audio.source_sample_rate, audio.dual_mono
             )
         )
-
-        def diarize_progress(done: float, total: float) -> None:
-            hook(Stage.DIARIZING, duration / 2 + done / max(total, 1e-9) * duration / 2, duration)
-
-        diarization: Diarization
         with out_of_memory_as_error(self.device, "diarizing"):
-            if isinstance(self.mono_diarizer, LocalDiarizer):
-                diarization = self.mono_diarizer(
-                    mono, hints=hints, progress=diarize_progress, regions=regions
-                )
-            else:
-                diarization = self.mono_diarizer(mono, hints=hints, progress=diarize_progress)
-        hook(Stage.DIARIZING, duration, duration)
+            diarization = self.mono_diarizer(
+                mono,
+                hints=hints,
+                progress=part_of(hook, 0.5, 1.0),
+                regions=regions if self.mono_diarizer.takes_speech_regions else None,
+            )
+        hook(Stage.DIARIZING, 1, 1)
 
         language = self._language([(signal, regions)])
         total_speech = total_speech_s(regions) or 1.0
@@ -212,7 +203,7 @@ class SpeechPipeline:
         signal: npt.NDArray[np.float32],
         regions: list[Region],
         language: str | None,
-        hook: ProgressHook,
+        hook: ProgressCallback,
         done: float,
         total: float,
     ) -> tuple[list[Word], float]:
@@ -241,7 +232,3 @@ def chunk_regions(regions: list[Region], speech_s: float) -> list[list[Region]]:
     if current:
         chunks.append(current)
     return chunks
-
-
-def audio_duration_s(samples: npt.NDArray[np.float32]) -> float:
-    return float(samples.shape[-1]) / SAMPLE_RATE

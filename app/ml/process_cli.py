@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.ml.types import SpeakerHints, Stage, Transcript
+from app.errors import OvozlyError
+from app.ml.types import SpeakerHints, Stage, Transcript, overall_progress
 
 
 def register(subparsers: Any) -> None:
@@ -43,15 +44,13 @@ def run(args: argparse.Namespace) -> int:
         ) as bar:
 
             def hook(stage: Stage, completed: float, total: float, bar: Any = bar) -> None:
-                start, span = _STAGE_SHARE[stage]
-                fraction = min(max(completed / total, 0.0), 1.0) if total > 0 else 0.0
                 bar.set_postfix_str(stage.value.lower())
-                bar.n = round(100 * (start + span * fraction), 1)
+                bar.n = round(100 * overall_progress(stage, completed, total), 1)
                 bar.refresh()
 
             try:
                 transcript = pipeline(path, hints=hints, hook=hook)
-            except (ValueError, RuntimeError, OSError) as error:
+            except (OvozlyError, ValueError, RuntimeError, OSError) as error:
                 failures += 1
                 print(f"{path}: {error}", file=sys.stderr)
                 continue
@@ -60,14 +59,6 @@ def run(args: argparse.Namespace) -> int:
         write_outputs(transcript, stem, file_id=path.stem)
         print(f"{path} -> {stem}.json, .rttm, .srt", file=sys.stderr)
     return 1 if failures else 0
-
-
-_STAGE_SHARE = {
-    Stage.DECODING: (0.0, 0.05),
-    Stage.DIARIZING: (0.05, 0.35),
-    Stage.TRANSCRIBING: (0.4, 0.6),
-    Stage.ANALYZING: (1.0, 0.0),
-}
 
 
 def write_outputs(transcript: Transcript, stem: Path, *, file_id: str) -> None:

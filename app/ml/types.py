@@ -20,14 +20,43 @@ class Stage(StrEnum):
     ANALYZING = "ANALYZING"
 
 
-class ProgressHook(Protocol):
-    """Called as a stage advances; `completed`/`total` are in any unit the stage likes."""
+# Share of the overall progress bar each stage fills, in pipeline order.
+STAGE_SPANS: dict[Stage, tuple[float, float]] = {
+    Stage.DECODING: (0.0, 0.05),
+    Stage.DIARIZING: (0.05, 0.35),
+    Stage.TRANSCRIBING: (0.35, 0.85),
+    Stage.ANALYZING: (0.85, 1.0),
+}
+
+
+def overall_progress(stage: Stage, completed: float, total: float) -> float:
+    """Where a report of `stage` puts the whole call, 0 .. 1."""
+    start, end = STAGE_SPANS[stage]
+    fraction = min(max(completed / total, 0.0), 1.0) if total > 0 else 0.0
+    return start + (end - start) * fraction
+
+
+class ProgressCallback(Protocol):
+    """The one progress shape, from the VAD up to the worker (pyannote's hook shape):
+    called as a stage advances; `completed`/`total` are in any unit the reporter likes.
+    Reports of one stage never step backwards."""
 
     def __call__(self, stage: Stage, completed: float, total: float) -> None: ...
 
 
 def no_progress(stage: Stage, completed: float, total: float) -> None:
-    """A hook that ignores progress."""
+    """A callback that ignores progress."""
+
+
+def part_of(progress: ProgressCallback, start: float, end: float) -> ProgressCallback:
+    """A step that fills the share [start, end] of its stage: its reports are scaled into
+    that share (as fractions of the stage), so steps run one after another stay monotonic."""
+
+    def report(stage: Stage, completed: float, total: float) -> None:
+        fraction = min(max(completed / total, 0.0), 1.0) if total > 0 else 0.0
+        progress(stage, start + (end - start) * fraction, 1.0)
+
+    return report
 
 
 class SpeakerRole(StrEnum):

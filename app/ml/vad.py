@@ -6,13 +6,13 @@ the Python loop (which holds the GIL) is not the bottleneck on long calls.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from app.ml.audio import SAMPLE_RATE
+from app.ml.types import ProgressCallback, Stage, no_progress
 
 Region = tuple[float, float]
 """(start_s, end_s) of one speech region."""
@@ -31,7 +31,7 @@ class VadParams:
 
 
 class SileroVad:
-    """Loaded once per process (see app.ml.runtime.ModelCache); safe to call from one thread
+    """Loaded once per process (see app.ml.compute.ModelCache); safe to call from one thread
     at a time per instance (state lives only inside a call)."""
 
     def __init__(self, params: VadParams | None = None) -> None:
@@ -43,7 +43,7 @@ class SileroVad:
     def probabilities(
         self,
         audio: npt.NDArray[np.float32],
-        progress: Callable[[float, float], None] | None = None,
+        progress: ProgressCallback = no_progress,
     ) -> npt.NDArray[np.float32]:
         """Speech probability per 32 ms frame of 16 kHz mono `audio`."""
         from silero_vad.sequence_vad import frame_blocks
@@ -62,14 +62,14 @@ class SileroVad:
             n = block.shape[0]
             probs[done : done + n] = np.asarray(values, dtype=np.float32).reshape(-1)
             done += n
-            if progress is not None:
-                progress(done * _FRAME / SAMPLE_RATE, total_frames * _FRAME / SAMPLE_RATE)
+            # Voice activity detection is the first step of diarizing.
+            progress(Stage.DIARIZING, done, total_frames)
         return probs
 
     def __call__(
         self,
         audio: npt.NDArray[np.float32],
-        progress: Callable[[float, float], None] | None = None,
+        progress: ProgressCallback = no_progress,
     ) -> list[Region]:
         """Speech regions of 16 kHz mono `audio`, in seconds, sorted and non-overlapping."""
         from silero_vad import get_speech_timestamps_from_probs

@@ -16,23 +16,22 @@ from strawberry.file_uploads import Upload
 
 from app.auth.policy import upload_owner
 from app.db.models import Call as CallModel
-from app.errors import BadUserInput, NotFound
+from app.errors import NotFound
 from app.ml.types import SpeakerHints
+from app.queue import new_job_token
 from app.schema.call import Call, CallConnection, CallEdge, CallFilter, CallStatusEvent, PageInfo
 from app.schema.context import Info
 from app.schema.ids import parse_typed_id, to_global_id
 from app.schema.loaders import Loaders
 from app.services import calls as call_service
 from app.services.broadcast import MessagesLost
+from app.services.status import StatusEvent, status_channel
 from app.services.uploads import (
     AsyncReadable,
-    UploadRejected,
     received_audio,
     sanitize_filename,
 )
 from app.storage import new_object_key
-from app.workers.queue import new_job_token
-from app.workers.status import StatusEvent, status_channel
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ def _filters(filter_input: CallFilter | None) -> call_service.CallFilters:
         return call_service.CallFilters()
     return call_service.CallFilters(
         status=filter_input.status,
-        agent_id=parse_typed_id(filter_input.agent_id, "User") if filter_input.agent_id else None,
+        owner_id=parse_typed_id(filter_input.agent_id, "User") if filter_input.agent_id else None,
         language=filter_input.language,
         sentiment=filter_input.sentiment,
         search=filter_input.search,
@@ -107,43 +106,40 @@ async def upload_call(
     context = info.context
     settings = context.settings
     viewer = await context.require_viewer()
-    requested_agent = parse_typed_id(agent_id, "User") if agent_id is not None else None
-    owner_id = upload_owner(viewer, requested_agent)
+    requested_owner = parse_typed_id(agent_id, "User") if agent_id is not None else None
+    owner_id = upload_owner(viewer, requested_owner)
     hints = _hints(num_speakers, min_speakers, max_speakers)
     if owner_id != viewer.id:
         async with context.session() as session:
-            await call_service.require_agent(session, owner_id)
+            await call_service.require_upload_owner(session, owner_id)
 
     storage = context.resources.storage
     key = new_object_key()
-    try:
-        async with received_audio(
-            cast(AsyncReadable, file),
-            max_bytes=settings.max_upload_bytes,
-            tmp_dir=settings.data_dir / "tmp",
-        ) as (received, audio):
-            await storage.put_file(key, received.path)
-            new_call = call_service.NewCall(
-                owner_id=owner_id,
-                filename=sanitize_filename(getattr(file, "filename", None)),
-                storage_key=key,
-                sha256=received.sha256_hex,
-                size_bytes=received.size_bytes,
-                duration_s=audio.duration_s,
-                channels=audio.channels,
-                sample_rate=audio.sample_rate,
-                codec=audio.codec,
-                hints=hints,
-                job_token=new_job_token(uuid.uuid4()),
-            )
-            try:
-                async with context.transaction() as session:
-                    created = await call_service.create_call(session, new_call)
-            except Exception:
-                await storage.delete(key)
-                raise
-    except UploadRejected as exc:
-        raise BadUserInput(str(exc)) from exc
+    async with received_audio(
+        cast(AsyncReadable, file),
+        max_bytes=settings.max_upload_bytes,
+        tmp_dir=settings.data_dir / "tmp",
+    ) as (received, audio):
+        await storage.put_file(key, received.path)
+        new_call = call_service.NewCall(
+            owner_id=owner_id,
+            filename=sanitize_filename(getattr(file, "filename", None)),
+            storage_key=key,
+            sha256=received.sha256_hex,
+            size_bytes=received.size_bytes,
+            duration_s=audio.duration_s,
+            channels=audio.channels,
+            sample_rate=audio.sample_rate,
+            codec=audio.codec,
+            hints=hints,
+            job_token=new_job_token(uuid.uuid4()),
+        )
+        try:
+            async with context.transaction() as session:
+                created = await call_service.create_call(session, new_call)
+        except Exception:
+            await storage.delete(key)
+            raise
     await _enqueue(info, created)
     return Call.from_model(created)
 
@@ -197,7 +193,7 @@ async def delete_call(info: Info, id: strawberry.ID) -> strawberry.ID:
 async def _publish(info: Info, event: StatusEvent) -> None:
     """Best effort: subscribers also re-read the database when they reconnect."""
     try:
-        await info.context.resources.redis.publish(status_channel(event.call_id), event.to_json())
+        await info.context.resources.publisher.publish(event)
     except Exception:
         logger.warning("could not publish status of call %s", event.call_id, exc_info=True)
 

@@ -183,7 +183,7 @@ class Call(Node):
             _model=call,
         )
 
-    # The agent the call belongs to.
+    # The user the call belongs to (its owner; `agent` in the contract).
     @strawberry.field
     async def agent(self, info: Info) -> User:
         user = await info.context.loaders.user_by_id.load(self._model.owner_id)

@@ -13,7 +13,7 @@ from strawberry.types import Info as StrawberryInfo
 from app.auth.tokens import bearer_token, decode_access_token
 from app.db.models import User
 from app.errors import Unauthenticated
-from app.runtime import Resources
+from app.resources import Resources
 from app.schema.loaders import Loaders
 from app.services import users as user_service
 

@@ -12,7 +12,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
 from strawberry.types.execution import StreamExecutionResult
 
-from app.errors import ErrorCode, OvozlyError
+from app.errors import ClientError, ErrorCode
 
 
 @runtime_checkable
@@ -40,14 +40,14 @@ def is_expected(error: GraphQLError) -> bool:
     variables, limits); with a path they arose while executing, e.g. a value that did not
     serialise, and are the server's fault."""
     original = _original(error)
-    if isinstance(original, OvozlyError):
+    if isinstance(original, ClientError):
         return True
     return (original is None or isinstance(original, GraphQLError)) and error.path is None
 
 
 def classify(error: GraphQLError) -> GraphQLError:
     original = _original(error)
-    if isinstance(original, OvozlyError):
+    if isinstance(original, ClientError):
         return _with_code(error, original.message, original.code)
     if is_expected(error):
         return _with_code(error, error.message, ErrorCode.BAD_USER_INPUT)

@@ -20,7 +20,8 @@ Contract for subscribers (read this before using `subscribe`):
   the authoritative state (the database) and carry on iterating.
 * On `stop()` iteration raises `BroadcasterClosed`.
 
-Publishing uses an ordinary pooled client; publishers need no subscription connection.
+Publishing is not done here: `app.services.status.RedisStatusPublisher` publishes on an
+ordinary pooled client, and publishers need no subscription connection.
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from app.errors import OvozlyError
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +48,7 @@ PUBSUB_CLIENT_NAME = "ovozly-pubsub"
 _CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, EOFError)
 
 
-def call_status_channel(call_id: object) -> str:
-    """The one channel name the worker publishes a call's status changes on."""
-    return f"ovozly:call-status:{call_id}"
-
-
-class BroadcastError(Exception):
+class BroadcastError(OvozlyError):
     pass
 
 
@@ -156,7 +153,6 @@ class StatusBroadcaster:
         self._ping_interval_s = ping_interval_s
         self._reconnect_delay_s = reconnect_delay_s
         self._channels: dict[str, _Channel] = {}
-        self._publisher: Redis | None = None
         self._pool: ConnectionPool | None = None
         self._conn: AbstractConnection | None = None
         self._epoch = 0
@@ -169,11 +165,10 @@ class StatusBroadcaster:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect the publisher and the shared subscription connection (fails fast)."""
+        """Connect the shared subscription connection (fails fast)."""
         if self._reader is not None:
             return
         self._stopping = False
-        self._publisher = Redis.from_url(self._redis_url)
         self._pool = ConnectionPool.from_url(
             self._redis_url,
             client_name=PUBSUB_CLIENT_NAME,
@@ -209,21 +204,9 @@ class StatusBroadcaster:
             with contextlib.suppress(*_CONNECTION_ERRORS):
                 await self._conn.disconnect()
             self._conn = None
-        if self._publisher is not None:
-            await self._publisher.aclose()
-            self._publisher = None
         if self._pool is not None:
             await self._pool.aclose()
             self._pool = None
-
-    # -- publishing --------------------------------------------------------------------------
-
-    async def publish(self, channel: str, message: bytes | str) -> int:
-        """Publish to every subscriber in every process; returns how many processes got it."""
-        if self._publisher is None:
-            raise BroadcasterClosed("start() the broadcaster before publishing")
-        receivers = await self._publisher.publish(channel, message)
-        return int(receivers)
 
     # -- subscribing -------------------------------------------------------------------------
 
@@ -471,5 +454,4 @@ __all__ = [
     "MessagesLost",
     "RedisError",
     "StatusBroadcaster",
-    "call_status_channel",
 ]

@@ -60,8 +60,8 @@ def validate_hints(hints: SpeakerHints) -> SpeakerHints:
     return hints
 
 
-async def require_agent(session: AsyncSession, user_id: uuid.UUID) -> User:
-    """Calls belong to agents: an admin uploads on behalf of an active AGENT."""
+async def require_upload_owner(session: AsyncSession, user_id: uuid.UUID) -> User:
+    """An admin uploads on behalf of an active AGENT, who then owns the call."""
     user = await session.get(User, user_id)
     if user is None or not user.is_active or user.role is not Role.AGENT:
         raise NotFound("Agent")
@@ -142,7 +142,7 @@ async def delete_call(session: AsyncSession, call: Call) -> str:
 @dataclass(frozen=True, slots=True)
 class CallFilters:
     status: CallStatus | None = None
-    agent_id: uuid.UUID | None = None
+    owner_id: uuid.UUID | None = None
     language: str | None = None
     sentiment: Sentiment | None = None
     search: str | None = None
@@ -186,8 +186,8 @@ def _filter_clauses(viewer: User, filters: CallFilters) -> list[ColumnElement[bo
     clauses: list[ColumnElement[bool]] = [visible_calls(viewer)]
     if filters.status is not None:
         clauses.append(Call.status == filters.status)
-    if filters.agent_id is not None:
-        clauses.append(Call.owner_id == filters.agent_id)
+    if filters.owner_id is not None:
+        clauses.append(Call.owner_id == filters.owner_id)
     if filters.created_after is not None:
         clauses.append(Call.created_at >= filters.created_after)
     if filters.created_before is not None:

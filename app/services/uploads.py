@@ -22,6 +22,8 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 import av
 
+from app.errors import BadUserInput
+
 DEFAULT_READ_SIZE = 1024 * 1024
 DISPLAY_NAME_MAX_CHARS = 200
 FALLBACK_DISPLAY_NAME = "recording"
@@ -37,12 +39,8 @@ _TRUNCATION_TOLERANCE_S = 0.5
 _TRUNCATION_TOLERANCE_RATIO = 0.05
 
 
-class UploadRejected(Exception):
+class UploadRejected(BadUserInput):
     """The upload is refused; `message` is written for the person who sent it."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class EmptyUpload(UploadRejected):

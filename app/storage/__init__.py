@@ -8,7 +8,7 @@ from app.storage.base import (
     new_object_key,
     validate_key,
 )
-from app.storage.factory import build_storage
+from app.storage.factory import build_storage, storage_for
 from app.storage.gcs import GcsStorage
 from app.storage.local import LocalDiskStorage
 
@@ -21,5 +21,6 @@ __all__ = [
     "StorageError",
     "build_storage",
     "new_object_key",
+    "storage_for",
     "validate_key",
 ]

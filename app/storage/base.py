@@ -17,13 +17,18 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.errors import OvozlyError
+
 _SEGMENT = r"[a-z0-9][a-z0-9_-]{0,62}"
 _KEY_RE = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT}){{0,7}}")
 _PREFIX_RE = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT}){{0,3}}")
 
 
-class StorageError(Exception):
+class StorageError(OvozlyError):
     """Base class for storage failures; messages are for logs, not for API clients."""
+
+    def call_error(self) -> str:
+        return "The recording could not be read from storage; try reprocessing the call"
 
 
 class InvalidObjectKey(StorageError, ValueError):
@@ -39,6 +44,9 @@ class ObjectNotFound(StorageError, KeyError):
 
     def __str__(self) -> str:
         return f"no stored object under key {self.key!r}"
+
+    def call_error(self) -> str:
+        return "The recording is missing from storage; upload it again"
 
 
 def validate_key(key: str) -> str:

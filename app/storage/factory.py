@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from app.config import Settings
 from app.storage.base import ObjectStorage
 from app.storage.gcs import DEFAULT_CHUNK_SIZE, GcsStorage
 from app.storage.local import LocalDiskStorage
@@ -38,6 +39,13 @@ def build_storage(
         client = gcs_client if gcs_client is not None else _gcs_client(gcs_project)
         return GcsStorage(gcs_bucket, client, chunk_size=gcs_chunk_size)
     raise ValueError(f"unknown storage backend {backend!r}; expected 'local' or 'gcs'")
+
+
+def storage_for(settings: Settings) -> ObjectStorage:
+    """The storage the settings name; the API, the worker and the CLI all use this."""
+    return build_storage(
+        settings.effective_storage_backend.value, settings.data_dir, settings.gcs_bucket
+    )
 
 
 def _gcs_client(project: str | None) -> Any:

@@ -1,46 +1,39 @@
-"""Turns a job's exception into the human-readable `error` a FAIL call carries.
+"""How the worker reads a job's exception: whether to retry, and what the failed call says.
 
-Known failures keep their own message (they are written for operators) with file-system
-paths removed; anything else names only the exception type. The full exception goes to
-the worker log.
+Our own errors answer both themselves (`OvozlyError.retryable`, `OvozlyError.call_error`);
+only other libraries' connection faults, which cannot carry our attribute, are listed here.
 """
 
 from __future__ import annotations
 
-import re
+import sqlalchemy.exc
+from redis import exceptions as redis_errors
 
-from app.ml.analysis.errors import AnalysisError
-from app.ml.audio import AudioDecodeError
-from app.ml.diarization.base import DiarizationError
-from app.ml.runtime import ModelLoadError, OutOfMemory
-from app.ml.stt.base import SttError
-from app.storage import ObjectNotFound, StorageError
+from app.errors import OvozlyError, unexpected_failure
 
-READABLE_ERRORS = (OutOfMemory, ModelLoadError, SttError, DiarizationError, AnalysisError)
+TRANSIENT_INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+)
 
-# Two or more path components: enough to catch '/srv/data/x.wav' and not 'and/or'.
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.\-~])(?:[A-Za-z]:)?(?:[/\\][\w.\-~]+){2,}[/\\]?")
 
-
-def scrub_paths(message: str) -> str:
-    """Keeps only the last component of any absolute path in `message`."""
-    return _ABSOLUTE_PATH.sub(
-        lambda m: "…/" + re.split(r"[/\\]", m.group(0).rstrip("/\\"))[-1], message
-    )
+def is_retryable(exc: BaseException) -> bool:
+    """Faults that another try may not meet: connections, timeouts, rate-limited APIs."""
+    if isinstance(exc, OvozlyError):
+        return exc.retryable
+    return isinstance(exc, TRANSIENT_INFRASTRUCTURE_ERRORS)
 
 
 def describe_failure(exc: BaseException) -> str:
-    if isinstance(exc, ObjectNotFound):
-        return "The recording is missing from storage; upload it again"
-    if isinstance(exc, StorageError):
-        return "The recording could not be read from storage; try reprocessing the call"
-    if isinstance(exc, AudioDecodeError):
-        return (
-            "The recording could not be decoded: it is corrupt, truncated or in an "
-            "unsupported format"
-        )
-    if isinstance(exc, READABLE_ERRORS):
-        return scrub_paths(str(exc)) or type(exc).__name__
-    if isinstance(exc, ConnectionError | TimeoutError):
+    """The human-readable `error` of a call that failed with `exc`. Known failures describe
+    themselves; anything else names only the exception type (the full exception goes to the
+    worker log)."""
+    if isinstance(exc, OvozlyError):
+        return exc.call_error()
+    if isinstance(exc, TRANSIENT_INFRASTRUCTURE_ERRORS):
         return "A service the worker needs was unreachable; try reprocessing the call"
-    return f"Processing failed unexpectedly ({type(exc).__name__}); the error is in the worker log"
+    return unexpected_failure(exc)

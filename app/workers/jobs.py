@@ -18,26 +18,28 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy.exc
 from arq import Retry
-from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from app.config import Settings
 from app.db.engine import SessionFactory
 from app.db.models import Call, CallStatus, PipelineStage
-from app.ml.types import SpeakerHints, Stage
+from app.ml.types import SpeakerHints, Stage, overall_progress
+from app.queue import JobQueue, JobState, new_job_token
 from app.services import processing
+from app.services.status import StatusEvent, StatusPublisher
 from app.storage import ObjectStorage
-from app.workers.errors import describe_failure
+from app.workers.errors import (
+    TRANSIENT_INFRASTRUCTURE_ERRORS,
+    describe_failure,
+    is_retryable,
+)
 from app.workers.processor import (
     CallProcessor,
     JobDeadlineExceeded,
     JobSuperseded,
     ThrottledProgress,
 )
-from app.workers.queue import JobQueue, JobState, new_job_token
-from app.workers.status import StatusEvent, status_channel
 
 logger = logging.getLogger(__name__)
 
@@ -46,20 +48,6 @@ LEASE_REFRESH_S = 15
 RECOVERY_IDLE = timedelta(seconds=90)
 RETRY_BACKOFF_S = 10
 DEADLINE_GRACE_S = 30
-
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    ConnectionError,
-    TimeoutError,
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
-)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Faults that another try may not meet: connections, timeouts, rate-limited APIs."""
-    return isinstance(exc, TRANSIENT_ERRORS) or getattr(exc, "retryable", False) is True
 
 
 def lease_key(job_token: str) -> str:
@@ -73,6 +61,7 @@ class WorkerState:
     redis: Redis
     storage: ObjectStorage
     queue: JobQueue
+    publisher: StatusPublisher
     processor: CallProcessor
     worker_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
@@ -81,9 +70,9 @@ def job_timeout_s(settings: Settings, duration_s: float | None) -> float:
     return settings.job_timeout_base_s + settings.job_timeout_per_audio_s * (duration_s or 0.0)
 
 
-async def publish(redis: Redis, call: Call) -> None:
+async def publish(state: WorkerState, call: Call) -> None:
     """After commit only: a subscriber that reloads the call must see this state."""
-    await redis.publish(status_channel(call.id), StatusEvent.of(call).to_json())
+    await state.publisher.publish(StatusEvent.of(call))
 
 
 @contextlib.asynccontextmanager
@@ -94,7 +83,7 @@ async def held_lease(redis: Redis, job_token: str, worker_id: str) -> AsyncItera
     async def refresh() -> None:
         while True:
             await asyncio.sleep(LEASE_REFRESH_S)
-            with contextlib.suppress(*TRANSIENT_ERRORS):
+            with contextlib.suppress(*TRANSIENT_INFRASTRUCTURE_ERRORS):
                 await redis.set(lease_key(job_token), worker_id, ex=LEASE_TTL_S)
 
     task = asyncio.create_task(refresh())
@@ -104,7 +93,7 @@ async def held_lease(redis: Redis, job_token: str, worker_id: str) -> AsyncItera
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        with contextlib.suppress(*TRANSIENT_ERRORS):
+        with contextlib.suppress(*TRANSIENT_INFRASTRUCTURE_ERRORS):
             await redis.delete(lease_key(job_token))
 
 
@@ -127,8 +116,9 @@ class ProgressReporter:
         self._updates: asyncio.Queue[tuple[Stage, float] | None] = asyncio.Queue()
         self._task = asyncio.create_task(self._run())
 
-    def __call__(self, stage: Stage, progress: float) -> None:
-        self._loop.call_soon_threadsafe(self._updates.put_nowait, (stage, progress))
+    def __call__(self, stage: Stage, completed: float, total: float) -> None:
+        update = (stage, overall_progress(stage, completed, total))
+        self._loop.call_soon_threadsafe(self._updates.put_nowait, update)
 
     async def _run(self) -> None:
         while (update := await self._updates.get()) is not None:
@@ -142,8 +132,8 @@ class ProgressReporter:
                     # Deleted or reprocessed meanwhile: the pipeline stops at its next step.
                     self._superseded.set()
                 else:
-                    await publish(self._state.redis, call)
-            except TRANSIENT_ERRORS:
+                    await publish(self._state, call)
+            except TRANSIENT_INFRASTRUCTURE_ERRORS:
                 # Progress is advisory; the final state is written by the job itself.
                 logger.warning("could not record progress of call %s", self._call_id)
 
@@ -161,7 +151,7 @@ async def process_call(ctx: dict[str, Any], call_id: str, job_token: str) -> str
             call = await processing.claim(session, call_uuid, job_token)
         if call is None:
             return "skipped: call gone, finished or superseded"
-        await publish(state.redis, call)
+        await publish(state, call)
         try:
             return await _run_pipeline(state, call, job_token)
         except JobSuperseded:
@@ -176,7 +166,7 @@ async def process_call(ctx: dict[str, Any], call_id: str, job_token: str) -> str
                 "raise JOB_TIMEOUT_BASE_S / JOB_TIMEOUT_PER_AUDIO_S or add workers",
             )
         except Exception as exc:
-            if is_transient(exc) and job_try < state.settings.job_max_tries:
+            if is_retryable(exc) and job_try < state.settings.job_max_tries:
                 logger.warning("call %s: transient failure, retrying: %r", call_id, exc)
                 raise Retry(defer=RETRY_BACKOFF_S * job_try) from exc
             logger.exception("call %s failed", call_id)
@@ -218,7 +208,7 @@ async def _run_pipeline(state: WorkerState, call: Call, job_token: str) -> str:
         )
     if saved is None:
         return "discarded: call deleted or superseded while processing"
-    await publish(state.redis, saved)
+    await publish(state, saved)
     return "success"
 
 
@@ -228,7 +218,7 @@ async def _fail(
     async with state.sessions() as session, session.begin():
         call = await processing.fail(session, call_id, job_token, message)
     if call is not None:
-        await publish(state.redis, call)
+        await publish(state, call)
 
 
 async def recover_stalled_calls(state: WorkerState) -> int:
@@ -265,10 +255,10 @@ async def recover_stalled_calls(state: WorkerState) -> int:
                 requeued = await processing.requeue(session, call, new_job_token(call.id))
         touched += 1
         if failed is not None:
-            await publish(state.redis, failed)
+            await publish(state, failed)
         if requeued is not None and requeued.job_id is not None:
             await state.queue.enqueue_process_call(requeued.id, requeued.job_id)
-            await publish(state.redis, requeued)
+            await publish(state, requeued)
             logger.info("re-enqueued stalled call %s", requeued.id)
     return touched
 

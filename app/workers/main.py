@@ -12,10 +12,11 @@ from arq.worker import Worker, func
 
 from app.config import Settings
 from app.db.engine import create_engine, create_session_factory
-from app.runtime import storage_for
+from app.queue import PROCESS_CALL_JOB, QUEUE_NAME, ArqJobQueue
+from app.services.status import RedisStatusPublisher
+from app.storage import storage_for
 from app.workers.jobs import WorkerState, process_call, recover_stalled_calls, sweep
 from app.workers.processor import CallProcessor
-from app.workers.queue import PROCESS_CALL_JOB, QUEUE_NAME, ArqJobQueue
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         redis=ctx["redis"],
         storage=storage_for(settings),
         queue=ArqJobQueue(ctx["redis"], QUEUE_NAME),
+        publisher=RedisStatusPublisher(ctx["redis"]),
         processor=processor,
     )
     ctx["engine"] = engine

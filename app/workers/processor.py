@@ -4,48 +4,46 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.ml.types import CallInsight, SpeakerHints, Stage, Transcript
+from app.errors import OvozlyError
+from app.ml.types import (
+    CallInsight,
+    ProgressCallback,
+    SpeakerHints,
+    Stage,
+    Transcript,
+    overall_progress,
+)
 
 if TYPE_CHECKING:
     from app.ml.analysis import Analyzer
     from app.ml.pipeline import SpeechPipeline
 
-# Share of the overall progress bar each stage fills, in pipeline order.
-STAGE_SPANS: dict[Stage, tuple[float, float]] = {
-    Stage.DECODING: (0.0, 0.05),
-    Stage.DIARIZING: (0.05, 0.35),
-    Stage.TRANSCRIBING: (0.35, 0.85),
-    Stage.ANALYZING: (0.85, 1.0),
-}
 
-ProgressSink = Callable[[Stage, float], None]
+class JobDeadlineExceeded(OvozlyError):
+    """Raised from the progress callback, the one place a running pipeline checks in."""
+
+    def __init__(self) -> None:
+        super().__init__("the job ran past its deadline")
 
 
-class JobDeadlineExceeded(Exception):
-    """Raised from the progress hook, the one place a running pipeline checks in."""
-
-
-class JobSuperseded(Exception):
+class JobSuperseded(OvozlyError):
     """The call was deleted or reprocessed while this job ran: stop, write nothing."""
 
-
-def overall_progress(stage: Stage, completed: float, total: float) -> float:
-    start, end = STAGE_SPANS[stage]
-    fraction = min(max(completed / total, 0.0), 1.0) if total > 0 else 0.0
-    return start + (end - start) * fraction
+    def __init__(self) -> None:
+        super().__init__("the call was deleted or reprocessed while this job ran")
 
 
 @dataclass
 class ThrottledProgress:
-    """Forwards progress to `sink` on a stage change or a step of at least `min_step`, and
-    enforces the job deadline. Called from the pipeline's thread."""
+    """Forwards progress to `sink` on a stage change or a step of at least `min_step` of the
+    whole call (never backwards within a stage), and enforces the job deadline. Called from
+    the pipeline's thread."""
 
-    sink: ProgressSink
+    sink: ProgressCallback
     deadline: float
     superseded: threading.Event = field(default_factory=threading.Event)
     min_step: float = 0.05
@@ -67,7 +65,7 @@ class ThrottledProgress:
                 return
             self._last_stage = stage
             self._last_progress = progress
-        self.sink(stage, progress)
+        self.sink(stage, completed, total)
 
 
 @dataclass

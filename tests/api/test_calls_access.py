@@ -12,8 +12,8 @@ import httpx
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.queue import QUEUE_NAME
 from app.schema.ids import to_global_id
-from app.workers.queue import QUEUE_NAME
 from tests.api.conftest import GraphQLClient, GraphQLResponse, make_user
 from tests.api.test_calls_queries import CALL, CALLS, rich_insight, simple_insight, success_call
 from tests.api.test_calls_upload import (

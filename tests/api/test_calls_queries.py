@@ -43,9 +43,9 @@ from app.ml.types import (
     TranscriptSegment,
     Word,
 )
+from app.queue import QUEUE_NAME
 from app.schema.ids import parse_global_id
 from app.services.processing import save_results
-from app.workers.queue import QUEUE_NAME
 from tests.api.conftest import GraphQLClient, make_user
 from tests.api.test_calls_upload import (
     call_row,

@@ -22,9 +22,9 @@ from app.api import create_app
 from app.config import Settings
 from app.db.models import Call as CallModel
 from app.db.models import Role
-from app.runtime import Resources
+from app.queue import QUEUE_NAME
+from app.resources import Resources
 from app.schema.ids import parse_global_id, to_global_id
-from app.workers.queue import QUEUE_NAME
 from tests.api.conftest import GraphQLClient, GraphQLResponse, make_user
 from tests.services.conftest import write_tone
 

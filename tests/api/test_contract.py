@@ -20,7 +20,7 @@ from graphql import (
 from graphql.pyutils import Undefined
 
 from app.config import Settings
-from app.schema import build_schema as build_our_schema
+from app.schema.build import build_schema as build_our_schema
 from tests.conftest import REPO_ROOT
 
 CONTRACT_PATH = REPO_ROOT.parent / "shared" / "contract" / "schema.graphql"

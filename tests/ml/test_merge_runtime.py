@@ -7,15 +7,15 @@ import time
 
 import pytest
 
-from app.ml.diarization.base import SpeakerTurn
-from app.ml.merge import assign_speakers, merge_words_and_turns
-from app.ml.runtime import (
+from app.ml.compute import (
     ModelCache,
     ModelLoadError,
     OutOfMemory,
     out_of_memory_as_error,
     resolve_device,
 )
+from app.ml.diarization.base import SpeakerTurn
+from app.ml.merge import assign_speakers, merge_words_and_turns
 from app.ml.types import Word
 
 

@@ -27,7 +27,7 @@ except Exception as error:  # ImportError, or OSError from CUDA-only torchaudio 
 
 from app.ml.audio import decode_audio
 from app.ml.diarization.pyannote_backend import PyannoteDiarizer, load_pyannote_pipeline
-from app.ml.types import SpeakerHints
+from app.ml.types import SpeakerHints, Stage
 
 
 def save_checkpoint(model: Any, path: Path) -> Path:
@@ -107,9 +107,11 @@ def test_backend_runs_the_real_pipeline(
 ) -> None:
     diarizer = PyannoteDiarizer(build_pipeline(checkpoints), "cpu")
     audio = decode_audio(test_audio_dir / "pyannote_sample.wav")
-    seen: list[tuple[float, float]] = []
+    seen: list[tuple[Stage, float, float]] = []
     result = diarizer(
-        audio, hints=SpeakerHints(num_speakers=2), progress=lambda d, t: seen.append((d, t))
+        audio,
+        hints=SpeakerHints(num_speakers=2),
+        progress=lambda stage, d, t: seen.append((stage, d, t)),
     )
     # Random weights say nothing about who speaks; the contract is what is checked: labels
     # renumbered, turns inside the call, at most the forced count, progress reported.
@@ -118,10 +120,11 @@ def test_backend_runs_the_real_pipeline(
     for turn in result.turns:
         assert 0.0 <= turn.start_s <= turn.end_s <= audio.duration_s + 0.1
     assert seen, "the pipeline's hook was not forwarded"
+    assert {stage for stage, _, _ in seen} == {Stage.DIARIZING}
 
 
 def test_missing_local_model_is_a_load_error(tmp_path: Path) -> None:
-    from app.ml.runtime import ModelLoadError
+    from app.ml.compute import ModelLoadError
 
     with pytest.raises(ModelLoadError):
         load_pyannote_pipeline(str(tmp_path / "nothing-here"), token=None, device="cpu")

@@ -14,13 +14,13 @@ from app.config import Settings
 from app.db.engine import create_engine, create_session_factory
 from app.db.models import Call, Role
 from app.ml.types import SpeakerHints
-from app.runtime import Resources
+from app.queue import new_job_token
+from app.resources import Resources
 from app.services import calls as call_service
 from app.services.uploads import probe_audio
 from app.storage import new_object_key
 from app.workers.main import create_worker
 from app.workers.processor import CallProcessor
-from app.workers.queue import new_job_token
 from tests.api.conftest import make_user
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from app.config import Settings
 from app.db.models import Role
-from app.runtime import Resources
+from app.resources import Resources
 from app.workers.processor import CallProcessor
 from tests.api.conftest import GraphQLClient, make_user
 from tests.api.test_calls_upload import upload

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
+from app.errors import scrub_paths
 from app.ml.audio import AudioDecodeError
 from app.ml.stt.base import SttError
 from app.storage import ObjectNotFound
-from app.workers.errors import describe_failure, scrub_paths
-from app.workers.jobs import is_transient
+from app.workers.errors import describe_failure, is_retryable
 
 
 def test_failure_messages_are_readable_and_hide_server_paths() -> None:
@@ -20,8 +20,8 @@ def test_failure_messages_are_readable_and_hide_server_paths() -> None:
     assert scrub_paths("lower and/or smaller") == "lower and/or smaller"
 
 
-def test_only_transient_faults_are_retried() -> None:
-    assert is_transient(ConnectionResetError())
-    assert is_transient(SttError("rate limited", retryable=True))
-    assert not is_transient(SttError("bad key"))
-    assert not is_transient(ValueError("bad audio"))
+def test_only_retryable_faults_are_retried() -> None:
+    assert is_retryable(ConnectionResetError())
+    assert is_retryable(SttError("rate limited", retryable=True))
+    assert not is_retryable(SttError("bad key"))
+    assert not is_retryable(ValueError("bad audio"))

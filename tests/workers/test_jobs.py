@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 
 from app.config import Settings
 from app.db.models import Call, CallStatus, PipelineStage, Segment
-from app.runtime import Resources
+from app.resources import Resources
 from app.workers.jobs import WorkerState, lease_key, recover_stalled_calls
 from app.workers.processor import CallProcessor
 from tests.workers.conftest import agent_id, create_stored_call, run_worker_burst
@@ -89,8 +89,8 @@ async def test_a_rerun_with_the_same_token_changes_nothing_and_reprocess_replace
     await run_worker_burst(settings, processor)
     assert (await _reload(resources, call)).attempts == 1
 
+    from app.queue import new_job_token
     from app.services import calls as call_service
-    from app.workers.queue import new_job_token
 
     async with resources.sessions() as session, session.begin():
         stored = await session.get(Call, call.id)
@@ -153,6 +153,7 @@ async def test_recovery_requeues_orphaned_calls_and_fails_exhausted_ones(
         redis=resources.redis,
         storage=resources.storage,
         queue=resources.queue,
+        publisher=resources.publisher,
         processor=processor,
     )
     assert await recover_stalled_calls(state) == 2

@@ -5,18 +5,16 @@ import time
 
 import pytest
 
-from app.ml.types import Stage
-from app.workers.processor import (
-    JobDeadlineExceeded,
-    JobSuperseded,
-    ThrottledProgress,
-    overall_progress,
-)
+from app.ml.types import Stage, overall_progress
+from app.workers.processor import JobDeadlineExceeded, JobSuperseded, ThrottledProgress
 
 
 def test_progress_is_monotonic_across_stages_and_throttled() -> None:
     seen: list[tuple[Stage, float]] = []
-    hook = ThrottledProgress(lambda stage, p: seen.append((stage, p)), time.monotonic() + 60)
+    hook = ThrottledProgress(
+        lambda stage, done, total: seen.append((stage, overall_progress(stage, done, total))),
+        time.monotonic() + 60,
+    )
     for stage in (Stage.DECODING, Stage.DIARIZING, Stage.TRANSCRIBING, Stage.ANALYZING):
         for done in range(101):
             hook(stage, done, 100)
@@ -29,11 +27,11 @@ def test_progress_is_monotonic_across_stages_and_throttled() -> None:
 
 
 def test_the_hook_stops_a_pipeline_past_its_deadline_or_superseded() -> None:
-    late = ThrottledProgress(lambda stage, p: None, time.monotonic() - 1)
+    late = ThrottledProgress(lambda stage, done, total: None, time.monotonic() - 1)
     with pytest.raises(JobDeadlineExceeded):
         late(Stage.DIARIZING, 1, 2)
     superseded = threading.Event()
-    hook = ThrottledProgress(lambda stage, p: None, time.monotonic() + 60, superseded)
+    hook = ThrottledProgress(lambda stage, done, total: None, time.monotonic() + 60, superseded)
     hook(Stage.DIARIZING, 1, 2)
     superseded.set()
     with pytest.raises(JobSuperseded):

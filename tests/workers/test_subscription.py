@@ -17,7 +17,7 @@ import websockets
 from app.api import create_app
 from app.config import Settings
 from app.embedded import free_tcp_port
-from app.runtime import Resources
+from app.resources import Resources
 from app.schema.ids import to_global_id
 from app.workers.processor import CallProcessor
 from tests.api.conftest import PASSWORD, make_user

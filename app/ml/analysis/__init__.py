@@ -17,7 +17,7 @@ from typing import Protocol
 from app.ml.analysis.contract import insight_to_contract_dict
 from app.ml.analysis.errors import AnalysisError
 from app.ml.analysis.settings import AnalysisBackend, AnalysisSettings
-from app.ml.types import CallInsight, ProgressHook, SpeakerRole, Transcript, no_progress
+from app.ml.types import CallInsight, ProgressCallback, SpeakerRole, Transcript, no_progress
 
 
 class Analyzer(Protocol):
@@ -26,7 +26,7 @@ class Analyzer(Protocol):
         transcript: Transcript,
         *,
         role_overrides: Mapping[str, SpeakerRole] | None = None,
-        hook: ProgressHook = no_progress,
+        hook: ProgressCallback = no_progress,
     ) -> CallInsight:
         """Annotated (and, with REDACT_PII, redacted) segments, analysis and metrics.
         Raises AnalysisError when the call must end FAIL."""

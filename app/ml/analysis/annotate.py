@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from app.ml.analysis import entities as ent
 from app.ml.analysis import language as lang
-from app.ml.analysis import sentiment as sa
+from app.ml.analysis import sentiment as polarity
 from app.ml.analysis.insights import segment_weight
 from app.ml.analysis.metrics import compute_metrics
 from app.ml.analysis.redaction import redact_segment
@@ -57,18 +57,18 @@ def annotate(
     codes = lang.settle_segments(guesses, call_language)
     segments: list[TranscriptSegment] = []
     for segment, code in zip(ordered, codes, strict=True):
-        score = round(sa.score_text(segment.text, code), 4)
+        score = round(polarity.score_text(segment.text, code), 4)
         segments.append(
             replace(
                 segment,
                 words=list(segment.words),
                 role=roles.get(segment.speaker, SpeakerRole.UNKNOWN),
                 language=code if code != lang.UNDETERMINED else None,
-                sentiment=sa.label(score),
+                sentiment=polarity.label(score),
                 sentiment_score=score,
             )
         )
-    call_score = sa.call_score(
+    call_score = polarity.call_score(
         [s.sentiment_score or 0.0 for s in segments], [segment_weight(s) for s in segments]
     )
     return Annotated(segments, roles, call_language, call_score)
@@ -126,6 +126,32 @@ def finish_segments(
     segments: Sequence[TranscriptSegment], *, redact: bool
 ) -> list[TranscriptSegment]:
     return [redact_segment(s) for s in segments] if redact else list(segments)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """What every analyzer starts from: the annotated turns, the entities found in them, and
+    the turns as shown (PII redacted when REDACT_PII is on; entities masked likewise)."""
+
+    annotated: Annotated
+    entities: list[Entity]
+    shown: list[TranscriptSegment]
+
+
+def prepare(
+    transcript: Transcript,
+    settings: AnalysisSettings,
+    role_overrides: Mapping[str, SpeakerRole] | None,
+    *,
+    person_names: bool,
+) -> Prepared:
+    """The analyzers' common opening: annotate, find entities, redact."""
+    annotated = annotate(transcript, settings, role_overrides)
+    entities = extract_entities(annotated.segments, names=person_names)
+    shown = finish_segments(annotated.segments, redact=settings.redact_pii)
+    if settings.redact_pii:
+        entities = redact_entities(entities)
+    return Prepared(annotated, entities, shown)
 
 
 def metrics_for(

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
+from app.errors import ProcessingError
 
-class AnalysisError(Exception):
+
+class AnalysisError(ProcessingError):
     """A failure that ends the call FAIL; `str(error)` is safe to show to the user."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from app.ml.analysis import annotate as an
-from app.ml.analysis import sentiment as sa
+from app.ml.analysis import sentiment as polarity
+from app.ml.analysis.annotate import empty_insight, is_empty, metrics_for, prepare
 from app.ml.analysis.catalog import Catalog, load_catalog
 from app.ml.analysis.insights import derive_actions, find_issues, keypoints_and_summary
 from app.ml.analysis.intents import IntentMatcher, IntentTurn
@@ -13,7 +13,7 @@ from app.ml.analysis.settings import AnalysisSettings
 from app.ml.types import (
     AnalysisResult,
     CallInsight,
-    ProgressHook,
+    ProgressCallback,
     SpeakerRole,
     Stage,
     Transcript,
@@ -36,33 +36,29 @@ class LocalAnalyzer:
         transcript: Transcript,
         *,
         role_overrides: Mapping[str, SpeakerRole] | None = None,
-        hook: ProgressHook = no_progress,
+        hook: ProgressCallback = no_progress,
     ) -> CallInsight:
         settings = self.settings
         output_language = settings.analysis_output_language
-        if an.is_empty(transcript):
+        if is_empty(transcript):
             hook(Stage.ANALYZING, _STEPS, _STEPS)
-            return an.empty_insight(transcript, settings)
+            return empty_insight(transcript, settings)
 
         hook(Stage.ANALYZING, 0, _STEPS)
-        annotated = an.annotate(transcript, settings, role_overrides)
-        segments = annotated.segments
-        hook(Stage.ANALYZING, 1, _STEPS)
-
-        intents = self.matcher.match(
-            [IntentTurn(s.text, s.language or "", s.role) for s in segments],
-            settings.intent_min_confidence,
-        )
+        prepared = prepare(transcript, settings, role_overrides, person_names=settings.person_names)
+        annotated, entities = prepared.annotated, prepared.entities
         hook(Stage.ANALYZING, 2, _STEPS)
 
-        entities = an.extract_entities(segments, names=settings.person_names)
+        # Intents read the unredacted turns (a card number says nothing about intent) ...
+        intents = self.matcher.match(
+            [IntentTurn(s.text, s.language or "", s.role) for s in annotated.segments],
+            settings.intent_min_confidence,
+        )
         hook(Stage.ANALYZING, 3, _STEPS)
 
-        # Everything below reads redacted text only: no summary or issue can leak PII.
-        shown = an.finish_segments(segments, redact=settings.redact_pii)
-        if settings.redact_pii:
-            entities = an.redact_entities(entities)
-        call_sentiment = sa.label(annotated.sentiment_score)
+        # ... everything below reads redacted text only: no summary or issue can leak PII.
+        shown = prepared.shown
+        call_sentiment = polarity.label(annotated.sentiment_score)
         issues = find_issues(shown, intents, self.catalog, output_language)
         actions = derive_actions(intents, issues, call_sentiment, self.catalog, output_language)
         salient = {i for intent in intents for i in intent.evidence}
@@ -79,7 +75,7 @@ class LocalAnalyzer:
         )
         hook(Stage.ANALYZING, 5, _STEPS)
 
-        metrics = an.metrics_for(transcript, shown, annotated.roles, settings)
+        metrics = metrics_for(transcript, shown, annotated.roles, settings)
         hook(Stage.ANALYZING, _STEPS, _STEPS)
         return CallInsight(
             segments=shown,

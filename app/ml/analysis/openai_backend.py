@@ -16,8 +16,8 @@ from typing import Any, Literal, TypeVar
 import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.ml.analysis import annotate as an
-from app.ml.analysis import sentiment as sa
+from app.ml.analysis import sentiment as polarity
+from app.ml.analysis.annotate import empty_insight, is_empty, metrics_for, prepare
 from app.ml.analysis.catalog import Catalog, load_catalog
 from app.ml.analysis.errors import AnalysisError
 from app.ml.analysis.redaction import redact_text
@@ -30,7 +30,7 @@ from app.ml.types import (
     Intent,
     Issue,
     Keypoint,
-    ProgressHook,
+    ProgressCallback,
     Sentiment,
     SpeakerRole,
     Stage,
@@ -164,17 +164,15 @@ class OpenAIAnalyzer:
         transcript: Transcript,
         *,
         role_overrides: Mapping[str, SpeakerRole] | None = None,
-        hook: ProgressHook = no_progress,
+        hook: ProgressCallback = no_progress,
     ) -> CallInsight:
         settings = self.settings
-        if an.is_empty(transcript):
+        if is_empty(transcript):
             hook(Stage.ANALYZING, 1, 1)
-            return an.empty_insight(transcript, settings)
-        annotated = an.annotate(transcript, settings, role_overrides)
-        entities = an.extract_entities(annotated.segments, names=False)
-        shown = an.finish_segments(annotated.segments, redact=settings.redact_pii)
-        if settings.redact_pii:
-            entities = an.redact_entities(entities)
+            return empty_insight(transcript, settings)
+        # Names come from the model here, not from the local person-name finder.
+        prepared = prepare(transcript, settings, role_overrides, person_names=False)
+        annotated, entities, shown = prepared.annotated, prepared.entities, prepared.shown
 
         chunks = self._chunks(shown)
         total = len(chunks) + (1 if len(chunks) > 1 else 0)
@@ -194,7 +192,7 @@ class OpenAIAnalyzer:
             summary, sentiment, score = only.summary, only.sentiment, only.sentiment_score
         analysis = self._merge(partials, shown, entities, summary, Sentiment(sentiment), score)
         analysis.language = annotated.language
-        metrics = an.metrics_for(transcript, shown, annotated.roles, settings)
+        metrics = metrics_for(transcript, shown, annotated.roles, settings)
         return CallInsight(segments=shown, analysis=analysis, metrics=metrics)
 
     # --- prompts ------------------------------------------------------------------------------
@@ -376,10 +374,10 @@ class OpenAIAnalyzer:
                     entities.append(
                         Entity(name.type, name.value, segment.speaker, segment.start_s, name.line)
                     )
-        if sentiment is not sa.label(score):
+        if sentiment is not polarity.label(score):
             # The label is the model's word; keep the score on the same side of neutral.
-            score = {Sentiment.POSITIVE: max(score, sa.POLARITY_THRESHOLD),
-                     Sentiment.NEGATIVE: min(score, -sa.POLARITY_THRESHOLD),
+            score = {Sentiment.POSITIVE: max(score, polarity.POLARITY_THRESHOLD),
+                     Sentiment.NEGATIVE: min(score, -polarity.POLARITY_THRESHOLD),
                      Sentiment.NEUTRAL: 0.0}[sentiment]  # fmt: skip
         return AnalysisResult(
             language="und",

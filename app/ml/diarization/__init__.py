@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from app.ml.compute import MODELS
 from app.ml.diarization.base import (
     Diarization,
     DiarizationError,
@@ -16,7 +17,6 @@ from app.ml.diarization.base import (
     speaker_label,
     validate_hints,
 )
-from app.ml.runtime import MODELS
 
 if TYPE_CHECKING:
     from app.ml.settings import PipelineSettings

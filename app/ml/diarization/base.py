@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
+from app.errors import ProcessingError
 from app.ml.audio import DecodedAudio
-from app.ml.types import SpeakerHints
-
-DiarizationProgress = Callable[[float, float], None]
-"""(completed, total) in seconds of audio, or any unit the backend likes."""
+from app.ml.types import ProgressCallback, SpeakerHints, no_progress
+from app.ml.vad import Region
 
 
-class DiarizationError(RuntimeError):
+class DiarizationError(ProcessingError):
     """A diarization backend failed; the message is safe to show to an operator."""
 
 
@@ -43,14 +41,21 @@ class Diarization:
 
 
 class Diarizer(Protocol):
-    """Backends: `channel`, `local` (offline default), `pyannote`, `pyannoteai`."""
+    """Mono backends: `local` (offline default), `pyannote`, `pyannoteai`.
+
+    Progress is reported as `Stage.DIARIZING`. `takes_speech_regions` states whether the
+    backend diarizes the speech regions the pipeline's VAD found (so the VAD runs once per
+    call) or finds speech itself and ignores `regions`."""
+
+    takes_speech_regions: ClassVar[bool]
 
     def __call__(
         self,
         audio: DecodedAudio,
         *,
         hints: SpeakerHints,
-        progress: DiarizationProgress | None = None,
+        progress: ProgressCallback = no_progress,
+        regions: list[Region] | None = None,
     ) -> Diarization: ...
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 from app.ml.audio import DecodedAudio
 from app.ml.diarization.base import (
     Diarization,
-    DiarizationProgress,
     SpeakerTurn,
     speaker_label,
     validate_hints,
 )
-from app.ml.types import SpeakerHints
+from app.ml.types import ProgressCallback, SpeakerHints, no_progress, part_of
 from app.ml.vad import Region, SileroVad
 
 
@@ -33,27 +32,24 @@ class ChannelDiarizer:
         return not (hints.max_speakers is not None and hints.max_speakers < channels)
 
     def regions(
-        self, audio: DecodedAudio, progress: DiarizationProgress | None = None
+        self, audio: DecodedAudio, progress: ProgressCallback = no_progress
     ) -> list[list[Region]]:
-        """Speech regions of each channel."""
-        total = audio.duration_s * audio.channels
-        result: list[list[Region]] = []
-        for channel in range(audio.channels):
-            offset = channel * audio.duration_s
-
-            def channel_progress(done: float, _total: float, offset: float = offset) -> None:
-                if progress is not None:
-                    progress(offset + done, total)
-
-            result.append(self.vad(audio.samples[channel], channel_progress))
-        return result
+        """Speech regions of each channel; each channel fills an equal share of the stage."""
+        share = 1.0 / audio.channels
+        return [
+            self.vad(
+                audio.samples[channel],
+                part_of(progress, channel * share, (channel + 1) * share),
+            )
+            for channel in range(audio.channels)
+        ]
 
     def __call__(
         self,
         audio: DecodedAudio,
         *,
         hints: SpeakerHints,
-        progress: DiarizationProgress | None = None,
+        progress: ProgressCallback = no_progress,
         regions: list[list[Region]] | None = None,
     ) -> Diarization:
         validate_hints(hints)

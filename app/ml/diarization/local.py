@@ -12,6 +12,7 @@ centring would only amplify noise) is made on the raw embeddings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -19,13 +20,12 @@ import numpy.typing as npt
 from app.ml.audio import SAMPLE_RATE, DecodedAudio
 from app.ml.diarization.base import (
     Diarization,
-    DiarizationProgress,
     SpeakerTurn,
     speaker_bounds,
     speaker_label,
     validate_hints,
 )
-from app.ml.types import SpeakerHints
+from app.ml.types import ProgressCallback, SpeakerHints, Stage, no_progress, part_of
 from app.ml.vad import Region, SileroVad
 
 FloatArray = npt.NDArray[np.float32]
@@ -114,6 +114,8 @@ class _Windows:
 
 
 class LocalDiarizer:
+    takes_speech_regions: ClassVar[bool] = True
+
     def __init__(
         self,
         vad: SileroVad,
@@ -129,40 +131,34 @@ class LocalDiarizer:
         audio: DecodedAudio,
         *,
         hints: SpeakerHints,
-        progress: DiarizationProgress | None = None,
+        progress: ProgressCallback = no_progress,
         regions: list[Region] | None = None,
     ) -> Diarization:
+        """Without `regions` the VAD runs first and fills the first half of the stage."""
         validate_hints(hints)
         signal = audio.mono()
         duration = signal.size / SAMPLE_RATE
-        total = 2 * duration
-
-        def vad_progress(done: float, _total: float) -> None:
-            if progress is not None:
-                progress(done, total)
-
         if regions is None:
-            regions = self.vad(signal, vad_progress)
+            regions = self.vad(signal, part_of(progress, 0.0, 0.5))
+            progress = part_of(progress, 0.5, 1.0)
         regions = merge_regions(regions, self.params.region_merge_gap_s)
-        if progress is not None:
-            progress(duration, total)
-        windows = self._embed_windows(signal, regions, progress, duration, total)
+        progress(Stage.DIARIZING, 0.0, duration)
+        windows = self._embed_windows(signal, regions, progress, duration)
         labels = cluster(windows.embeddings, hints, self.params)
         turns = label_regions(regions, windows.centers_s, labels, self.params.step_s)
         turns = smooth_turns(turns, self.params.min_turn_s, speaker_bounds(hints, default_max=1)[0])
         turns = join_turns(turns, self.params.fill_gap_s)
-        if progress is not None:
-            progress(total, total)
+        progress(Stage.DIARIZING, duration, duration)
         return Diarization(turns=turns)
 
     def _embed_windows(
         self,
         signal: FloatArray,
         regions: list[Region],
-        progress: DiarizationProgress | None,
-        offset: float,
-        total: float,
+        progress: ProgressCallback,
+        duration: float,
     ) -> _Windows:
+        """Reports progress as seconds of the recording whose windows are embedded."""
         p = self.params
         win = round(p.window_s * SAMPLE_RATE)
         win_frames = round(p.window_s / _MEL_HOP_S)
@@ -188,10 +184,8 @@ class LocalDiarizer:
                 centers.append(first / SAMPLE_RATE + p.window_s / 2)
                 if len(batch) >= p.batch_size:
                     flush()
-                    if progress is not None:
-                        progress(offset + min(end_s, offset), total)
-            if progress is not None:
-                progress(offset + end_s / 2, total)
+                    progress(Stage.DIARIZING, max(window_start, start_s), duration)
+            progress(Stage.DIARIZING, end_s, duration)
         flush()
         if not embeddings:
             return _Windows(np.zeros(0, np.float32), np.zeros((0, 256), np.float32))

@@ -9,19 +9,19 @@ every import of it happens here, lazily, and a missing or broken install becomes
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from app.ml.audio import SAMPLE_RATE, DecodedAudio
+from app.ml.compute import ModelLoadError, is_out_of_memory, out_of_memory_as_error
 from app.ml.diarization.base import (
     Diarization,
     DiarizationError,
-    DiarizationProgress,
     SpeakerTurn,
     speaker_label,
     validate_hints,
 )
-from app.ml.runtime import ModelLoadError, is_out_of_memory, out_of_memory_as_error
-from app.ml.types import SpeakerHints
+from app.ml.types import ProgressCallback, SpeakerHints, Stage, no_progress
+from app.ml.vad import Region
 
 
 def load_pyannote_pipeline(model: str, *, token: str | None, device: str) -> Any:
@@ -56,6 +56,9 @@ def load_pyannote_pipeline(model: str, *, token: str | None, device: str) -> Any
 
 
 class PyannoteDiarizer:
+    # Finds speech itself; the pipeline's regions are ignored.
+    takes_speech_regions: ClassVar[bool] = False
+
     def __init__(self, pipeline: Any, device: str = "cpu") -> None:
         self.pipeline = pipeline
         self.device = device
@@ -65,7 +68,8 @@ class PyannoteDiarizer:
         audio: DecodedAudio,
         *,
         hints: SpeakerHints,
-        progress: DiarizationProgress | None = None,
+        progress: ProgressCallback = no_progress,
+        regions: list[Region] | None = None,
     ) -> Diarization:
         import torch
 
@@ -87,8 +91,8 @@ class PyannoteDiarizer:
             total: int | None = None,
             completed: int | None = None,
         ) -> None:
-            if progress is not None and total:
-                progress(float(completed or 0), float(total))
+            if total:
+                progress(Stage.DIARIZING, float(completed or 0), float(total))
 
         with out_of_memory_as_error(self.device, "diarizing with pyannote"):
             try:

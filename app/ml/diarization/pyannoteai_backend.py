@@ -9,7 +9,7 @@ from __future__ import annotations
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -17,12 +17,12 @@ from app.ml.audio import SAMPLE_RATE, DecodedAudio
 from app.ml.diarization.base import (
     Diarization,
     DiarizationError,
-    DiarizationProgress,
     SpeakerTurn,
     speaker_label,
     validate_hints,
 )
-from app.ml.types import SpeakerHints
+from app.ml.types import ProgressCallback, SpeakerHints, Stage, no_progress
+from app.ml.vad import Region
 
 DEFAULT_MODEL = "precision-2"
 
@@ -39,6 +39,9 @@ def _client(token: str, base_url: str | None) -> Any:
 
 
 class PyannoteAIDiarizer:
+    # Finds speech itself; the pipeline's regions are ignored.
+    takes_speech_regions: ClassVar[bool] = False
+
     def __init__(
         self,
         token: str,
@@ -59,7 +62,8 @@ class PyannoteAIDiarizer:
         audio: DecodedAudio,
         *,
         hints: SpeakerHints,
-        progress: DiarizationProgress | None = None,
+        progress: ProgressCallback = no_progress,
+        regions: list[Region] | None = None,
     ) -> Diarization:
         import requests
         import soundfile
@@ -74,11 +78,9 @@ class PyannoteAIDiarizer:
                     # The SDK warns about its temporary storage and polling on every call.
                     warnings.simplefilter("ignore")
                     client = _client(self.token, self.base_url)
-                    if progress is not None:
-                        progress(0.0, 3.0)
+                    progress(Stage.DIARIZING, 0.0, 3.0)
                     media_url = client.upload(str(path))
-                    if progress is not None:
-                        progress(1.0, 3.0)
+                    progress(Stage.DIARIZING, 1.0, 3.0)
                     job_id = client.diarize(
                         media_url,
                         num_speakers=hints.num_speakers,
@@ -93,8 +95,7 @@ class PyannoteAIDiarizer:
                 if type(error).__name__ in {"PyannoteAIFailedJob", "PyannoteAICanceledJob"}:
                     raise DiarizationError(f"pyannoteAI job did not succeed: {error}") from error
                 raise
-        if progress is not None:
-            progress(3.0, 3.0)
+        progress(Stage.DIARIZING, 3.0, 3.0)
         return parse_output(job)
 
 

@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from app.errors import ProcessingError
 from app.ml.types import Word
 
 SAMPLE_RATE = 16_000
@@ -28,17 +29,12 @@ class SttResult:
     """1.0 when the language was forced; None when unknown."""
 
 
-class SttError(RuntimeError):
+class SttError(ProcessingError):
     """A speech-to-text failure with a message safe and useful to show an operator.
 
-    `retryable` tells the job wrapper whether trying again later can help (a hosted API
-    that was rate limited or down), as opposed to a misconfiguration (bad key, no model).
+    `retryable=True` when trying again later can help (a hosted API that was rate limited
+    or down), as opposed to a misconfiguration (bad key, no model).
     """
-
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retryable = retryable
 
 
 @runtime_checkable

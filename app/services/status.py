@@ -1,5 +1,6 @@
-"""Call status events: what the worker publishes to Redis after each committed change and
-what the `callStatus` subscription relays."""
+"""Call status events: what is published to Redis after each committed change of a call
+(by the API and the worker alike, through one `StatusPublisher`), on one channel per call,
+and what the `callStatus` subscription relays."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ import json
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Protocol
+
+from redis.asyncio import Redis
 
 from app.db.models import Call, CallStatus, PipelineStage
-from app.services.broadcast import call_status_channel
 
 
-def status_channel(call_id: uuid.UUID) -> str:
-    return call_status_channel(call_id)
+def status_channel(call_id: object) -> str:
+    """The one channel a call's status changes are published on."""
+    return f"ovozly:call-status:{call_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +75,19 @@ class StatusEvent:
             at=datetime.fromisoformat(data["at"]),
             deleted=bool(data.get("deleted", False)),
         )
+
+
+class StatusPublisher(Protocol):
+    async def publish(self, event: StatusEvent) -> None:
+        """After commit only: a subscriber that reloads the call must see this state."""
+        ...
+
+
+class RedisStatusPublisher:
+    """Publishes on an ordinary pooled client; publishing needs no subscription."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def publish(self, event: StatusEvent) -> None:
+        await self._redis.publish(status_channel(event.call_id), event.to_json())

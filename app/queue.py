@@ -1,4 +1,7 @@
-"""A small job-queue interface of our own, so arq (in maintenance mode) stays swappable."""
+"""A small job-queue interface of our own, so arq (in maintenance mode) stays swappable.
+
+The API (which enqueues) and the worker (which re-enqueues stalled calls and asks whether a
+job is alive) both receive a `JobQueue`; neither imports the other to reach the queue."""
 
 from __future__ import annotations
 

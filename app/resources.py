@@ -1,4 +1,5 @@
-"""Process-wide resources of the API: engine, sessions, Redis/arq pool, storage, broadcaster."""
+"""Process-wide resources of the API: engine, sessions, Redis, storage, the job queue, the
+status publisher and the subscription broadcaster."""
 
 from __future__ import annotations
 
@@ -10,15 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.db.engine import SessionFactory, create_engine, create_session_factory
+from app.queue import QUEUE_NAME, ArqJobQueue, JobQueue
 from app.services.broadcast import StatusBroadcaster
-from app.storage import ObjectStorage, build_storage
-from app.workers.queue import QUEUE_NAME, ArqJobQueue, JobQueue
-
-
-def storage_for(settings: Settings) -> ObjectStorage:
-    return build_storage(
-        settings.effective_storage_backend.value, settings.data_dir, settings.gcs_bucket
-    )
+from app.services.status import RedisStatusPublisher, StatusPublisher
+from app.storage import ObjectStorage, storage_for
 
 
 @dataclass
@@ -29,6 +25,7 @@ class Resources:
     redis: ArqRedis
     storage: ObjectStorage
     queue: JobQueue
+    publisher: StatusPublisher
     broadcaster: StatusBroadcaster
 
     @classmethod
@@ -46,6 +43,7 @@ class Resources:
             redis=redis,
             storage=storage_for(settings),
             queue=ArqJobQueue(redis, QUEUE_NAME),
+            publisher=RedisStatusPublisher(redis),
             broadcaster=broadcaster,
         )
 

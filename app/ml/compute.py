@@ -1,4 +1,4 @@
-"""Process-wide runtime for the speech models: device choice, thread counts, a model cache,
+"""Compute for the speech models: device choice, thread counts, a model cache,
 and CUDA out-of-memory turned into an error an operator can act on.
 
 Workers build one `SpeechPipeline` at start-up; every model it needs is created through
@@ -13,16 +13,18 @@ import os
 import threading
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
+
+from app.errors import ProcessingError
 
 T = TypeVar("T")
 
 
-class OutOfMemory(RuntimeError):
+class OutOfMemory(ProcessingError):
     """The GPU ran out of memory; the message says what to change."""
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(ProcessingError):
     """A model could not be loaded (missing files, no GPU, missing optional package)."""
 
 
@@ -83,17 +85,6 @@ def configure_threads(cpu_threads: int) -> int:
     return threads
 
 
-def onnx_session_options(threads: int) -> Any:
-    """onnxruntime SessionOptions with an explicit thread count (its default is every core,
-    which oversubscribes a worker that also runs torch)."""
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return options
-
-
 class ModelCache:
     """Loaded models keyed by their configuration; one load per key per process.
 
@@ -118,19 +109,6 @@ class ModelCache:
             with self._lock:
                 self._models[key] = model
             return model
-
-    def __contains__(self, key: Hashable) -> bool:
-        with self._lock:
-            return key in self._models
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._models)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._models.clear()
-            self._locks.clear()
 
 
 MODELS = ModelCache()
