@@ -13,6 +13,7 @@ from app.config import Settings
 from app.db.engine import SessionFactory, create_engine, create_session_factory
 from app.queue import QUEUE_NAME, ArqJobQueue, JobQueue
 from app.services.broadcast import StatusBroadcaster
+from app.services.effects import EffectTargets
 from app.services.status import RedisStatusPublisher, StatusPublisher
 from app.storage import ObjectStorage, storage_for
 
@@ -46,6 +47,10 @@ class Resources:
             publisher=RedisStatusPublisher(redis),
             broadcaster=broadcaster,
         )
+
+    @property
+    def effect_targets(self) -> EffectTargets:
+        return EffectTargets(queue=self.queue, publisher=self.publisher, storage=self.storage)
 
     async def close(self) -> None:
         await self.broadcaster.stop()

@@ -8,13 +8,13 @@ runs the real API (`python -m app.cli api`, uvicorn) as a subprocess on 127.0.0.
 (a) uploads a generated WAV of `--upload-mb` MB through a streamed multipart request and
     samples the API process's RSS with psutil every 10 ms; target: peak increase < 50 MB;
 (b) times nested `calls(first: 50)` against `calls(first: 5)` with every nested field on 50
-    SUCCESS calls (results written with processing.save_results, as the worker writes them),
+    SUCCESS calls (results written by the calls service's save_results, as the worker does),
     interleaved in one run; target: median ratio < 2x;
 (c) opens `--subscribers` graphql-transport-ws connections to the one API process, each
     subscribed to `callStatus` of one RUNNING call, then does what the worker does per step:
-    processing.record_progress in a committed transaction, then publishes
-    StatusEvent(...) through RedisStatusPublisher; reports p50/p99 latency from
-    publish to receipt over all subscribers and events, and the API's RSS with them open.
+    record_progress in a unit of work whose after-commit effect publishes the status event;
+    reports p50/p99 latency from the progress write to receipt over all subscribers and
+    events, and the API's RSS with them open.
 
 Results go to bench/results/api-<timestamp>.json and a table is printed. Runs in a few
 minutes; everything stays on 127.0.0.1 and in a temporary directory.
@@ -46,32 +46,20 @@ import httpx
 import numpy as np
 import psutil
 import websockets
-from redis.asyncio import Redis
+from arq import create_pool
+from arq.connections import RedisSettings
 
 from app.db.engine import SessionFactory, create_engine, create_session_factory
 from app.db.migrations import upgrade_head
 from app.db.models import Call, PipelineStage, Role
 from app.embedded import EmbeddedServices, free_tcp_port
-from app.ml.types import (
-    Action,
-    AnalysisResult,
-    CallInsight,
-    CallMetrics,
-    Entity,
-    Intent,
-    Issue,
-    Keypoint,
-    Sentiment,
-    SpeakerRole,
-    SpeakerStats,
-    Transcript,
-    TranscriptSegment,
-    Word,
-)
+from app.queue import QUEUE_NAME, ArqJobQueue
 from app.schema.ids import parse_global_id
-from app.services import processing
-from app.services.status import RedisStatusPublisher, StatusEvent
-from app.services.users import NewUser, create_user
+from app.services import calls as call_service
+from app.services.effects import EffectTargets, unit_of_work
+from app.services.status import RedisStatusPublisher
+from app.storage import build_storage
+from tests.factories import conversation_results, login, make_user
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -128,51 +116,6 @@ def small_wav(seconds: float = 0.5, sample_rate: int = 8000) -> bytes:
     return buffer.getvalue()
 
 
-def insight() -> tuple[Transcript, CallInsight]:
-    segments = [
-        TranscriptSegment(
-            speaker=f"SPEAKER_0{n % 2}",
-            start_s=n * 3.0,
-            end_s=n * 3.0 + 2.5,
-            text=f"segment {n} about the loan payment schedule and the late fee",
-            words=[
-                Word(w, n * 3.0 + i * 0.3, n * 3.0 + i * 0.3 + 0.25, 0.9)
-                for i, w in enumerate(f"segment {n} about the loan payment schedule".split())
-            ],
-            channel=n % 2,
-            role=SpeakerRole.AGENT if n % 2 == 0 else SpeakerRole.CUSTOMER,
-            sentiment=Sentiment.NEUTRAL,
-            sentiment_score=0.0,
-            language="en",
-        )
-        for n in range(12)
-    ]
-    analysis = AnalysisResult(
-        language="en",
-        summary="The customer asks about the loan schedule.",
-        sentiment=Sentiment.NEUTRAL,
-        sentiment_score=0.0,
-        intents=[Intent("loan_inquiry", 0.9, (0,)), Intent("complaint", 0.5, (1,))],
-        entities=[Entity("MONEY", "$500", "SPEAKER_01", 3.0, 1)],
-        issues=[Issue("Late fee", "Disputed.", (1,))],
-        actions=[Action("Send the schedule")],
-        keypoints=[Keypoint("Loan schedule", 0)],
-    )
-    metrics = CallMetrics(
-        duration_s=36.0,
-        talk_s=30.0,
-        silence_s=6.0,
-        overlap_s=0.0,
-        interruptions=0,
-        speakers=[
-            SpeakerStats("SPEAKER_00", SpeakerRole.AGENT, 15.0, 0.5, 150.0, 6, 2.5),
-            SpeakerStats("SPEAKER_01", SpeakerRole.CUSTOMER, 15.0, 0.5, 140.0, 6, 2.5),
-        ],
-    )
-    transcript = Transcript(segments=segments, duration_s=36.0, language="en", channels=2)
-    return transcript, CallInsight(segments=segments, analysis=analysis, metrics=metrics)
-
-
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -220,6 +163,7 @@ class Api:
     pid: int
     sessions: SessionFactory
     redis_url: str
+    effects: EffectTargets
     results: dict[str, Any] = field(default_factory=dict)
 
 
@@ -278,24 +222,8 @@ def api_process(root: Path) -> Iterator[tuple[str, str, int, str]]:
 
 
 async def make_users(sessions: SessionFactory) -> None:
-    async with sessions() as session, session.begin():
-        for name, role in (("bench-admin", Role.ADMIN), ("bench-agent", Role.AGENT)):
-            await create_user(
-                session, NewUser(username=name, password=PASSWORD, role=role), password_min_length=8
-            )
-
-
-async def login(client: httpx.AsyncClient, username: str) -> str:
-    response = await client.post(
-        "/graphql",
-        json={
-            "query": "mutation($u: String!, $p: String!) { login(username: $u, password: $p) "
-            "{ accessToken } }",
-            "variables": {"u": username, "p": PASSWORD},
-        },
-    )
-    token: str = response.json()["data"]["login"]["accessToken"]
-    return token
+    for name, role in (("bench-admin", Role.ADMIN), ("bench-agent", Role.AGENT)):
+        await make_user(sessions, name, role, password=PASSWORD)
 
 
 async def upload_bytes(
@@ -352,14 +280,14 @@ async def bench_upload(
 
 async def bench_nested(api: Api, client: httpx.AsyncClient, token: str, rounds: int) -> None:
     audio = small_wav()
-    transcript, result = insight()
+    transcript, result = conversation_results()
     for n in range(50):
         call = await upload_bytes(client, token, f"call-{n}.wav", audio)
         _, call_id = parse_global_id(call["id"])
-        async with api.sessions() as session, session.begin():
+        async with unit_of_work(api.sessions, api.effects) as session:
             row = await session.get(Call, call_id)
             assert row is not None and row.job_id is not None
-            saved = await processing.save_results(
+            saved = await call_service.save_results(
                 session, call_id, row.job_id, transcript, result, analysis_backend="bench"
             )
             assert saved is not None
@@ -460,7 +388,6 @@ async def bench_status(
     rss_before = psutil.Process(api.pid).memory_info().rss
     received: list[list[tuple[float, float]]] = [[] for _ in range(subscribers)]
     readies = [asyncio.Event() for _ in range(subscribers)]
-    redis = Redis.from_url(api.redis_url)
     stack: list[Any] = []
     connect_started = time.perf_counter()
     semaphore = asyncio.Semaphore(50)
@@ -478,14 +405,14 @@ async def bench_status(
         published: dict[float, float] = {}
         for n in range(1, events + 1):
             progress = round(n / (events + 1), 4)
-            async with api.sessions() as session, session.begin():
-                updated = await processing.record_progress(
+            # What the worker does per step: the progress write, and after its commit the
+            # status event (the unit of work's effect).
+            published[progress] = time.perf_counter()
+            async with unit_of_work(api.sessions, api.effects) as session:
+                updated = await call_service.record_progress(
                     session, call_id, job_token, PipelineStage.TRANSCRIBING, progress
                 )
                 assert updated is not None
-            event = StatusEvent.of(updated)
-            published[progress] = time.perf_counter()
-            await RedisStatusPublisher(redis).publish(event)
             await asyncio.sleep(0.5)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and sum(len(r) for r in received) < subscribers * events:
@@ -494,7 +421,6 @@ async def bench_status(
     finally:
         for context in stack:
             await context.__aexit__(None, None, None)
-        await redis.aclose()
     latencies = [
         (at - published[progress]) * 1000
         for per_subscriber in received
@@ -526,6 +452,7 @@ async def run(
 ) -> dict[str, Any]:
     if True:
         engine = create_engine(database_url, pool_size=2)
+        pool = await create_pool(RedisSettings.from_dsn(redis_url))
         try:
             api = Api(
                 base_url=base_url,
@@ -533,11 +460,16 @@ async def run(
                 pid=pid,
                 sessions=create_session_factory(engine),
                 redis_url=redis_url,
+                effects=EffectTargets(
+                    queue=ArqJobQueue(pool, QUEUE_NAME),
+                    publisher=RedisStatusPublisher(pool),
+                    storage=build_storage("local", root / "data"),
+                ),
             )
             await make_users(api.sessions)
             async with httpx.AsyncClient(base_url=base_url, timeout=300) as client:
-                admin = await login(client, "bench-admin")
-                agent = await login(client, "bench-agent")
+                admin = await login(client, "bench-admin", PASSWORD)
+                agent = await login(client, "bench-agent", PASSWORD)
                 await bench_upload(api, client, admin, root, args.upload_mb)
                 await bench_nested(api, client, agent, args.rounds)
                 await bench_status(api, client, agent, args.subscribers, args.events)
@@ -546,6 +478,7 @@ async def run(
             )
             return api.results
         finally:
+            await pool.aclose()
             await engine.dispose()
 
 

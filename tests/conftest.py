@@ -93,6 +93,16 @@ async def truncate_all(database_url: str) -> None:
         await engine.dispose()
 
 
+@pytest.fixture(scope="session")
+async def sessions(database_url: str) -> AsyncIterator[SessionFactory]:
+    """One engine for the whole session: factories and service tests open sessions on it."""
+    from app.db.engine import create_engine, create_session_factory
+
+    engine = create_engine(database_url, pool_size=2)
+    yield create_session_factory(engine)
+    await engine.dispose()
+
+
 @pytest.fixture
 async def clean_database(database_url: str) -> None:
     """Isolation per test: every table emptied before the test runs."""
@@ -105,7 +115,8 @@ if TYPE_CHECKING:
     import httpx
     from fastapi import FastAPI
 
-    from tests.api.conftest import GraphQLClient
+    from app.db.engine import SessionFactory
+    from tests.api.helpers import GraphQLClient
 
 
 @pytest.fixture(scope="session")
@@ -128,6 +139,6 @@ async def http(app: FastAPI, clean_database: None) -> AsyncIterator[httpx.AsyncC
 
 @pytest.fixture
 def gql(http: httpx.AsyncClient) -> GraphQLClient:
-    from tests.api.conftest import GraphQLClient
+    from tests.api.helpers import GraphQLClient
 
     return GraphQLClient(http)

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from app.ml.audio import DecodedAudio, decode_audio
 from app.ml.compute import MODELS, configure_threads, out_of_memory_as_error, resolve_device
-from app.ml.diarization import Diarizer, build_mono_diarizer, validate_hints
+from app.ml.diarization import Diarizer, build_mono_diarizer
 from app.ml.diarization.channel import ChannelDiarizer
 from app.ml.merge import assign_speakers, build_segments
 from app.ml.settings import PipelineSettings
@@ -87,8 +87,7 @@ class SpeechPipeline:
         hints: SpeakerHints | None = None,
         hook: ProgressCallback = no_progress,
     ) -> Transcript:
-        hints = self.resolve_hints(hints)
-        validate_hints(hints)
+        hints = self.resolve_hints(hints).validated()
         hook(Stage.DECODING, 0, 1)
         audio = decode_audio(Path(audio_path))
         hook(Stage.DECODING, 1, 1)

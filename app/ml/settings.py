@@ -74,12 +74,9 @@ class PipelineSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_speaker_bounds(self) -> PipelineSettings:
-        if (
-            self.min_speakers is not None
-            and self.max_speakers is not None
-            and self.min_speakers > self.max_speakers
-        ):
-            raise ValueError("MIN_SPEAKERS must not exceed MAX_SPEAKERS")
+        problem = self.speaker_hints.problem()
+        if problem is not None:
+            raise ValueError(f"NUM_SPEAKERS / MIN_SPEAKERS / MAX_SPEAKERS: {problem}")
         return self
 
     @property

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from app.errors import BadUserInput
+
 
 class Stage(StrEnum):
     """Pipeline stages that report progress (the contract's PipelineStage, minus QUEUED/DONE)."""
@@ -71,6 +73,13 @@ class Sentiment(StrEnum):
     NEGATIVE = "NEGATIVE"
 
 
+MAX_SPEAKERS = 32
+
+
+class InvalidSpeakerHints(BadUserInput):
+    """Hints no diarization can honour."""
+
+
 @dataclass(frozen=True, slots=True)
 class SpeakerHints:
     """Speaker-count hints; when given they are honoured exactly by the diarizer."""
@@ -78,6 +87,28 @@ class SpeakerHints:
     num_speakers: int | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None
+
+    def problem(self) -> str | None:
+        """What makes these hints impossible to honour, or None: the one set of rules for
+        the API, the settings and the pipeline."""
+        counts = (self.num_speakers, self.min_speakers, self.max_speakers)
+        if any(value is not None and not 1 <= value <= MAX_SPEAKERS for value in counts):
+            return f"Speaker counts must be between 1 and {MAX_SPEAKERS}"
+        low, high, exact = self.min_speakers, self.max_speakers, self.num_speakers
+        if low is not None and high is not None and low > high:
+            return "The minimum speaker count must not exceed the maximum"
+        if exact is not None and (
+            (low is not None and exact < low) or (high is not None and exact > high)
+        ):
+            return "The exact speaker count must lie between the minimum and the maximum"
+        return None
+
+    def validated(self) -> SpeakerHints:
+        """These hints, or `InvalidSpeakerHints` before any work is done."""
+        problem = self.problem()
+        if problem is not None:
+            raise InvalidSpeakerHints(problem)
+        return self
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,49 +1,34 @@
-"""Call resolvers: translate GraphQL arguments to the calls service and back.
+"""Call resolvers: parse GraphQL arguments, call the calls service, return GraphQL types.
 
-Writes commit at this boundary and enqueue jobs only after the commit, so a worker never
-sees a call that is not in the database.
+Writes run in the context's unit of work (`transaction()`): it commits at this boundary and
+then runs the effects the service asked for (enqueue, publish, delete stored audio).
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import AsyncGenerator
-from typing import cast
 
 import strawberry
 from strawberry.file_uploads import Upload
 
-from app.auth.policy import upload_owner
 from app.db.models import Call as CallModel
 from app.errors import NotFound
 from app.ml.types import SpeakerHints
-from app.queue import new_job_token
 from app.schema.call import Call, CallConnection, CallEdge, CallFilter, CallStatusEvent, PageInfo
 from app.schema.context import Info
 from app.schema.ids import parse_typed_id, to_global_id
 from app.schema.loaders import Loaders
+from app.schema.rows import from_row
 from app.services import calls as call_service
 from app.services.broadcast import MessagesLost
 from app.services.status import StatusEvent, status_channel
-from app.services.uploads import (
-    AsyncReadable,
-    received_audio,
-    sanitize_filename,
-)
-from app.storage import new_object_key
 
 logger = logging.getLogger(__name__)
 
 
-async def load_visible_call(info: Info, call_id: uuid.UUID) -> CallModel:
-    viewer = await info.context.require_viewer()
-    async with info.context.session() as session:
-        return await call_service.get_visible_call(session, viewer, call_id)
-
-
 async def call(info: Info, id: strawberry.ID) -> Call:
-    return Call.from_model(await load_visible_call(info, parse_typed_id(id, "Call")))
+    return Call.from_model(await info.context.visible_call(parse_typed_id(id, "Call")))
 
 
 async def calls(
@@ -89,12 +74,6 @@ def _filters(filter_input: CallFilter | None) -> call_service.CallFilters:
     )
 
 
-def _hints(
-    num_speakers: int | None, min_speakers: int | None, max_speakers: int | None
-) -> SpeakerHints:
-    return call_service.validate_hints(SpeakerHints(num_speakers, min_speakers, max_speakers))
-
-
 async def upload_call(
     info: Info,
     file: Upload,
@@ -104,54 +83,14 @@ async def upload_call(
     max_speakers: int | None = None,
 ) -> Call:
     context = info.context
-    settings = context.settings
     viewer = await context.require_viewer()
     requested_owner = parse_typed_id(agent_id, "User") if agent_id is not None else None
-    owner_id = upload_owner(viewer, requested_owner)
-    hints = _hints(num_speakers, min_speakers, max_speakers)
-    if owner_id != viewer.id:
-        async with context.session() as session:
-            await call_service.require_upload_owner(session, owner_id)
-
-    storage = context.resources.storage
-    key = new_object_key()
-    async with received_audio(
-        cast(AsyncReadable, file),
-        max_bytes=settings.max_upload_bytes,
-        tmp_dir=settings.data_dir / "tmp",
-    ) as (received, audio):
-        await storage.put_file(key, received.path)
-        new_call = call_service.NewCall(
-            owner_id=owner_id,
-            filename=sanitize_filename(getattr(file, "filename", None)),
-            storage_key=key,
-            sha256=received.sha256_hex,
-            size_bytes=received.size_bytes,
-            duration_s=audio.duration_s,
-            channels=audio.channels,
-            sample_rate=audio.sample_rate,
-            codec=audio.codec,
-            hints=hints,
-            job_token=new_job_token(uuid.uuid4()),
-        )
-        try:
-            async with context.transaction() as session:
-                created = await call_service.create_call(session, new_call)
-        except Exception:
-            await storage.delete(key)
-            raise
-    await _enqueue(info, created)
+    hints = SpeakerHints(num_speakers, min_speakers, max_speakers)
+    async with context.session() as session:
+        owner_id = await call_service.check_upload(session, viewer, requested_owner, hints)
+    async with context.stored_upload(file) as upload, context.transaction() as session:
+        created = await call_service.create_call(session, owner_id, upload, hints)
     return Call.from_model(created)
-
-
-async def _enqueue(info: Info, call_model: CallModel) -> None:
-    """After commit. If Redis is down the call stays QUEUED and the worker's recovery sweep
-    enqueues it later: the upload is not lost and the client is not told it failed."""
-    assert call_model.job_id is not None
-    try:
-        await info.context.resources.queue.enqueue_process_call(call_model.id, call_model.job_id)
-    except Exception:
-        logger.exception("could not enqueue call %s; recovery will retry", call_model.id)
 
 
 async def reprocess_call(
@@ -164,14 +103,9 @@ async def reprocess_call(
     viewer = await info.context.require_viewer()
     call_id = parse_typed_id(id, "Call")
     given = any(v is not None for v in (num_speakers, min_speakers, max_speakers))
-    hints = _hints(num_speakers, min_speakers, max_speakers) if given else None
+    hints = SpeakerHints(num_speakers, min_speakers, max_speakers) if given else None
     async with info.context.transaction() as session:
-        call_model = await call_service.get_visible_call(session, viewer, call_id, for_update=True)
-        restarted = await call_service.restart_call(
-            session, call_model, new_job_token(call_model.id), hints
-        )
-    await _enqueue(info, restarted)
-    await _publish(info, StatusEvent.of(restarted))
+        restarted = await call_service.reprocess_call(session, viewer, call_id, hints)
     return Call.from_model(restarted)
 
 
@@ -179,33 +113,15 @@ async def delete_call(info: Info, id: strawberry.ID) -> strawberry.ID:
     viewer = await info.context.require_viewer()
     call_id = parse_typed_id(id, "Call")
     async with info.context.transaction() as session:
-        call_model = await call_service.get_visible_call(session, viewer, call_id, for_update=True)
-        storage_key = await call_service.delete_call(session, call_model)
-    await _publish(info, StatusEvent.of_deleted(call_model))
-    try:
-        await info.context.resources.storage.delete(storage_key)
-    except Exception:
-        # The row is gone; an orphaned object costs disk, not correctness.
-        logger.exception("could not delete stored audio %s", storage_key)
+        await call_service.delete_call(session, viewer, call_id)
     return id
 
 
-async def _publish(info: Info, event: StatusEvent) -> None:
-    """Best effort: subscribers also re-read the database when they reconnect."""
-    try:
-        await info.context.resources.publisher.publish(event)
-    except Exception:
-        logger.warning("could not publish status of call %s", event.call_id, exc_info=True)
-
-
 def _event(state: StatusEvent, call_model: CallModel | None = None) -> CallStatusEvent:
-    return CallStatusEvent(
+    return from_row(
+        CallStatusEvent,
+        state,
         call_id=strawberry.ID(to_global_id("Call", state.call_id)),
-        status=state.status,
-        stage=state.stage,
-        progress=state.progress,
-        error=state.error,
-        at=state.at,
         _call=call_model,
         _call_uuid=state.call_id,
     )
@@ -237,7 +153,7 @@ async def call_status(
     await context.require_viewer()
     # Subscribe before reading the state, so no change can fall in between.
     async with context.resources.broadcaster.subscribe(status_channel(call_id)) as messages:
-        current = await load_visible_call(info, call_id)
+        current = await info.context.visible_call(call_id)
         last = StatusEvent.of(current)
         yield _event(last, current)
         if last.is_final:
@@ -245,7 +161,7 @@ async def call_status(
         async for message in messages:
             if isinstance(message, MessagesLost):
                 # Some events were dropped: the database has the current state.
-                current = await load_visible_call(info, call_id)
+                current = await info.context.visible_call(call_id)
                 event = StatusEvent.of(current)
             else:
                 event = StatusEvent.from_json(message)

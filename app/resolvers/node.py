@@ -4,7 +4,6 @@ import strawberry
 
 from app.db.models import Role
 from app.errors import NotFound
-from app.resolvers.calls import load_visible_call
 from app.schema.call import Call
 from app.schema.context import Info
 from app.schema.ids import parse_global_id
@@ -24,7 +23,7 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
         return User.from_model(user)
     if type_name == "Call":
         try:
-            return Call.from_model(await load_visible_call(info, object_id))
+            return Call.from_model(await info.context.visible_call(object_id))
         except NotFound:
             return None
     return None

@@ -16,6 +16,7 @@ from app.ml.types import SpeakerRole as SpeakerRoleModel
 from app.schema.context import Info
 from app.schema.ids import to_global_id
 from app.schema.node import Node
+from app.schema.rows import from_row
 from app.schema.user import User
 
 CallStatus = strawberry.enum(CallStatusModel, name="CallStatus")
@@ -32,15 +33,6 @@ class Word:
     start: float = strawberry.field(description="Seconds from the start of the recording.")
     end: float
     confidence: float | None
-
-    @classmethod
-    def from_json(cls, word: dict[str, Any]) -> Word:
-        return cls(
-            text=word["text"],
-            start=word["start_s"],
-            end=word["end_s"],
-            confidence=word.get("confidence"),
-        )
 
 
 @strawberry.type(description="One speaker turn of the transcript.")
@@ -121,29 +113,27 @@ class Analysis:
     @strawberry.field
     async def intents(self, info: Info) -> list[Intent]:
         rows = await info.context.loaders.intents.load(self._call_id)
-        return [Intent(name=r.name, confidence=r.confidence, evidence=r.evidence) for r in rows]
+        return [from_row(Intent, row) for row in rows]
 
     @strawberry.field
     async def entities(self, info: Info) -> list[Entity]:
         rows = await info.context.loaders.entities.load(self._call_id)
-        return [
-            Entity(type=r.type, value=r.value, speaker=r.speaker, start=r.start_s) for r in rows
-        ]
+        return [from_row(Entity, row) for row in rows]
 
     @strawberry.field
     async def issues(self, info: Info) -> list[Issue]:
         rows = await info.context.loaders.issues.load(self._call_id)
-        return [Issue(title=r.title, description=r.description, evidence=r.evidence) for r in rows]
+        return [from_row(Issue, row) for row in rows]
 
     @strawberry.field
     async def actions(self, info: Info) -> list[Action]:
         rows = await info.context.loaders.actions.load(self._call_id)
-        return [Action(description=r.description) for r in rows]
+        return [from_row(Action, row) for row in rows]
 
     @strawberry.field
     async def keypoints(self, info: Info) -> list[Keypoint]:
         rows = await info.context.loaders.keypoints.load(self._call_id)
-        return [Keypoint(text=r.text) for r in rows]
+        return [from_row(Keypoint, row) for row in rows]
 
 
 @strawberry.type(name="Call")
@@ -166,22 +156,7 @@ class Call(Node):
 
     @classmethod
     def from_model(cls, call: CallModel) -> Call:
-        return cls(
-            id=strawberry.ID(to_global_id("Call", call.id)),
-            filename=call.filename,
-            status=call.status,
-            stage=call.stage,
-            progress=call.progress,
-            error=call.error,
-            duration_seconds=call.duration_s,
-            channels=call.channels,
-            sample_rate=call.sample_rate,
-            size_bytes=call.size_bytes,
-            sha256=call.sha256,
-            created_at=call.created_at,
-            finished_at=call.finished_at,
-            _model=call,
-        )
+        return from_row(cls, call, id=strawberry.ID(to_global_id("Call", call.id)), _model=call)
 
     # The user the call belongs to (its owner; `agent` in the contract).
     @strawberry.field
@@ -197,18 +172,8 @@ class Call(Node):
             return []
         rows = await info.context.loaders.segments.load(self._model.id)
         return [
-            Segment(
-                speaker=r.speaker,
-                role=r.role,
-                channel=r.channel,
-                start=r.start_s,
-                end=r.end_s,
-                text=r.text,
-                words=[Word.from_json(word) for word in r.words],
-                sentiment=r.sentiment,
-                language=r.language,
-            )
-            for r in rows
+            from_row(Segment, row, words=[from_row(Word, word) for word in row.words])
+            for row in rows
         ]
 
     @strawberry.field
@@ -219,25 +184,10 @@ class Call(Node):
         if row is None:
             return None
         speakers = await info.context.loaders.speakers.load(self._model.id)
-        return CallMetrics(
-            duration_seconds=row.duration_s,
-            talk_seconds=row.talk_s,
-            silence_seconds=row.silence_s,
-            overlap_seconds=row.overlap_s,
-            interruptions=row.interruptions,
-            speakers=[
-                SpeakerStats(
-                    speaker=s.label,
-                    role=s.role,
-                    channel=s.channel,
-                    talk_seconds=s.talk_s,
-                    talk_ratio=s.talk_ratio,
-                    words_per_minute=s.words_per_minute,
-                    turns=s.turns,
-                    longest_monologue_seconds=s.longest_monologue_s,
-                )
-                for s in speakers
-            ],
+        return from_row(
+            CallMetrics,
+            row,
+            speakers=[from_row(SpeakerStats, s, speaker=s.label) for s in speakers],
         )
 
     @strawberry.field
@@ -247,13 +197,7 @@ class Call(Node):
         row = await info.context.loaders.analysis.load(self._model.id)
         if row is None:
             return None
-        return Analysis(
-            language=row.language,
-            summary=row.summary,
-            sentiment=row.sentiment,
-            sentiment_score=row.sentiment_score,
-            _call_id=self._model.id,
-        )
+        return from_row(Analysis, row, _call_id=self._model.id)
 
 
 @strawberry.type
@@ -306,8 +250,4 @@ class CallStatusEvent:
     async def call(self, info: Info) -> Call:
         if self._call is not None:
             return Call.from_model(self._call)
-        from app.services.calls import get_visible_call
-
-        viewer = await info.context.require_viewer()
-        async with info.context.session() as session:
-            return Call.from_model(await get_visible_call(session, viewer, self._call_uuid))
+        return Call.from_model(await info.context.visible_call(self._call_uuid))

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.fastapi import BaseContext
+from strawberry.file_uploads import Upload
 from strawberry.types import Info as StrawberryInfo
 
 from app.auth.tokens import bearer_token, decode_access_token
+from app.db.models import Call as CallModel
 from app.db.models import User
 from app.errors import Unauthenticated
 from app.resources import Resources
 from app.schema.loaders import Loaders
+from app.services import calls as call_service
 from app.services import users as user_service
+from app.services.effects import unit_of_work
+from app.services.uploads import AsyncReadable, StoredUpload, stored_upload
 
 _UNSET: Any = object()
 
@@ -35,11 +41,27 @@ class Context(BaseContext):
         async with self.resources.sessions() as session:
             yield session
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """The request boundary for writes: commits on success, rolls back on any error."""
-        async with self.resources.sessions() as session, session.begin():
-            yield session
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """The request boundary for writes, a unit of work: commits on success, rolls back
+        on any error, and after the commit runs the effects the services asked for."""
+        return unit_of_work(self.resources.sessions, self.resources.effect_targets)
+
+    def stored_upload(self, file: Upload) -> AbstractAsyncContextManager[StoredUpload]:
+        """A GraphQL upload received, probed and stored; removed again if the block fails."""
+        return stored_upload(
+            self.resources.storage,
+            cast(AsyncReadable, file),
+            getattr(file, "filename", None),
+            max_bytes=self.settings.max_upload_bytes,
+            tmp_dir=self.settings.data_dir / "tmp",
+        )
+
+    async def visible_call(self, call_id: uuid.UUID) -> CallModel:
+        """The call, if the viewer may see it; NOT_FOUND otherwise (also when it is another
+        agent's)."""
+        viewer = await self.require_viewer()
+        async with self.session() as session:
+            return await call_service.get_visible_call(session, viewer, call_id)
 
     def _authorization_value(self) -> str | None:
         if self._authorization is not None:

@@ -1,6 +1,14 @@
-"""Calls as the API sees them: creation, visibility, listing, reprocessing, deletion.
+"""A call's whole life, in one place: created from an upload, listed and read, reprocessed,
+deleted; claimed by a job, its progress, its results, its failure, and its recovery when
+its job vanished.
 
-Services take the session first and flush; the resolver (request boundary) commits.
+Services take the session first and flush; the boundary (a GraphQL mutation, a worker
+job) commits through `unit_of_work`. What must happen after the commit (enqueue the job,
+publish the status event, delete the stored audio) is asked of `after_commit(session)`
+here and runs there, in one place.
+
+Every write of the worker is guarded by the job token stored on the call (`calls.job_id`):
+a job superseded by a reprocess or a recovery changes nothing.
 """
 
 from __future__ import annotations
@@ -11,108 +19,126 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.policy import visible_calls
+from app.auth.policy import upload_owner, visible_calls
 from app.db.models import Call, CallAnalysis, CallStatus, PipelineStage, Role, Segment, User
 from app.errors import BadUserInput, NotFound
-from app.ml.types import Sentiment, SpeakerHints
+from app.ml.types import CallInsight, Sentiment, SpeakerHints, Transcript
+from app.queue import new_job_token
+from app.services.effects import after_commit
+from app.services.results import replace_results, result_rows
+from app.services.status import StatusEvent
+from app.services.uploads import StoredUpload
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
-MAX_SPEAKERS = 32
 MAX_SEARCH_CHARS = 200
 
 
-@dataclass(frozen=True, slots=True)
-class NewCall:
-    owner_id: uuid.UUID
-    filename: str
-    storage_key: str
-    sha256: str
-    size_bytes: int
-    duration_s: float
-    channels: int
-    sample_rate: int
-    codec: str
-    hints: SpeakerHints
-    job_token: str
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
-def validate_hints(hints: SpeakerHints) -> SpeakerHints:
-    for value in (hints.num_speakers, hints.min_speakers, hints.max_speakers):
-        if value is not None and not 1 <= value <= MAX_SPEAKERS:
-            raise BadUserInput(f"Speaker counts must be between 1 and {MAX_SPEAKERS}")
-    if (
-        hints.min_speakers is not None
-        and hints.max_speakers is not None
-        and hints.min_speakers > hints.max_speakers
-    ):
-        raise BadUserInput("minSpeakers must not exceed maxSpeakers")
-    if hints.num_speakers is not None and (
-        (hints.min_speakers is not None and hints.num_speakers < hints.min_speakers)
-        or (hints.max_speakers is not None and hints.num_speakers > hints.max_speakers)
-    ):
-        raise BadUserInput("numSpeakers must lie between minSpeakers and maxSpeakers")
-    return hints
+def _queue(session: AsyncSession, call: Call) -> None:
+    """After commit: the job runs, and subscribers see the call queued."""
+    assert call.job_id is not None
+    effects = after_commit(session)
+    effects.enqueue_job(call.id, call.job_id)
+    effects.publish_status(StatusEvent.of(call))
 
 
-async def require_upload_owner(session: AsyncSession, user_id: uuid.UUID) -> User:
-    """An admin uploads on behalf of an active AGENT, who then owns the call."""
-    user = await session.get(User, user_id)
-    if user is None or not user.is_active or user.role is not Role.AGENT:
-        raise NotFound("Agent")
-    return user
+def _published(session: AsyncSession, call: Call | None) -> Call | None:
+    if call is not None:
+        after_commit(session).publish_status(StatusEvent.of(call))
+    return call
 
 
-async def create_call(session: AsyncSession, new_call: NewCall) -> Call:
-    call = Call(
-        owner_id=new_call.owner_id,
-        filename=new_call.filename,
-        storage_key=new_call.storage_key,
-        sha256=new_call.sha256,
-        size_bytes=new_call.size_bytes,
-        duration_s=new_call.duration_s,
-        channels=new_call.channels,
-        sample_rate=new_call.sample_rate,
-        codec=new_call.codec,
+# --- the API's side: create, read, reprocess, delete ----------------------------------------
+
+
+async def check_upload(
+    session: AsyncSession,
+    viewer: User,
+    requested_owner_id: uuid.UUID | None,
+    hints: SpeakerHints,
+) -> uuid.UUID:
+    """Before any byte is received: who will own the call, and whether the hints can be
+    honoured. An admin uploads on behalf of an active AGENT."""
+    hints.validated()
+    owner_id = upload_owner(viewer, requested_owner_id)
+    if owner_id != viewer.id:
+        owner = await session.get(User, owner_id)
+        if owner is None or not owner.is_active or owner.role is not Role.AGENT:
+            raise NotFound("Agent")
+    return owner_id
+
+
+def new_call(owner_id: uuid.UUID, upload: StoredUpload, hints: SpeakerHints) -> Call:
+    """The row of a call just uploaded: RUNNING/QUEUED under a fresh job token."""
+    call_id = uuid.uuid4()
+    return Call(
+        id=call_id,
+        owner_id=owner_id,
+        filename=upload.filename,
+        storage_key=upload.storage_key,
+        sha256=upload.sha256_hex,
+        size_bytes=upload.size_bytes,
+        duration_s=upload.audio.duration_s,
+        channels=upload.audio.channels,
+        sample_rate=upload.audio.sample_rate,
+        codec=upload.audio.codec,
         status=CallStatus.RUNNING,
         stage=PipelineStage.QUEUED,
         progress=0.0,
-        job_id=new_call.job_token,
+        job_id=new_job_token(call_id),
         attempts=0,
-        num_speakers=new_call.hints.num_speakers,
-        min_speakers=new_call.hints.min_speakers,
-        max_speakers=new_call.hints.max_speakers,
+        num_speakers=hints.num_speakers,
+        min_speakers=hints.min_speakers,
+        max_speakers=hints.max_speakers,
     )
+
+
+async def create_call(
+    session: AsyncSession, owner_id: uuid.UUID, upload: StoredUpload, hints: SpeakerHints
+) -> Call:
+    """A call for a stored upload, RUNNING/QUEUED; its job is enqueued after the commit."""
+    call = new_call(owner_id, upload, hints)
     session.add(call)
     await session.flush()
     await session.refresh(call)
+    assert call.job_id is not None
+    after_commit(session).enqueue_job(call.id, call.job_id)
     return call
 
 
 async def get_visible_call(
     session: AsyncSession, viewer: User, call_id: uuid.UUID, *, for_update: bool = False
 ) -> Call:
-    """Another agent's call is reported exactly like a missing one. `for_update` locks the
-    row, so a write based on it cannot interleave with the worker's."""
+    """The one way to load a call for a viewer: another agent's call is reported exactly
+    like a missing one. `for_update` locks the row, so a write based on it cannot
+    interleave with the worker's."""
     query = select(Call).where(Call.id == call_id, visible_calls(viewer))
     if for_update:
         query = query.with_for_update()
-    result = await session.execute(query)
-    call = result.scalar_one_or_none()
+    call = (await session.execute(query)).scalar_one_or_none()
     if call is None:
         raise NotFound("Call")
     return call
 
 
-async def restart_call(
-    session: AsyncSession, call: Call, job_token: str, hints: SpeakerHints | None
+async def reprocess_call(
+    session: AsyncSession, viewer: User, call_id: uuid.UUID, hints: SpeakerHints | None
 ) -> Call:
-    """Puts a call back in the queue; its old results stay until the new run replaces them."""
+    """Puts a call back in the queue under a new job token (the running job, if any, stops
+    at its next step); its old results stay until the new run replaces them. `hints=None`
+    keeps the call's own."""
+    if hints is not None:
+        hints.validated()
+    call = await get_visible_call(session, viewer, call_id, for_update=True)
     call.status = CallStatus.RUNNING
     call.stage = PipelineStage.QUEUED
     call.progress = 0.0
@@ -120,20 +146,158 @@ async def restart_call(
     call.finished_at = None
     call.started_at = None
     call.attempts = 0
-    call.job_id = job_token
+    call.job_id = new_job_token(call.id)
     if hints is not None:
         call.num_speakers = hints.num_speakers
         call.min_speakers = hints.min_speakers
         call.max_speakers = hints.max_speakers
     await session.flush()
     await session.refresh(call)
+    _queue(session, call)
     return call
 
 
-async def delete_call(session: AsyncSession, call: Call) -> str:
-    """Deletes the call and (by cascade) its results; returns the storage key to remove."""
+async def delete_call(session: AsyncSession, viewer: User, call_id: uuid.UUID) -> None:
+    """Deletes the call and (by cascade) its results; after the commit subscribers are told
+    and the stored audio is removed."""
+    call = await get_visible_call(session, viewer, call_id, for_update=True)
     await session.execute(delete(Call).where(Call.id == call.id))
-    return call.storage_key
+    effects = after_commit(session)
+    effects.publish_status(StatusEvent.of_deleted(call))
+    effects.delete_audio(call.storage_key)
+
+
+# --- the worker's side: claim, progress, results, failure -----------------------------------
+
+
+async def _locked_for_job(session: AsyncSession, call_id: uuid.UUID, job_token: str) -> Call | None:
+    """The call locked, when this job still holds it; None when it is gone, finished or
+    superseded."""
+    call = (
+        await session.execute(select(Call).where(Call.id == call_id).with_for_update())
+    ).scalar_one_or_none()
+    if call is None or call.job_id != job_token or call.status is not CallStatus.RUNNING:
+        return None
+    return call
+
+
+async def claim(session: AsyncSession, call_id: uuid.UUID, job_token: str) -> Call | None:
+    """Marks the call started by this job; None when the job has nothing to do."""
+    call = await _locked_for_job(session, call_id, job_token)
+    if call is None:
+        return None
+    call.attempts += 1
+    call.started_at = _now()
+    call.stage = PipelineStage.DECODING
+    call.progress = 0.0
+    await session.flush()
+    await session.refresh(call)
+    return _published(session, call)
+
+
+async def record_progress(
+    session: AsyncSession,
+    call_id: uuid.UUID,
+    job_token: str,
+    stage: PipelineStage,
+    progress: float,
+) -> Call | None:
+    """None when the job no longer holds the call (deleted or reprocessed meanwhile)."""
+    result = await session.execute(
+        update(Call)
+        .where(Call.id == call_id, Call.job_id == job_token, Call.status == CallStatus.RUNNING)
+        .values(stage=stage, progress=min(max(progress, 0.0), 1.0), updated_at=_now())
+        .returning(Call)
+    )
+    return _published(session, result.scalar_one_or_none())
+
+
+async def save_results(
+    session: AsyncSession,
+    call_id: uuid.UUID,
+    job_token: str,
+    transcript: Transcript,
+    insight: CallInsight,
+    *,
+    analysis_backend: str,
+) -> Call | None:
+    """Replaces any earlier results with these and marks the call SUCCESS, atomically."""
+    call = await _locked_for_job(session, call_id, job_token)
+    if call is None:
+        return None
+    rows = result_rows(call_id, transcript, insight, analysis_backend=analysis_backend)
+    await replace_results(session, call_id, rows)
+    call.status = CallStatus.SUCCESS
+    call.stage = PipelineStage.DONE
+    call.progress = 1.0
+    call.error = None
+    call.finished_at = _now()
+    if transcript.duration_s and not call.duration_s:
+        call.duration_s = transcript.duration_s
+    await session.flush()
+    await session.refresh(call)
+    return _published(session, call)
+
+
+async def fail(
+    session: AsyncSession, call_id: uuid.UUID, job_token: str | None, message: str
+) -> Call | None:
+    """Ends the call FAIL; `job_token=None` fails it whatever job holds it (recovery)."""
+    conditions = [Call.id == call_id, Call.status == CallStatus.RUNNING]
+    if job_token is not None:
+        conditions.append(Call.job_id == job_token)
+    result = await session.execute(
+        update(Call)
+        .where(*conditions)
+        .values(status=CallStatus.FAIL, error=message, finished_at=_now(), updated_at=_now())
+        .returning(Call)
+    )
+    return _published(session, result.scalar_one_or_none())
+
+
+# --- recovery --------------------------------------------------------------------------------
+
+
+async def running_calls_idle_since(session: AsyncSession, idle_for: timedelta) -> Sequence[Call]:
+    """RUNNING calls not updated for `idle_for`: candidates for recovery."""
+    cutoff = _now() - idle_for
+    result = await session.execute(
+        select(Call)
+        .where(Call.status == CallStatus.RUNNING, Call.updated_at < cutoff)
+        .order_by(Call.created_at)
+        .limit(500)
+    )
+    return result.scalars().all()
+
+
+async def recover(session: AsyncSession, candidate: Call, *, max_tries: int) -> Call | None:
+    """A RUNNING call whose job is gone (lost enqueue, dead worker): re-queued under a new
+    job token, or FAIL once its jobs have started `max_tries` times. Re-checked under a
+    lock: None (nothing done) when the call changed since `candidate` was read, e.g. a job
+    claimed it meanwhile (claiming touches it)."""
+    call = await session.get(Call, candidate.id, with_for_update=True, populate_existing=True)
+    if (
+        call is None
+        or call.job_id != candidate.job_id
+        or call.status is not CallStatus.RUNNING
+        or call.updated_at != candidate.updated_at
+    ):
+        return None
+    if call.attempts >= max_tries:
+        return await fail(
+            session,
+            call.id,
+            None,
+            f"The worker processing this call stopped {call.attempts} times; giving up. "
+            "Check the worker logs (out of memory?) and reprocess the call.",
+        )
+    call.job_id = new_job_token(call.id)
+    call.stage = PipelineStage.QUEUED
+    call.progress = 0.0
+    await session.flush()
+    await session.refresh(call)
+    _queue(session, call)
+    return call
 
 
 # --- listing -------------------------------------------------------------------------------

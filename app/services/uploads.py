@@ -23,6 +23,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 import av
 
 from app.errors import BadUserInput
+from app.storage import ObjectStorage, new_object_key
 
 DEFAULT_READ_SIZE = 1024 * 1024
 DISPLAY_NAME_MAX_CHARS = 200
@@ -183,8 +184,8 @@ async def received_audio(
 ) -> AsyncIterator[tuple[ReceivedFile, AudioInfo]]:
     """Receive and probe an upload; the temp file is removed when the block exits.
 
-    The resolver stores the file inside the block. Any `UploadRejected` is raised before the
-    block runs, so a rejected upload never reaches storage or the database.
+    The file is stored inside the block (`stored_upload`). Any `UploadRejected` is raised
+    before the block runs, so a rejected upload never reaches storage or the database.
     """
     received = await receive_upload(source, max_bytes=max_bytes, tmp_dir=tmp_dir)
     try:
@@ -192,6 +193,44 @@ async def received_audio(
         yield received, info
     finally:
         received.discard()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUpload:
+    """An upload received, probed and written to object storage under `storage_key`."""
+
+    storage_key: str
+    filename: str
+    size_bytes: int
+    sha256_hex: str
+    audio: AudioInfo
+
+
+@asynccontextmanager
+async def stored_upload(
+    storage: ObjectStorage,
+    source: UploadSource,
+    filename: str | None,
+    *,
+    max_bytes: int,
+    tmp_dir: Path,
+) -> AsyncIterator[StoredUpload]:
+    """Receive, probe and store an upload under a new key. If the block fails (the call's
+    row was not committed), the stored object is removed again: nothing is half-written."""
+    key = new_object_key()
+    async with received_audio(source, max_bytes=max_bytes, tmp_dir=tmp_dir) as (received, info):
+        await storage.put_file(key, received.path)
+    try:
+        yield StoredUpload(
+            storage_key=key,
+            filename=sanitize_filename(filename),
+            size_bytes=received.size_bytes,
+            sha256_hex=received.sha256_hex,
+            audio=info,
+        )
+    except Exception:
+        await storage.delete(key)
+        raise
 
 
 async def probe_audio_async(path: Path) -> AudioInfo:

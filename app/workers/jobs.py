@@ -14,20 +14,23 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from arq import Retry
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db.engine import SessionFactory
-from app.db.models import Call, CallStatus, PipelineStage
+from app.db.models import Call, PipelineStage
 from app.ml.types import SpeakerHints, Stage, overall_progress
-from app.queue import JobQueue, JobState, new_job_token
-from app.services import processing
-from app.services.status import StatusEvent, StatusPublisher
+from app.queue import JobQueue, JobState
+from app.services import calls as call_service
+from app.services.effects import EffectTargets, unit_of_work
+from app.services.status import StatusPublisher
 from app.storage import ObjectStorage
 from app.workers.errors import (
     TRANSIENT_INFRASTRUCTURE_ERRORS,
@@ -65,14 +68,16 @@ class WorkerState:
     processor: CallProcessor
     worker_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
+    def unit_of_work(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """One transaction of the job; its effects (publish, enqueue) run after commit."""
+        return unit_of_work(
+            self.sessions,
+            EffectTargets(queue=self.queue, publisher=self.publisher, storage=self.storage),
+        )
+
 
 def job_timeout_s(settings: Settings, duration_s: float | None) -> float:
     return settings.job_timeout_base_s + settings.job_timeout_per_audio_s * (duration_s or 0.0)
-
-
-async def publish(state: WorkerState, call: Call) -> None:
-    """After commit only: a subscriber that reloads the call must see this state."""
-    await state.publisher.publish(StatusEvent.of(call))
 
 
 @contextlib.asynccontextmanager
@@ -124,15 +129,13 @@ class ProgressReporter:
         while (update := await self._updates.get()) is not None:
             stage, progress = update
             try:
-                async with self._state.sessions() as session, session.begin():
-                    call = await processing.record_progress(
+                async with self._state.unit_of_work() as session:
+                    call = await call_service.record_progress(
                         session, self._call_id, self._job_token, PipelineStage(stage), progress
                     )
                 if call is None:
                     # Deleted or reprocessed meanwhile: the pipeline stops at its next step.
                     self._superseded.set()
-                else:
-                    await publish(self._state, call)
             except TRANSIENT_INFRASTRUCTURE_ERRORS:
                 # Progress is advisory; the final state is written by the job itself.
                 logger.warning("could not record progress of call %s", self._call_id)
@@ -147,11 +150,10 @@ async def process_call(ctx: dict[str, Any], call_id: str, job_token: str) -> str
     call_uuid = uuid.UUID(call_id)
     job_try: int = ctx.get("job_try", 1)
     async with held_lease(state.redis, job_token, state.worker_id):
-        async with state.sessions() as session, session.begin():
-            call = await processing.claim(session, call_uuid, job_token)
+        async with state.unit_of_work() as session:
+            call = await call_service.claim(session, call_uuid, job_token)
         if call is None:
             return "skipped: call gone, finished or superseded"
-        await publish(state, call)
         try:
             return await _run_pipeline(state, call, job_token)
         except JobSuperseded:
@@ -197,8 +199,8 @@ async def _run_pipeline(state: WorkerState, call: Call, job_token: str) -> str:
                 raise
     finally:
         await reporter.close()
-    async with state.sessions() as session, session.begin():
-        saved = await processing.save_results(
+    async with state.unit_of_work() as session:
+        saved = await call_service.save_results(
             session,
             call.id,
             job_token,
@@ -208,58 +210,33 @@ async def _run_pipeline(state: WorkerState, call: Call, job_token: str) -> str:
         )
     if saved is None:
         return "discarded: call deleted or superseded while processing"
-    await publish(state, saved)
     return "success"
 
 
 async def _fail(
     state: WorkerState, call_id: uuid.UUID, job_token: str | None, message: str
 ) -> None:
-    async with state.sessions() as session, session.begin():
-        call = await processing.fail(session, call_id, job_token, message)
-    if call is not None:
-        await publish(state, call)
+    async with state.unit_of_work() as session:
+        await call_service.fail(session, call_id, job_token, message)
 
 
 async def recover_stalled_calls(state: WorkerState) -> int:
     """Re-enqueues RUNNING calls whose job vanished (lost enqueue, dead worker), or fails
-    them once they have used up their tries. Returns how many calls it touched."""
+    them once they have used up their tries (the rules are the calls service's). Returns
+    how many calls it touched."""
     touched = 0
     async with state.sessions() as session:
-        candidates = await processing.running_calls_idle_since(session, RECOVERY_IDLE)
+        candidates = await call_service.running_calls_idle_since(session, RECOVERY_IDLE)
     for candidate in candidates:
-        token = candidate.job_id
-        if token is not None and await _job_is_alive(state, token):
+        if candidate.job_id is not None and await _job_is_alive(state, candidate.job_id):
             continue
-        async with state.sessions() as session, session.begin():
-            call = await session.get(Call, candidate.id, with_for_update=True)
-            if (
-                call is None
-                or call.job_id != token
-                or call.status is not CallStatus.RUNNING
-                # A job may have claimed it since the liveness check: claiming touches it.
-                or call.updated_at != candidate.updated_at
-            ):
-                continue
-            if call.attempts >= state.settings.job_max_tries:
-                failed = await processing.fail(
-                    session,
-                    call.id,
-                    None,
-                    f"The worker processing this call stopped {call.attempts} times; "
-                    "giving up. Check the worker logs (out of memory?) and reprocess the call.",
-                )
-                requeued = None
-            else:
-                failed = None
-                requeued = await processing.requeue(session, call, new_job_token(call.id))
-        touched += 1
-        if failed is not None:
-            await publish(state, failed)
-        if requeued is not None and requeued.job_id is not None:
-            await state.queue.enqueue_process_call(requeued.id, requeued.job_id)
-            await publish(state, requeued)
-            logger.info("re-enqueued stalled call %s", requeued.id)
+        async with state.unit_of_work() as session:
+            recovered = await call_service.recover(
+                session, candidate, max_tries=state.settings.job_max_tries
+            )
+        if recovered is not None:
+            touched += 1
+            logger.info("recovered stalled call %s: %s", recovered.id, recovered.status.value)
     return touched
 
 

@@ -10,9 +10,10 @@ from sqlalchemy import delete, update
 
 from app.auth.tokens import ALGORITHM, ISSUER, issue_access_token
 from app.config import Settings
-from app.db.engine import create_engine, create_session_factory
+from app.db.engine import SessionFactory, create_engine, create_session_factory
 from app.db.models import Role, User
-from tests.api.conftest import PASSWORD, GraphQLClient, make_user
+from tests.api.helpers import GraphQLClient
+from tests.factories import PASSWORD, make_user
 
 ME = "{ me { id username role isActive createdAt } }"
 LOGIN = (
@@ -32,9 +33,9 @@ async def _execute(settings: Settings, statement: object) -> None:
 
 
 async def test_login_returns_a_bearer_token_that_identifies_the_user(
-    gql: GraphQLClient, settings: Settings
+    sessions: SessionFactory, gql: GraphQLClient, settings: Settings
 ) -> None:
-    await make_user(settings, "agent1")
+    await make_user(sessions, "agent1")
     result = await gql(LOGIN, {"u": "Agent1", "p": PASSWORD})
     assert not result.errors
     assert result.data is not None
@@ -52,9 +53,9 @@ async def test_login_returns_a_bearer_token_that_identifies_the_user(
 
 
 async def test_unknown_user_and_wrong_password_get_the_same_error(
-    gql: GraphQLClient, settings: Settings
+    sessions: SessionFactory, gql: GraphQLClient, settings: Settings
 ) -> None:
-    await make_user(settings, "agent1")
+    await make_user(sessions, "agent1")
     responses = []
     medians = []
     for username in ("agent1", "nobody"):
@@ -72,9 +73,9 @@ async def test_unknown_user_and_wrong_password_get_the_same_error(
 
 
 async def test_missing_malformed_and_forged_tokens_are_rejected(
-    gql: GraphQLClient, settings: Settings
+    sessions: SessionFactory, gql: GraphQLClient, settings: Settings
 ) -> None:
-    await make_user(settings, "agent1")
+    await make_user(sessions, "agent1")
     token = await gql.login("agent1")
     assert (await gql(ME)).codes == ["UNAUTHENTICATED"]
     assert (await gql(ME, token="not-a-jwt")).codes == ["UNAUTHENTICATED"]
@@ -92,9 +93,9 @@ async def test_missing_malformed_and_forged_tokens_are_rejected(
 
 
 async def test_expired_token_and_deleted_or_deactivated_user_are_rejected(
-    gql: GraphQLClient, settings: Settings
+    sessions: SessionFactory, gql: GraphQLClient, settings: Settings
 ) -> None:
-    await make_user(settings, "agent1")
+    await make_user(sessions, "agent1")
     token = await gql.login("agent1")
     claims = jwt.decode(token, options={"verify_signature": False})
     expired = issue_access_token(
@@ -116,7 +117,7 @@ async def test_expired_token_and_deleted_or_deactivated_user_are_rejected(
 
 
 async def test_outdated_password_hash_is_upgraded_on_login(
-    gql: GraphQLClient, settings: Settings
+    sessions: SessionFactory, gql: GraphQLClient, settings: Settings
 ) -> None:
     from argon2 import PasswordHasher
     from sqlalchemy import select
@@ -125,7 +126,7 @@ async def test_outdated_password_hash_is_upgraded_on_login(
 
     weak = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
     assert needs_rehash(weak)
-    await make_user(settings, "agent1")
+    await make_user(sessions, "agent1")
     await _execute(
         settings, update(User).where(User.username == "agent1").values(password_hash=weak)
     )

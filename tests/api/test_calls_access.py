@@ -12,18 +12,23 @@ import httpx
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.db.engine import SessionFactory
 from app.queue import QUEUE_NAME
 from app.schema.ids import to_global_id
-from tests.api.conftest import GraphQLClient, GraphQLResponse, make_user
-from tests.api.test_calls_queries import CALL, CALLS, rich_insight, simple_insight, success_call
-from tests.api.test_calls_upload import (
+from tests.api.helpers import (
+    CALL,
+    CALLS,
+    GraphQLClient,
+    GraphQLResponse,
     call_row,
     resources_of,
+    success_call,
     tone_bytes,
     upload,
     upload_ok,
     user_id,
 )
+from tests.factories import make_user, rich_results, simple_results
 
 NODE = "query($id: ID!) { node(id: $id) { id ... on Call { status agent { id } } } }"
 REPROCESS = "mutation($id: ID!) { reprocessCall(id: $id) { id status stage } }"
@@ -45,6 +50,7 @@ async def _snapshot(app: FastAPI, gql: GraphQLClient, call_id: str, token: str) 
 
 
 async def test_another_agents_call_is_invisible_at_every_entry_point(
+    sessions: SessionFactory,
     app: FastAPI,
     http: httpx.AsyncClient,
     gql: GraphQLClient,
@@ -53,13 +59,13 @@ async def test_another_agents_call_is_invisible_at_every_entry_point(
     settings: Settings,
     audio_dir: Path,
 ) -> None:
-    await make_user(settings, "agent2")
+    await make_user(sessions, "agent2")
     b_token = await gql.login("agent2")
     agent_a = await user_id(gql, agent_token)
     agent_b = await user_id(gql, b_token)
-    call_a = await success_call(app, http, agent_token, audio_dir, rich_insight())
+    call_a = await success_call(app, http, agent_token, audio_dir, rich_results())
     call_b = await success_call(
-        app, http, b_token, audio_dir, simple_insight("kredit haqida savol", "uz")
+        app, http, b_token, audio_dir, simple_results("kredit haqida savol", "uz")
     )
     missing = to_global_id("Call", uuid.uuid4())
     redis = resources_of(app).redis

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,312 +13,34 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 
-from app.db.models import (
-    AnalysisAction,
-    AnalysisEntity,
-    AnalysisIntent,
-    AnalysisIssue,
-    AnalysisKeypoint,
-    CallAnalysis,
-    CallSpeaker,
-    Segment,
-)
-from app.db.models import CallMetrics as CallMetricsModel
+from app.db.engine import SessionFactory
 from app.ml.types import (
-    Action,
-    AnalysisResult,
-    CallInsight,
-    CallMetrics,
-    Entity,
-    Intent,
-    Issue,
-    Keypoint,
     Sentiment,
-    SpeakerRole,
-    SpeakerStats,
-    Transcript,
-    TranscriptSegment,
-    Word,
 )
 from app.queue import QUEUE_NAME
 from app.schema.ids import parse_global_id
-from app.services.processing import save_results
-from tests.api.conftest import GraphQLClient, make_user
-from tests.api.test_calls_upload import (
+from tests.api.helpers import (
+    CALL,
+    CALLS,
+    CALLS_NESTED,
+    NESTED,
+    GraphQLClient,
     call_row,
+    expected_analysis,
+    expected_metrics,
+    expected_segments,
     resources_of,
+    result_row_counts,
     stored_files,
+    success_call,
     tone_bytes,
     upload_ok,
     user_id,
+    write_results,
 )
-
-NESTED = """
-  id filename status stage progress error durationSeconds channels sampleRate createdAt finishedAt
-  agent { id username role }
-  segments { speaker role channel start end text sentiment language
-             words { text start end confidence } }
-  metrics { durationSeconds talkSeconds silenceSeconds overlapSeconds interruptions
-            speakers { speaker role channel talkSeconds talkRatio wordsPerMinute turns
-                       longestMonologueSeconds } }
-  analysis { language summary sentiment sentimentScore
-             intents { name confidence evidence }
-             entities { type value speaker start }
-             issues { title description evidence }
-             actions { description }
-             keypoints { text } }
-"""
-CALL = f"query($id: ID!) {{ call(id: $id) {{ {NESTED} }} }}"
-CALLS = (
-    "query($first: Int, $after: String, $last: Int, $before: String, $filter: CallFilter) { "
-    "calls(first: $first, after: $after, last: $last, before: $before, filter: $filter) { "
-    "totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } "
-    "edges { cursor node { id createdAt } } } }"
-)
-CALLS_NESTED = (
-    "query($first: Int) { calls(first: $first) { totalCount "
-    f"edges {{ cursor node {{ {NESTED} }} }} }} }}"
-)
-
-
-# --- building SUCCESS calls the way the worker does ----------------------------------------
-
-
-def rich_insight() -> tuple[Transcript, CallInsight]:
-    segments = [
-        TranscriptSegment(
-            speaker="SPEAKER_00",
-            start_s=0.0,
-            end_s=2.5,
-            text="Assalomu alaykum, kredit bo'yicha savolingiz bormi",
-            words=[
-                Word("Assalomu", 0.0, 0.45, 0.93),
-                Word("alaykum,", 0.5, 0.9, 0.88),
-                Word("kredit", 1.0, 1.4, 0.97),
-                Word("bo'yicha", 1.45, 1.9, None),
-                Word("savolingiz", 1.95, 2.3, 0.71),
-                Word("bormi", 2.3, 2.5, 0.8),
-            ],
-            channel=0,
-            role=SpeakerRole.AGENT,
-            sentiment=Sentiment.NEUTRAL,
-            sentiment_score=0.0,
-            language="uz",
-        ),
-        TranscriptSegment(
-            speaker="SPEAKER_01",
-            start_s=2.7,
-            end_s=5.0,
-            text="Ha, jarima juda katta, 5 000 000 so'm",
-            words=[Word("Ha,", 2.7, 2.9), Word("jarima", 3.0, 3.4, 0.5)],
-            channel=1,
-            role=SpeakerRole.CUSTOMER,
-            sentiment=Sentiment.NEGATIVE,
-            sentiment_score=-0.6,
-            language="uz",
-        ),
-        TranscriptSegment(
-            speaker="SPEAKER_00",
-            start_s=5.2,
-            end_s=7.0,
-            text="Tushunarli, ertaga qayta qo'ng'iroq qilamiz",
-            channel=0,
-            role=SpeakerRole.AGENT,
-            sentiment=None,
-            language=None,
-        ),
-    ]
-    analysis = AnalysisResult(
-        language="uz",
-        summary="Mijoz kredit jarimasi haqida shikoyat qildi.",
-        sentiment=Sentiment.NEGATIVE,
-        sentiment_score=-0.4,
-        intents=[Intent("loan_inquiry", 0.87, (0, 1)), Intent("complaint", 0.6, (1,))],
-        entities=[
-            Entity("MONEY", "5 000 000 so'm", "SPEAKER_01", 3.1, 1),
-            Entity("PHONE", "+998 90 123 45 67"),
-        ],
-        issues=[Issue("Late payment fee", "The customer disputes the fee.", (1,))],
-        actions=[Action("Call the customer back tomorrow"), Action("Send the payment schedule")],
-        keypoints=[Keypoint("Customer asks about the loan", 0), Keypoint("Fee is disputed")],
-    )
-    metrics = CallMetrics(
-        duration_s=7.0,
-        talk_s=6.6,
-        silence_s=0.4,
-        overlap_s=0.0,
-        interruptions=1,
-        speakers=[
-            SpeakerStats("SPEAKER_00", SpeakerRole.AGENT, 4.3, 0.65, 120.5, 2, 2.5),
-            SpeakerStats("SPEAKER_01", SpeakerRole.CUSTOMER, 2.3, 0.35, None, 1, 2.3),
-        ],
-    )
-    transcript = Transcript(
-        segments=segments,
-        duration_s=7.0,
-        language="uz",
-        channels=2,
-        speaker_channels={"SPEAKER_00": 0, "SPEAKER_01": 1},
-    )
-    return transcript, CallInsight(segments=segments, analysis=analysis, metrics=metrics)
-
-
-def simple_insight(
-    text: str, language: str = "en", sentiment: Sentiment = Sentiment.NEUTRAL
-) -> tuple[Transcript, CallInsight]:
-    words = text.split()
-    segment = TranscriptSegment(
-        speaker="SPEAKER_00",
-        start_s=0.0,
-        end_s=float(len(words)),
-        text=text,
-        words=[Word(w, float(i), i + 0.9, 0.9) for i, w in enumerate(words)],
-        role=SpeakerRole.AGENT,
-        sentiment=sentiment,
-        sentiment_score=0.0,
-        language=language,
-    )
-    analysis = AnalysisResult(
-        language=language,
-        summary=text[:40],
-        sentiment=sentiment,
-        sentiment_score={"POSITIVE": 0.5, "NEUTRAL": 0.0, "NEGATIVE": -0.5}[sentiment.value],
-        intents=[Intent("greeting", 0.9, (0,))],
-        entities=[Entity("PERSON", "Aziz", "SPEAKER_00", 0.0, 0)],
-        issues=[Issue("None", "Nothing wrong.")],
-        actions=[Action("Nothing to do")],
-        keypoints=[Keypoint(text[:20], 0)],
-    )
-    metrics = CallMetrics(
-        duration_s=float(len(words)),
-        talk_s=float(len(words)),
-        silence_s=0.0,
-        overlap_s=0.0,
-        interruptions=0,
-        speakers=[SpeakerStats("SPEAKER_00", SpeakerRole.AGENT, 1.0, 1.0, 60.0, 1, 1.0)],
-    )
-    transcript = Transcript(segments=[segment], duration_s=float(len(words)), language=language)
-    return transcript, CallInsight(segments=[segment], analysis=analysis, metrics=metrics)
-
-
-async def write_results(
-    app: FastAPI, global_id: str, transcript: Transcript, insight: CallInsight
-) -> bool:
-    """What the worker does at the end of a job: save_results under the call's job token."""
-    row = await call_row(app, global_id)
-    assert row is not None and row.job_id is not None
-    async with resources_of(app).sessions() as session, session.begin():
-        saved = await save_results(
-            session, row.id, row.job_id, transcript, insight, analysis_backend="test"
-        )
-    return saved is not None
-
-
-async def success_call(
-    app: FastAPI,
-    http: httpx.AsyncClient,
-    token: str,
-    audio_dir: Path,
-    results: tuple[Transcript, CallInsight],
-    **upload_kwargs: Any,
-) -> dict[str, Any]:
-    call = await upload_ok(
-        http, tone_bytes(audio_dir, seconds=0.5), "call.wav", token=token, **upload_kwargs
-    )
-    assert await write_results(app, call["id"], *results)
-    return call
-
-
-async def result_row_counts(app: FastAPI, call_id: uuid.UUID) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    async with resources_of(app).sessions() as session:
-        for table in (
-            Segment,
-            CallAnalysis,
-            AnalysisIntent,
-            AnalysisEntity,
-            AnalysisIssue,
-            AnalysisAction,
-            AnalysisKeypoint,
-            CallMetricsModel,
-            CallSpeaker,
-        ):
-            column: Any = table.call_id
-            counts[table.__tablename__] = (
-                await session.execute(select(func.count()).where(column == call_id))
-            ).scalar_one()
-    return counts
-
-
-def expected_segments(insight: CallInsight) -> list[dict[str, Any]]:
-    return [
-        {
-            "speaker": s.speaker,
-            "role": s.role.value,
-            "channel": s.channel,
-            "start": s.start_s,
-            "end": s.end_s,
-            "text": s.text,
-            "sentiment": s.sentiment.value if s.sentiment else None,
-            "language": s.language,
-            "words": [
-                {"text": w.text, "start": w.start_s, "end": w.end_s, "confidence": w.confidence}
-                for w in s.words
-            ],
-        }
-        for s in insight.segments
-    ]
-
-
-def expected_analysis(insight: CallInsight) -> dict[str, Any]:
-    a = insight.analysis
-    return {
-        "language": a.language,
-        "summary": a.summary,
-        "sentiment": a.sentiment.value,
-        "sentimentScore": a.sentiment_score,
-        "intents": [
-            {"name": i.name, "confidence": i.confidence, "evidence": list(i.evidence)}
-            for i in a.intents
-        ],
-        "entities": [
-            {"type": e.type, "value": e.value, "speaker": e.speaker, "start": e.start_s}
-            for e in a.entities
-        ],
-        "issues": [
-            {"title": i.title, "description": i.description, "evidence": list(i.evidence)}
-            for i in a.issues
-        ],
-        "actions": [{"description": x.description} for x in a.actions],
-        "keypoints": [{"text": k.text} for k in a.keypoints],
-    }
-
-
-def expected_metrics(transcript: Transcript, insight: CallInsight) -> dict[str, Any]:
-    m = insight.metrics
-    return {
-        "durationSeconds": m.duration_s,
-        "talkSeconds": m.talk_s,
-        "silenceSeconds": m.silence_s,
-        "overlapSeconds": m.overlap_s,
-        "interruptions": m.interruptions,
-        "speakers": [
-            {
-                "speaker": s.speaker,
-                "role": s.role.value,
-                "channel": transcript.speaker_channels.get(s.speaker),
-                "talkSeconds": s.talk_s,
-                "talkRatio": s.talk_ratio,
-                "wordsPerMinute": s.words_per_minute,
-                "turns": s.turns,
-                "longestMonologueSeconds": s.longest_monologue_s,
-            }
-            for s in m.speakers
-        ],
-    }
-
+from tests.factories import make_user, rich_results, simple_results
 
 # --- nested fidelity ------------------------------------------------------------------------
 
@@ -331,7 +52,7 @@ async def test_nested_call_returns_saved_results_faithfully(
     agent_token: str,
     audio_dir: Path,
 ) -> None:
-    transcript, insight = rich_insight()
+    transcript, insight = rich_results()
     call = await success_call(app, http, agent_token, audio_dir, (transcript, insight))
     result = await gql(CALL, {"id": call["id"]}, token=agent_token)
     assert not result.errors, result.errors
@@ -380,7 +101,7 @@ async def test_results_are_replaced_not_duplicated(
     agent_token: str,
     audio_dir: Path,
 ) -> None:
-    transcript, insight = rich_insight()
+    transcript, insight = rich_results()
     call = await success_call(app, http, agent_token, audio_dir, (transcript, insight))
     row = await call_row(app, call["id"])
     assert row is not None
@@ -408,7 +129,7 @@ async def test_results_are_replaced_not_duplicated(
         token=agent_token,
     )
     assert reprocessed.data is not None, reprocessed.errors
-    second = simple_insight("a completely different conversation")
+    second = simple_results("a completely different conversation")
     assert await write_results(app, call["id"], *second)
     counts = await result_row_counts(app, row.id)
     assert sorted(counts.values()) == [1] * 9, counts
@@ -431,7 +152,7 @@ async def test_reprocess_puts_a_call_back_in_the_queue(
     agent_token: str,
     audio_dir: Path,
 ) -> None:
-    call = await success_call(app, http, agent_token, audio_dir, rich_insight())
+    call = await success_call(app, http, agent_token, audio_dir, rich_results())
     before = await call_row(app, call["id"])
     assert before is not None and before.job_id is not None
     result = await gql(
@@ -470,9 +191,9 @@ async def test_delete_removes_the_call_its_results_and_its_audio(
     settings: Any,
     audio_dir: Path,
 ) -> None:
-    keep = await success_call(app, http, agent_token, audio_dir, simple_insight("keep this one"))
+    keep = await success_call(app, http, agent_token, audio_dir, simple_results("keep this one"))
     files_before = stored_files(settings)
-    call = await success_call(app, http, agent_token, audio_dir, rich_insight())
+    call = await success_call(app, http, agent_token, audio_dir, rich_results())
     row = await call_row(app, call["id"])
     assert row is not None
     storage = resources_of(app).storage
@@ -613,6 +334,7 @@ async def test_pagination_boundaries(
 
 
 async def test_filters_combine_with_and(
+    sessions: SessionFactory,
     app: FastAPI,
     http: httpx.AsyncClient,
     gql: GraphQLClient,
@@ -621,7 +343,7 @@ async def test_filters_combine_with_and(
     settings: Any,
     audio_dir: Path,
 ) -> None:
-    await make_user(settings, "agent2")
+    await make_user(sessions, "agent2")
     agent1 = await user_id(gql, agent_token)
     agent2 = await user_id(gql, await gql.login("agent2"))
 
@@ -630,14 +352,14 @@ async def test_filters_combine_with_and(
         http,
         agent_token,
         audio_dir,
-        simple_insight("kredit jarimasi juda katta", "uz", Sentiment.NEGATIVE),
+        simple_results("kredit jarimasi juda katta", "uz", Sentiment.NEGATIVE),
     )
     a2 = await success_call(
         app,
         http,
         agent_token,
         audio_dir,
-        simple_insight("спасибо большое за помощь", "ru", Sentiment.POSITIVE),
+        simple_results("спасибо большое за помощь", "ru", Sentiment.POSITIVE),
     )
     a3 = await upload_ok(http, tone_bytes(audio_dir, seconds=0.5), token=agent_token)
     b1 = await success_call(
@@ -645,7 +367,7 @@ async def test_filters_combine_with_and(
         http,
         admin_token,
         audio_dir,
-        simple_insight("I would like a refund please", "en", Sentiment.NEUTRAL),
+        simple_results("I would like a refund please", "en", Sentiment.NEUTRAL),
         agentId=agent2,
     )
     created = {c["id"]: c["createdAt"] for c in (a1, a2, a3, b1)}
@@ -743,7 +465,7 @@ async def test_nested_page_issues_the_same_statements_whatever_its_size(
     agent_token: str,
     audio_dir: Path,
 ) -> None:
-    transcript, insight = rich_insight()
+    transcript, insight = rich_results()
     for _ in range(50):
         await success_call(app, http, agent_token, audio_dir, (transcript, insight))
 

@@ -4,190 +4,41 @@ storage, the queued job, and every refusal leaving nothing behind."""
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 import uuid
 import wave
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.api import create_app
 from app.config import Settings
-from app.db.models import Call as CallModel
+from app.db.engine import SessionFactory
 from app.db.models import Role
 from app.queue import QUEUE_NAME
-from app.resources import Resources
 from app.schema.ids import parse_global_id, to_global_id
-from tests.api.conftest import GraphQLClient, GraphQLResponse, make_user
-from tests.services.conftest import write_tone
-
-CALL_FIELDS = (
-    "id filename status stage progress error durationSeconds channels sampleRate sizeBytes "
-    "sha256 createdAt finishedAt agent { id username }"
+from tests.api.helpers import (
+    FORMATS,
+    KEY_RE,
+    UPLOAD,
+    GraphQLClient,
+    Style,
+    call_count,
+    call_row,
+    multipart_body,
+    resources_of,
+    stored_files,
+    tone_bytes,
+    upload,
+    upload_ok,
+    user_id,
 )
-UPLOAD = (
-    "mutation($file: Upload!, $agentId: ID, $num: Int, $min: Int, $max: Int) { "
-    "uploadCall(file: $file, agentId: $agentId, numSpeakers: $num, minSpeakers: $min, "
-    f"maxSpeakers: $max) {{ {CALL_FIELDS} }} }}"
-)
-KEY_RE = re.compile(r"calls/\d{4}/\d{2}/\d{2}/[0-9a-f]{32}")
-
-Style = Literal["apollo", "formdata"]
-
-
-# --- helpers shared by the call API tests ---------------------------------------------------
-
-
-def multipart_body(
-    operations: dict[str, Any],
-    file_map: dict[str, list[str]],
-    files: list[tuple[str, str, str, bytes]],
-    boundary: str,
-) -> bytes:
-    """A multipart/form-data body written by hand, so a filename goes out byte for byte
-    (httpx, like browsers, percent-escapes control characters in filenames)."""
-    parts = [
-        (b'Content-Disposition: form-data; name="operations"\r\n\r\n', json.dumps(operations)),
-        (b'Content-Disposition: form-data; name="map"\r\n\r\n', json.dumps(file_map)),
-    ]
-    out = bytearray()
-    for header, value in parts:
-        out += f"--{boundary}\r\n".encode() + header + value.encode() + b"\r\n"
-    for field, filename, content_type, content in files:
-        out += f"--{boundary}\r\n".encode()
-        out += (
-            f'Content-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
-            f"Content-Type: {content_type}\r\n\r\n"
-        ).encode()
-        out += content + b"\r\n"
-    out += f"--{boundary}--\r\n".encode()
-    return bytes(out)
-
-
-async def upload(
-    http: httpx.AsyncClient,
-    content: bytes,
-    filename: str = "call.wav",
-    *,
-    token: str | None,
-    style: Style = "apollo",
-    content_type: str = "audio/wav",
-    **variables: Any,
-) -> tuple[int, GraphQLResponse]:
-    """POSTs `uploadCall` as a multipart request.
-
-    "apollo" is what apollo-upload-client sends (the file variable set to null, map key "1");
-    "formdata" is a hand-built FormData POST (map key "0", only the variables it needs).
-    """
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    if style == "apollo":
-        all_vars: dict[str, Any] = {"file": None, "agentId": None}
-        all_vars.update(variables)
-        field = "1"
-        headers["Apollo-Require-Preflight"] = "true"
-    else:
-        all_vars = dict(variables)
-        field = "0"
-    operations = {"query": UPLOAD, "variables": all_vars, "operationName": None}
-    response = await http.post(
-        "/graphql",
-        data={"operations": json.dumps(operations), "map": json.dumps({field: ["variables.file"]})},
-        files={field: (filename, content, content_type)},
-        headers=headers,
-    )
-    body = response.json()
-    return response.status_code, GraphQLResponse(
-        response.status_code, body.get("data"), body.get("errors") or []
-    )
-
-
-async def upload_ok(
-    http: httpx.AsyncClient, content: bytes, filename: str = "call.wav", **kwargs: Any
-) -> dict[str, Any]:
-    status, result = await upload(http, content, filename, **kwargs)
-    assert status == 200 and not result.errors, result.errors
-    assert result.data is not None
-    call: dict[str, Any] = result.data["uploadCall"]
-    return call
-
-
-_TONES: dict[tuple[str, int, int, float], bytes] = {}
-
-# (suffix, container, codec)
-FORMATS = {
-    "wav": ("wav", "pcm_s16le"),
-    "flac": ("flac", "flac"),
-    "mp3": ("mp3", "libmp3lame"),
-    "ogg": ("ogg", "libopus"),
-    "m4a": ("ipod", "aac"),
-    "webm": ("webm", "libopus"),
-}
-
-
-def tone_bytes(
-    tmp_dir: Path,
-    suffix: str = "wav",
-    *,
-    sample_rate: int = 8000,
-    channels: int = 1,
-    seconds: float = 1.0,
-) -> bytes:
-    """A generated sine-tone recording, encoded once per process and shape."""
-    key = (suffix, sample_rate, channels, seconds)
-    if key not in _TONES:
-        container, codec = FORMATS[suffix]
-        path = tmp_dir / f"tone-{sample_rate}-{channels}-{seconds}.{suffix}"
-        write_tone(
-            path,
-            container=container,
-            codec=codec,
-            sample_rate=sample_rate,
-            channels=channels,
-            seconds=seconds,
-        )
-        _TONES[key] = path.read_bytes()
-    return _TONES[key]
-
-
-def resources_of(app: FastAPI) -> Resources:
-    resources: Resources = app.state.resources
-    return resources
-
-
-async def call_row(app: FastAPI, global_id: str) -> CallModel | None:
-    _, call_id = parse_global_id(global_id)
-    async with resources_of(app).sessions() as session:
-        return await session.get(CallModel, call_id)
-
-
-async def call_count(app: FastAPI) -> int:
-    async with resources_of(app).sessions() as session:
-        return (await session.execute(select(func.count()).select_from(CallModel))).scalar_one()
-
-
-def stored_files(settings: Settings) -> list[Path]:
-    """Files in local object storage and in the upload temp directory."""
-    found: list[Path] = []
-    for sub in ("objects", "tmp"):
-        root = settings.data_dir / sub
-        if root.exists():
-            found.extend(p for p in root.rglob("*") if p.is_file())
-    return sorted(found)
-
-
-async def user_id(gql: GraphQLClient, token: str) -> str:
-    me = await gql("{ me { id } }", token=token)
-    assert me.data is not None, me.errors
-    uid: str = me.data["me"]["id"]
-    return uid
-
+from tests.factories import make_user
 
 # --- accepted uploads -----------------------------------------------------------------------
 
@@ -495,6 +346,7 @@ async def test_speaker_hints(
 
 
 async def test_upload_on_behalf_of_an_agent(
+    sessions: SessionFactory,
     app: FastAPI,
     http: httpx.AsyncClient,
     gql: GraphQLClient,
@@ -506,7 +358,7 @@ async def test_upload_on_behalf_of_an_agent(
     content = tone_bytes(audio_dir)
     agent1 = await user_id(gql, agent_token)
     admin = await user_id(gql, admin_token)
-    await make_user(settings, "agent2")
+    await make_user(sessions, "agent2")
     agent2_token = await gql.login("agent2")
     agent2 = await user_id(gql, agent2_token)
 
@@ -543,6 +395,7 @@ async def test_upload_on_behalf_of_an_agent(
 
 
 async def test_upload_for_a_deactivated_agent_is_not_found(
+    sessions: SessionFactory,
     app: FastAPI,
     http: httpx.AsyncClient,
     gql: GraphQLClient,
@@ -552,7 +405,7 @@ async def test_upload_for_a_deactivated_agent_is_not_found(
 ) -> None:
     from app.db.models import User
 
-    await make_user(settings, "gone-agent", Role.AGENT)
+    await make_user(sessions, "gone-agent", Role.AGENT)
     async with resources_of(app).sessions() as session, session.begin():
         user = (
             await session.execute(select(User).where(User.username == "gone-agent"))

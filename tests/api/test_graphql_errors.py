@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.api.conftest import GraphQLClient
+from tests.api.helpers import GraphQLClient
 
 
 async def test_malformed_documents_are_bad_user_input(gql: GraphQLClient, agent_token: str) -> None:

@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 from app.config import Settings
 from app.db.engine import create_engine, create_session_factory
 from app.db.models import User
-from tests.api.conftest import GraphQLClient
+from tests.api.helpers import GraphQLClient
 
 CREATE = (
     "mutation($input: CreateUserInput!) { createUser(input: $input) "

@@ -28,7 +28,7 @@ from app.services.uploads import (
     received_audio,
     sanitize_filename,
 )
-from tests.services.conftest import write_tone
+from tests.factories import write_tone
 
 # (suffix, container, codec, expected decoder name, expected demuxer)
 FORMATS = [

@@ -10,12 +10,13 @@ import httpx
 import pytest
 
 from app.config import Settings
+from app.db.engine import SessionFactory
 from app.db.models import Role
 from app.resources import Resources
 from app.workers.processor import CallProcessor
-from tests.api.conftest import GraphQLClient, make_user
-from tests.api.test_calls_upload import upload
-from tests.workers.conftest import run_worker_burst
+from tests.api.helpers import GraphQLClient, upload
+from tests.factories import make_user
+from tests.workers.helpers import run_worker_burst
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +34,7 @@ query($id: ID!) {
 
 
 async def test_upload_process_and_read_the_nested_analysis(
+    sessions: SessionFactory,
     http: httpx.AsyncClient,
     gql: GraphQLClient,
     settings: Settings,
@@ -40,8 +42,8 @@ async def test_upload_process_and_read_the_nested_analysis(
     processor: CallProcessor,
     test_audio_dir: Path,
 ) -> None:
-    await make_user(settings, "agent1", Role.AGENT)
-    await make_user(settings, "agent2", Role.AGENT)
+    await make_user(sessions, "agent1", Role.AGENT)
+    await make_user(sessions, "agent2", Role.AGENT)
     owner = await gql.login("agent1")
     stranger = await gql.login("agent2")
 

@@ -10,11 +10,13 @@ import pytest
 from sqlalchemy import func, select, update
 
 from app.config import Settings
-from app.db.models import Call, CallStatus, PipelineStage, Segment
+from app.db.models import Call, CallStatus, PipelineStage, Segment, User
 from app.resources import Resources
+from app.services import calls as call_service
+from app.services.effects import unit_of_work
 from app.workers.jobs import WorkerState, lease_key, recover_stalled_calls
 from app.workers.processor import CallProcessor
-from tests.workers.conftest import agent_id, create_stored_call, run_worker_burst
+from tests.workers.helpers import agent_id, create_stored_call, run_worker_burst
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +45,7 @@ async def test_a_call_reaches_success_with_speaker_attributed_words(
     processor: CallProcessor,
     short_speech: Path,
 ) -> None:
-    owner = await agent_id(settings)
+    owner = await agent_id(resources.sessions)
     call = await create_stored_call(resources, owner, short_speech)
     await run_worker_burst(settings, processor)
 
@@ -77,7 +79,7 @@ async def test_a_rerun_with_the_same_token_changes_nothing_and_reprocess_replace
     processor: CallProcessor,
     short_speech: Path,
 ) -> None:
-    owner = await agent_id(settings)
+    owner = await agent_id(resources.sessions)
     call = await create_stored_call(resources, owner, short_speech)
     await run_worker_burst(settings, processor)
     first_count = await _segment_count(resources, call)
@@ -89,15 +91,12 @@ async def test_a_rerun_with_the_same_token_changes_nothing_and_reprocess_replace
     await run_worker_burst(settings, processor)
     assert (await _reload(resources, call)).attempts == 1
 
-    from app.queue import new_job_token
-    from app.services import calls as call_service
-
-    async with resources.sessions() as session, session.begin():
-        stored = await session.get(Call, call.id)
-        assert stored is not None
-        restarted = await call_service.restart_call(session, stored, new_job_token(call.id), None)
-    assert restarted.job_id is not None
-    await resources.queue.enqueue_process_call(call.id, restarted.job_id)
+    # Reprocess through the calls service: its job is enqueued after the commit.
+    async with unit_of_work(resources.sessions, resources.effect_targets) as session:
+        viewer = await session.get(User, owner)
+        assert viewer is not None
+        restarted = await call_service.reprocess_call(session, viewer, call.id, None)
+    assert restarted.job_id != call.job_id
     await run_worker_burst(settings, processor)
     assert (await _reload(resources, call)).status is CallStatus.SUCCESS
     assert await _segment_count(resources, call) == first_count
@@ -110,7 +109,7 @@ async def test_an_undecodable_stored_file_ends_in_fail_with_a_readable_error(
     processor: CallProcessor,
     garbage_audio: Path,
 ) -> None:
-    owner = await agent_id(settings)
+    owner = await agent_id(resources.sessions)
     call = await create_stored_call(resources, owner, garbage_audio, probe=False)
     await run_worker_burst(settings, processor)
     failed = await _reload(resources, call)
@@ -128,7 +127,7 @@ async def test_recovery_requeues_orphaned_calls_and_fails_exhausted_ones(
     processor: CallProcessor,
     short_speech: Path,
 ) -> None:
-    owner = await agent_id(settings)
+    owner = await agent_id(resources.sessions)
     orphan = await create_stored_call(resources, owner, short_speech, enqueue=False)
     exhausted = await create_stored_call(resources, owner, short_speech, enqueue=False)
     alive = await create_stored_call(resources, owner, short_speech, enqueue=False)
@@ -188,7 +187,7 @@ async def test_a_call_without_speech_succeeds_with_an_empty_analysis(
     silence = tmp_path / "hold-music-free-silence.wav"
     rng = np.random.default_rng(7)
     soundfile.write(silence, (rng.normal(0, 1e-4, 16000 * 5)).astype(np.float32), 16000)
-    owner = await agent_id(settings)
+    owner = await agent_id(resources.sessions)
     call = await create_stored_call(resources, owner, silence)
     await run_worker_burst(settings, processor)
 

@@ -16,12 +16,13 @@ import websockets
 
 from app.api import create_app
 from app.config import Settings
+from app.db.engine import SessionFactory
 from app.embedded import free_tcp_port
 from app.resources import Resources
 from app.schema.ids import to_global_id
 from app.workers.processor import CallProcessor
-from tests.api.conftest import PASSWORD, make_user
-from tests.workers.conftest import agent_id, create_stored_call, run_worker_burst
+from tests.factories import login, make_user
+from tests.workers.helpers import agent_id, create_stored_call, run_worker_burst
 
 SUBSCRIPTION = """
 subscription($id: ID!) {
@@ -54,16 +55,7 @@ async def server(settings: Settings, http: httpx.AsyncClient) -> AsyncIterator[s
 
 async def _token(address: str, username: str) -> str:
     async with httpx.AsyncClient(base_url=f"http://{address}") as client:
-        response = await client.post(
-            "/graphql",
-            json={
-                "query": "mutation($u: String!, $p: String!) { login(username: $u, password: $p)"
-                " { accessToken } }",
-                "variables": {"u": username, "p": PASSWORD},
-            },
-        )
-    token: str = response.json()["data"]["login"]["accessToken"]
-    return token
+        return await login(client, username)
 
 
 async def _subscribe(
@@ -120,7 +112,7 @@ async def test_subscriber_sees_queued_through_success_then_complete(
 ) -> None:
     resources: Resources = app.state.resources
     await resources.redis.flushdb()
-    owner = await agent_id(settings)
+    owner = await agent_id(resources.sessions)
     token = await _token(server, "agent1")
     call = await create_stored_call(resources, owner, short_speech)
     started = asyncio.Event()
@@ -151,6 +143,7 @@ async def test_subscriber_sees_queued_through_success_then_complete(
 
 @pytest.mark.slow
 async def test_failing_call_streams_fail_with_error_and_others_cannot_subscribe(
+    sessions: SessionFactory,
     server: str,
     settings: Settings,
     processor: CallProcessor,
@@ -159,8 +152,8 @@ async def test_failing_call_streams_fail_with_error_and_others_cannot_subscribe(
 ) -> None:
     resources: Resources = app.state.resources
     await resources.redis.flushdb()
-    owner = await agent_id(settings)
-    await make_user(settings, "agent2")
+    owner = await agent_id(resources.sessions)
+    await make_user(sessions, "agent2")
     token = await _token(server, "agent1")
     intruder = await _token(server, "agent2")
     call = await create_stored_call(resources, owner, garbage_audio, probe=False)
@@ -212,7 +205,7 @@ async def test_deleting_a_watched_call_ends_it_and_deactivation_reaches_open_soc
 
     resources: Resources = app.state.resources
     await resources.redis.flushdb()
-    owner = await agent_id(settings)
+    owner = await agent_id(resources.sessions)
     token = await _token(server, "agent1")
     call = await create_stored_call(resources, owner, short_speech, enqueue=False)
     call_id = to_global_id("Call", call.id)

@@ -15,7 +15,6 @@ from app.ml.diarization.base import (
     Diarizer,
     SpeakerTurn,
     speaker_label,
-    validate_hints,
 )
 
 if TYPE_CHECKING:
@@ -29,7 +28,6 @@ __all__ = [
     "SpeakerTurn",
     "build_mono_diarizer",
     "speaker_label",
-    "validate_hints",
 ]
 
 

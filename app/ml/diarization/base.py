@@ -63,28 +63,6 @@ def speaker_label(index: int) -> str:
     return f"SPEAKER_{index:02d}"
 
 
-def validate_hints(hints: SpeakerHints) -> None:
-    """Reject hints no diarization can honour, before any work is done."""
-    for name in ("num_speakers", "min_speakers", "max_speakers"):
-        value = getattr(hints, name)
-        if value is not None and value < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}")
-    if (
-        hints.min_speakers is not None
-        and hints.max_speakers is not None
-        and hints.min_speakers > hints.max_speakers
-    ):
-        raise ValueError("min_speakers must not exceed max_speakers")
-    if hints.num_speakers is not None:
-        for name in ("min_speakers", "max_speakers"):
-            bound = getattr(hints, name)
-            if bound is not None and (
-                (name == "min_speakers" and hints.num_speakers < bound)
-                or (name == "max_speakers" and hints.num_speakers > bound)
-            ):
-                raise ValueError(f"num_speakers contradicts {name}")
-
-
 def speaker_bounds(hints: SpeakerHints, *, default_max: int) -> tuple[int, int]:
     """(min, max) speaker count allowed by `hints`."""
     if hints.num_speakers is not None:

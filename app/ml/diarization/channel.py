@@ -11,7 +11,6 @@ from app.ml.diarization.base import (
     Diarization,
     SpeakerTurn,
     speaker_label,
-    validate_hints,
 )
 from app.ml.types import ProgressCallback, SpeakerHints, no_progress, part_of
 from app.ml.vad import Region, SileroVad
@@ -52,7 +51,6 @@ class ChannelDiarizer:
         progress: ProgressCallback = no_progress,
         regions: list[list[Region]] | None = None,
     ) -> Diarization:
-        validate_hints(hints)
         per_channel = regions if regions is not None else self.regions(audio, progress)
         turns = [
             SpeakerTurn(speaker_label(channel), start, end, channel)

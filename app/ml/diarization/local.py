@@ -23,7 +23,6 @@ from app.ml.diarization.base import (
     SpeakerTurn,
     speaker_bounds,
     speaker_label,
-    validate_hints,
 )
 from app.ml.types import ProgressCallback, SpeakerHints, Stage, no_progress, part_of
 from app.ml.vad import Region, SileroVad
@@ -135,7 +134,6 @@ class LocalDiarizer:
         regions: list[Region] | None = None,
     ) -> Diarization:
         """Without `regions` the VAD runs first and fills the first half of the stage."""
-        validate_hints(hints)
         signal = audio.mono()
         duration = signal.size / SAMPLE_RATE
         if regions is None:

@@ -18,7 +18,6 @@ from app.ml.diarization.base import (
     DiarizationError,
     SpeakerTurn,
     speaker_label,
-    validate_hints,
 )
 from app.ml.types import ProgressCallback, SpeakerHints, Stage, no_progress
 from app.ml.vad import Region
@@ -73,7 +72,6 @@ class PyannoteDiarizer:
     ) -> Diarization:
         import torch
 
-        validate_hints(hints)
         waveform = torch.from_numpy(audio.mono()[None, :].copy())
         kwargs: dict[str, int] = {}
         if hints.num_speakers is not None:

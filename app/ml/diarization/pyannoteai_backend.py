@@ -19,7 +19,6 @@ from app.ml.diarization.base import (
     DiarizationError,
     SpeakerTurn,
     speaker_label,
-    validate_hints,
 )
 from app.ml.types import ProgressCallback, SpeakerHints, Stage, no_progress
 from app.ml.vad import Region
@@ -68,7 +67,6 @@ class PyannoteAIDiarizer:
         import requests
         import soundfile
 
-        validate_hints(hints)
         pcm = np.clip(audio.mono(), -1.0, 1.0)
         with tempfile.TemporaryDirectory(prefix="ovozly-pyannoteai-") as tmp:
             path = Path(tmp) / "call.wav"
