@@ -34,6 +34,7 @@ def segment_to_dict(segment: TranscriptSegment) -> dict[str, Any]:
         "text": segment.text,
         "words": [word_to_dict(word) for word in segment.words],
         "sentiment": segment.sentiment.value if segment.sentiment is not None else None,
+        "language": segment.language,
     }
 
 
