@@ -14,6 +14,7 @@ from starlette.requests import HTTPConnection
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from app.audio_route import router as audio_router
 from app.auth.passwords import warm_up
 from app.config import Settings
 from app.http_limits import BodyLimitMiddleware
@@ -54,12 +55,20 @@ def create_app(settings: Settings) -> FastAPI:
         allowed_origins=settings.cors_origins,
     )
     app.include_router(router, prefix="/graphql")
+    app.include_router(audio_router)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_upload_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "Apollo-Require-Preflight"],
+        allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "Apollo-Require-Preflight",
+            "Range",
+            "If-Range",
+        ],
+        expose_headers=["Accept-Ranges", "Content-Range", "Content-Length", "ETag"],
         allow_credentials=False,
     )
 

@@ -66,6 +66,23 @@ class Settings(BaseSettings):
     )
     max_upload_mb: int = Field(default=500, alias="MAX_UPLOAD_MB", ge=1)
 
+    # Signed audio links: how long one stays valid, and the origin they point at (unset: the
+    # origin the GraphQL request came in on).
+    audio_url_ttl_s: int = Field(default=900, alias="AUDIO_URL_TTL_S", ge=30, le=24 * 3600)
+    public_base_url: str | None = Field(default=None, alias="PUBLIC_BASE_URL")
+
+    # Webhooks: per-attempt timeout, tries, and backoff (base * 2^(try-1), capped).
+    webhook_timeout_s: float = Field(default=10.0, alias="WEBHOOK_TIMEOUT_S", gt=0, le=60)
+    webhook_max_attempts: int = Field(default=6, alias="WEBHOOK_MAX_ATTEMPTS", ge=1, le=20)
+    webhook_backoff_base_s: float = Field(
+        default=30.0, alias="WEBHOOK_BACKOFF_BASE_S", ge=0, le=3600
+    )
+    webhook_backoff_max_s: float = Field(
+        default=3600.0, alias="WEBHOOK_BACKOFF_MAX_S", ge=0, le=24 * 3600
+    )
+    # Unset: private, loopback and link-local targets are refused in production only.
+    webhook_allow_private: bool | None = Field(default=None, alias="WEBHOOK_ALLOW_PRIVATE")
+
     worker_concurrency: int = Field(default=1, alias="WORKER_CONCURRENCY", ge=1)
     job_max_tries: int = Field(default=3, alias="JOB_MAX_TRIES", ge=1)
     job_timeout_base_s: float = Field(default=300.0, alias="JOB_TIMEOUT_BASE_S", gt=0)
@@ -117,6 +134,12 @@ class Settings(BaseSettings):
     @property
     def _production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def webhooks_may_reach_private(self) -> bool:
+        if self.webhook_allow_private is not None:
+            return self.webhook_allow_private
+        return not self._production
 
     @property
     def max_upload_bytes(self) -> int:

@@ -12,6 +12,8 @@ from typing import Protocol
 from arq.connections import ArqRedis
 
 PROCESS_CALL_JOB = "process_call"
+EVALUATE_RULES_JOB = "evaluate_rules"
+DELIVER_WEBHOOK_JOB = "deliver_webhook"
 QUEUE_NAME = "ovozly:queue"
 
 
@@ -31,6 +33,12 @@ def new_job_token(call_id: uuid.UUID) -> str:
 class JobQueue(Protocol):
     async def enqueue_process_call(self, call_id: uuid.UUID, job_token: str) -> None: ...
 
+    async def enqueue_rule_evaluation(self, run_id: uuid.UUID) -> None: ...
+
+    async def enqueue_webhook_delivery(
+        self, delivery_id: uuid.UUID, attempt: int, *, defer_s: float = 0.0
+    ) -> None: ...
+
     async def job_state(self, job_token: str) -> JobState:
         """Whether the job waits in the queue, has been started, or is unknown."""
         ...
@@ -48,6 +56,26 @@ class ArqJobQueue:
             job_token,
             _job_id=job_token,
             _queue_name=self._queue_name,
+        )
+
+    async def enqueue_rule_evaluation(self, run_id: uuid.UUID) -> None:
+        await self._pool.enqueue_job(
+            EVALUATE_RULES_JOB,
+            str(run_id),
+            _job_id=f"rules:{run_id}",
+            _queue_name=self._queue_name,
+        )
+
+    async def enqueue_webhook_delivery(
+        self, delivery_id: uuid.UUID, attempt: int, *, defer_s: float = 0.0
+    ) -> None:
+        # One job id per attempt: enqueueing the same attempt twice sends it once.
+        await self._pool.enqueue_job(
+            DELIVER_WEBHOOK_JOB,
+            str(delivery_id),
+            _job_id=f"webhook:{delivery_id}:{attempt}",
+            _queue_name=self._queue_name,
+            _defer_by=defer_s if defer_s > 0 else None,
         )
 
     async def job_state(self, job_token: str) -> JobState:

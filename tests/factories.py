@@ -8,6 +8,8 @@ are tested there; these only set the stage.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import numpy as np
 
 from app.db.engine import SessionFactory
 from app.db.models import Call, Role, User
+from app.ml.analysis.sentiment import label as polarity_label
 from app.ml.types import (
     Action,
     AnalysisResult,
@@ -35,7 +38,8 @@ from app.ml.types import (
     Word,
 )
 from app.queue import JobQueue
-from app.services.calls import new_call
+from app.services.calls import new_call, save_results
+from app.services.effects import EffectTargets, unit_of_work
 from app.services.uploads import AudioInfo, StoredUpload, probe_audio
 from app.services.users import NewUser, create_user
 from app.storage import ObjectStorage, new_object_key
@@ -351,3 +355,111 @@ def _to_sample_format(block: np.ndarray[Any, Any], name: str) -> np.ndarray[Any,
         return np.ascontiguousarray(scaled)
     # Packed formats interleave channels in a single row.
     return np.ascontiguousarray(scaled.T.reshape(1, -1))
+
+
+# --- finished calls with chosen results (the supervisor's desk) -------------------------------
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: SpeakerRole
+    start_s: float
+    end_s: float
+    text: str
+    score: float | None = 0.0
+
+
+@dataclass
+class CallSpec:
+    """What a finished call should show: its turns, analysis and metrics."""
+
+    turns: list[Turn]
+    language: str = "en"
+    sentiment_score: float = 0.0
+    intents: list[str] = field(default_factory=list)
+    issues: list[str] = field(default_factory=list)
+    interruptions: int = 0
+    silence_s: float = 0.0
+    duration_s: float | None = None
+    agent_talk_ratio: float = 0.5
+    created_at: datetime | None = None
+
+
+def spec_results(spec: CallSpec, duration_s: float) -> Results:
+    segments = [
+        TranscriptSegment(
+            speaker="SPEAKER_00" if t.role is SpeakerRole.AGENT else "SPEAKER_01",
+            start_s=t.start_s,
+            end_s=t.end_s,
+            text=t.text,
+            role=t.role,
+            sentiment=polarity_label(t.score) if t.score is not None else None,
+            sentiment_score=t.score,
+            language=spec.language,
+        )
+        for t in spec.turns
+    ]
+    talk = sum(t.end_s - t.start_s for t in spec.turns)
+    agent, customer = spec.agent_talk_ratio, 1 - spec.agent_talk_ratio
+    insight = CallInsight(
+        segments=segments,
+        analysis=AnalysisResult(
+            language=spec.language,
+            summary="",
+            sentiment=polarity_label(spec.sentiment_score),
+            sentiment_score=spec.sentiment_score,
+            intents=[Intent(name, 0.9) for name in spec.intents],
+            issues=[Issue(title, "") for title in spec.issues],
+        ),
+        metrics=CallMetrics(
+            duration_s=duration_s,
+            talk_s=talk,
+            silence_s=spec.silence_s,
+            overlap_s=0.0,
+            interruptions=spec.interruptions,
+            speakers=[
+                SpeakerStats("SPEAKER_00", SpeakerRole.AGENT, 1.0, agent, None, 1, 1.0),
+                SpeakerStats("SPEAKER_01", SpeakerRole.CUSTOMER, 1.0, customer, None, 1, 1.0),
+            ],
+        ),
+    )
+    return Transcript(segments=segments, duration_s=duration_s), insight
+
+
+async def finished_call(
+    sessions: SessionFactory,
+    targets: EffectTargets,
+    owner_id: uuid.UUID,
+    spec: CallSpec,
+    *,
+    storage: ObjectStorage | None = None,
+    audio: Path | None = None,
+) -> Call:
+    """A SUCCESS call whose results the calls service saved, as the worker's job does: its
+    categories and scorecards evaluated and its webhook deliveries enqueued after the commit.
+    With `storage` and `audio`, the recording is stored too."""
+    key = new_object_key()
+    if storage is not None and audio is not None:
+        await storage.put_file(key, audio)
+    duration = spec.duration_s or max((t.end_s for t in spec.turns), default=1.0)
+    info = AudioInfo(
+        duration_s=duration, channels=1, sample_rate=16000, codec="pcm_s16le", container="wav"
+    )
+    size = audio.stat().st_size if audio is not None else 1000
+    upload = StoredUpload(key, audio.name if audio else "call.wav", size, "ab" * 32, info)
+    async with sessions() as session, session.begin():
+        call = new_call(owner_id, upload, SpeakerHints())
+        session.add(call)
+        await session.flush()
+        if spec.created_at is not None:
+            call.created_at = spec.created_at
+        await session.flush()
+        await session.refresh(call)
+    assert call.job_id is not None
+    transcript, insight = spec_results(spec, duration)
+    async with unit_of_work(sessions, targets) as session:
+        saved = await save_results(
+            session, call.id, call.job_id, transcript, insight, analysis_backend="test"
+        )
+    assert saved is not None
+    return saved

@@ -31,3 +31,12 @@ def test_cors_origins_parse_from_a_comma_separated_variable(
 ) -> None:
     monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
     assert Settings().cors_origins == ["https://a.example", "https://b.example"]
+
+
+def test_webhooks_reach_private_addresses_outside_production_or_when_allowed() -> None:
+    key = "k" * 48
+    assert Settings(environment=Environment.TEST, jwt_key=key).webhooks_may_reach_private
+    production = Settings(environment=Environment.PRODUCTION, jwt_key=key)
+    assert not production.webhooks_may_reach_private
+    allowed = Settings(environment=Environment.PRODUCTION, jwt_key=key, webhook_allow_private=True)
+    assert allowed.webhooks_may_reach_private

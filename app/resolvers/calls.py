@@ -40,7 +40,7 @@ async def calls(
     filter: CallFilter | None = None,
 ) -> CallConnection:
     viewer = await info.context.require_viewer()
-    filters = _filters(filter)
+    filters = filters_of(filter)
     async with info.context.session() as session:
         page = await call_service.list_calls(
             session, viewer, filters, call_service.PageRequest(first, after, last, before)
@@ -60,7 +60,7 @@ async def calls(
     )
 
 
-def _filters(filter_input: CallFilter | None) -> call_service.CallFilters:
+def filters_of(filter_input: CallFilter | None) -> call_service.CallFilters:
     if filter_input is None:
         return call_service.CallFilters()
     return call_service.CallFilters(
@@ -71,6 +71,9 @@ def _filters(filter_input: CallFilter | None) -> call_service.CallFilters:
         search=filter_input.search,
         created_after=filter_input.created_after,
         created_before=filter_input.created_before,
+        category_id=parse_typed_id(filter_input.category, "Category")
+        if filter_input.category
+        else None,
     )
 
 

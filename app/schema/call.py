@@ -3,7 +3,8 @@ through the per-request DataLoaders."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+from datetime import datetime, timedelta
 from typing import Any
 
 import strawberry
@@ -13,11 +14,14 @@ from app.db.models import CallStatus as CallStatusModel
 from app.db.models import PipelineStage as PipelineStageModel
 from app.ml.types import Sentiment as SentimentModel
 from app.ml.types import SpeakerRole as SpeakerRoleModel
+from app.rules.facts import SegmentFact, sentiment_trend
 from app.schema.context import Info
-from app.schema.ids import to_global_id
+from app.schema.desk import CallCategory, CallScorecard, SentimentTrendPoint
+from app.schema.ids import parse_typed_id, to_global_id
 from app.schema.node import Node
 from app.schema.rows import from_row
 from app.schema.user import User
+from app.services.audio_links import AudioLink, link_for
 
 CallStatus = strawberry.enum(CallStatusModel, name="CallStatus")
 PipelineStage = strawberry.enum(
@@ -109,6 +113,22 @@ class Analysis:
     sentiment: Sentiment  # type: ignore[valid-type]
     sentiment_score: float
     _call_id: strawberry.Private[Any]
+    _duration_s: strawberry.Private[float]
+
+    # Per role per quarter of the call, from the turns' sentiment; only where the role spoke.
+    @strawberry.field
+    async def sentiment_trend(self, info: Info) -> list[SentimentTrendPoint]:
+        rows = await info.context.loaders.segments.load(self._call_id)
+        facts = [
+            SegmentFact(r.position, r.role, r.start_s, r.end_s, r.text, r.sentiment_score)
+            for r in rows
+        ]
+        return [
+            SentimentTrendPoint(
+                role=p.role, quarter=p.quarter, score=p.score, sentiment=p.sentiment, turns=p.turns
+            )
+            for p in sentiment_trend(facts, self._duration_s)
+        ]
 
     @strawberry.field
     async def intents(self, info: Info) -> list[Intent]:
@@ -153,10 +173,13 @@ class Call(Node):
     created_at: datetime
     finished_at: datetime | None
     _model: strawberry.Private[CallModel]
+    _memo: strawberry.Private[dict[str, Any]]
 
     @classmethod
     def from_model(cls, call: CallModel) -> Call:
-        return from_row(cls, call, id=strawberry.ID(to_global_id("Call", call.id)), _model=call)
+        return from_row(
+            cls, call, id=strawberry.ID(to_global_id("Call", call.id)), _model=call, _memo={}
+        )
 
     # The user the call belongs to (its owner; `agent` in the contract).
     @strawberry.field
@@ -197,7 +220,54 @@ class Call(Node):
         row = await info.context.loaders.analysis.load(self._model.id)
         if row is None:
             return None
-        return from_row(Analysis, row, _call_id=self._model.id)
+        return from_row(
+            Analysis, row, _call_id=self._model.id, _duration_s=self._model.duration_s or 0.0
+        )
+
+    # A short-lived signed URL streaming the recording (HTTP Range); owner and admins.
+    @strawberry.field
+    async def audio_url(self, info: Info) -> str | None:
+        return (await self._audio_link(info)).url
+
+    @strawberry.field
+    async def audio_url_expires_at(self, info: Info) -> datetime | None:
+        return (await self._audio_link(info)).expires_at
+
+    async def _audio_link(self, info: Info) -> AudioLink:
+        # Both fields resolve concurrently; they must describe one and the same link.
+        if "audio" not in self._memo:
+            self._memo["audio"] = asyncio.ensure_future(_make_audio_link(info, self._model))
+        link: AudioLink = await self._memo["audio"]
+        return link
+
+    # Categories this finished call matched, with the evidence; empty until SUCCESS.
+    @strawberry.field
+    async def categories(self, info: Info) -> list[CallCategory]:
+        if self._model.status is not CallStatusModel.SUCCESS:
+            return []
+        rows = await info.context.loaders.desk.call_categories.load(self._model.id)
+        return [CallCategory.from_models(tag, category) for tag, category in rows]
+
+    # The call scored against every scorecard; empty until SUCCESS.
+    @strawberry.field
+    async def scorecards(self, info: Info) -> list[CallScorecard]:
+        if self._model.status is not CallStatusModel.SUCCESS:
+            return []
+        rows = await info.context.loaders.desk.call_scorecards.load(self._model.id)
+        return [CallScorecard.from_models(result, card) for result, card in rows]
+
+    # The call scored against one scorecard (by default the first one defined).
+    @strawberry.field
+    async def scorecard(
+        self, info: Info, scorecard_id: strawberry.ID | None = None
+    ) -> CallScorecard | None:
+        if self._model.status is not CallStatusModel.SUCCESS:
+            return None
+        rows = await info.context.loaders.desk.call_scorecards.load(self._model.id)
+        if scorecard_id is not None:
+            wanted = parse_typed_id(scorecard_id, "Scorecard")
+            rows = [(result, card) for result, card in rows if card.id == wanted]
+        return CallScorecard.from_models(*rows[0]) if rows else None
 
 
 @strawberry.type
@@ -232,6 +302,9 @@ class CallFilter:
     )
     created_after: datetime | None = None
     created_before: datetime | None = None
+    category: strawberry.ID | None = strawberry.field(
+        default=None, description="Calls tagged with this category."
+    )
 
 
 @strawberry.type
@@ -251,3 +324,20 @@ class CallStatusEvent:
         if self._call is not None:
             return Call.from_model(self._call)
         return Call.from_model(await info.context.visible_call(self._call_uuid))
+
+
+async def _make_audio_link(info: Info, call: CallModel) -> AudioLink:
+    settings = info.context.settings
+    base_url = settings.public_base_url
+    if base_url is None:
+        request = info.context.request
+        base_url = str(request.base_url) if request is not None else ""
+    return await link_for(
+        info.context.resources.storage,
+        jwt_key=settings.signing_key,
+        base_url=base_url,
+        call_id=call.id,
+        storage_key=call.storage_key,
+        filename=call.filename,
+        ttl=timedelta(seconds=settings.audio_url_ttl_s),
+    )

@@ -24,6 +24,7 @@ from app.db.models import (
     Segment,
     User,
 )
+from app.schema.desk_loaders import DeskLoaders
 
 Row = TypeVar("Row")
 
@@ -41,6 +42,7 @@ class Loaders:
         self.keypoints = self._list_loader(AnalysisKeypoint)
         self.analysis = self._one_loader(CallAnalysis)
         self.metrics = self._one_loader(CallMetrics)
+        self.desk = DeskLoaders(sessions)
 
     async def _load_users(self, ids: Sequence[uuid.UUID]) -> list[User | None]:
         async with self._sessions() as session:

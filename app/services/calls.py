@@ -25,10 +25,20 @@ from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, u
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.policy import upload_owner, visible_calls
-from app.db.models import Call, CallAnalysis, CallStatus, PipelineStage, Role, Segment, User
+from app.db.models import (
+    Call,
+    CallAnalysis,
+    CallCategory,
+    CallStatus,
+    PipelineStage,
+    Role,
+    Segment,
+    User,
+)
 from app.errors import BadUserInput, NotFound
 from app.ml.types import CallInsight, Sentiment, SpeakerHints, Transcript
 from app.queue import new_job_token
+from app.services.call_finished import on_call_finished
 from app.services.effects import after_commit
 from app.services.results import replace_results, result_rows
 from app.services.status import StatusEvent
@@ -236,6 +246,7 @@ async def save_results(
         call.duration_s = transcript.duration_s
     await session.flush()
     await session.refresh(call)
+    await on_call_finished(session, call)
     return _published(session, call)
 
 
@@ -252,7 +263,10 @@ async def fail(
         .values(status=CallStatus.FAIL, error=message, finished_at=_now(), updated_at=_now())
         .returning(Call)
     )
-    return _published(session, result.scalar_one_or_none())
+    failed = result.scalar_one_or_none()
+    if failed is not None:
+        await on_call_finished(session, failed)
+    return _published(session, failed)
 
 
 # --- recovery --------------------------------------------------------------------------------
@@ -312,6 +326,7 @@ class CallFilters:
     search: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    category_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,7 +359,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise BadUserInput("Invalid pagination cursor") from exc
 
 
-def _filter_clauses(viewer: User, filters: CallFilters) -> list[ColumnElement[bool]]:
+def filter_clauses(viewer: User, filters: CallFilters) -> list[ColumnElement[bool]]:
     if any("\x00" in value for value in (filters.search, filters.language) if value):
         raise BadUserInput("Filters must not contain NUL characters")
     clauses: list[ColumnElement[bool]] = [visible_calls(viewer)]
@@ -356,7 +371,12 @@ def _filter_clauses(viewer: User, filters: CallFilters) -> list[ColumnElement[bo
         clauses.append(Call.created_at >= filters.created_after)
     if filters.created_before is not None:
         clauses.append(Call.created_at < filters.created_before)
-    by_results = (filters.language, filters.sentiment, (filters.search or "").strip())
+    by_results = (
+        filters.language,
+        filters.sentiment,
+        (filters.search or "").strip(),
+        filters.category_id,
+    )
     if any(by_results):
         # A reprocessed call keeps its old results until the new run replaces them; only
         # finished calls are matched on what their results say.
@@ -368,6 +388,12 @@ def _filter_clauses(viewer: User, filters: CallFilters) -> list[ColumnElement[bo
         if filters.sentiment is not None:
             analysis.append(CallAnalysis.sentiment == filters.sentiment)
         clauses.append(exists().where(*analysis))
+    if filters.category_id is not None:
+        clauses.append(
+            exists().where(
+                CallCategory.call_id == Call.id, CallCategory.category_id == filters.category_id
+            )
+        )
     if filters.search is not None and filters.search.strip():
         query = filters.search.strip()
         if len(query) > MAX_SEARCH_CHARS:
@@ -393,7 +419,7 @@ async def list_calls(
     """Newest first, keyset-paginated on (created_at, id)."""
     if page.first is not None and page.last is not None:
         raise BadUserInput("Pass either first or last, not both")
-    clauses = _filter_clauses(viewer, filters)
+    clauses = filter_clauses(viewer, filters)
     total = (
         await session.execute(select(func.count()).select_from(Call).where(*clauses))
     ).scalar_one()

@@ -66,6 +66,20 @@ class AfterCommit:
 
         self._effects.append(_Effect(f"publish the status of call {event.call_id}", run))
 
+    def enqueue_webhook_delivery(
+        self, delivery_id: uuid.UUID, attempt: int, *, defer_s: float = 0.0
+    ) -> None:
+        async def run(targets: EffectTargets) -> None:
+            await targets.queue.enqueue_webhook_delivery(delivery_id, attempt, defer_s=defer_s)
+
+        self._effects.append(_Effect(f"enqueue attempt {attempt} of delivery {delivery_id}", run))
+
+    def enqueue_rule_evaluation(self, run_id: uuid.UUID) -> None:
+        async def run(targets: EffectTargets) -> None:
+            await targets.queue.enqueue_rule_evaluation(run_id)
+
+        self._effects.append(_Effect(f"enqueue rule evaluation {run_id}", run))
+
     def delete_audio(self, storage_key: str) -> None:
         async def run(targets: EffectTargets) -> None:
             await targets.storage.delete(storage_key)

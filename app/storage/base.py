@@ -14,7 +14,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from app.errors import OvozlyError
@@ -103,6 +103,18 @@ class ObjectStorage(ABC):
     @abstractmethod
     async def size(self, key: str) -> int:
         """The object's size in bytes; `ObjectNotFound` if missing."""
+
+    @abstractmethod
+    def iter_range(
+        self, key: str, start: int, end: int, *, chunk_size: int = 256 * 1024
+    ) -> AsyncIterator[bytes]:
+        """Bytes `start`..`end` (inclusive) of the object, in chunks of at most `chunk_size`:
+        a long recording is streamed, never held in memory. `ObjectNotFound` if missing."""
+
+    async def signed_url(self, key: str, *, expires_in: timedelta, filename: str) -> str | None:
+        """A URL the backend itself serves for `expires_in`, or None when it cannot sign one
+        (then the API serves the object through its own signed route)."""
+        return None
 
     async def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release clients or pools; the default has nothing to release."""

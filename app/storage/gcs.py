@@ -10,10 +10,13 @@ import asyncio
 import contextlib
 import os
 import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from google.api_core import exceptions as gexc
+from google.auth.credentials import Signing
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
@@ -96,5 +99,54 @@ class GcsStorage(ObjectStorage):
             raise ObjectNotFound(key)
         return int(blob.size)
 
+    async def iter_range(
+        self, key: str, start: int, end: int, *, chunk_size: int = 1024 * 1024
+    ) -> AsyncIterator[bytes]:
+        blob = self._blob(key)
+        position = start
+        while position <= end:
+            last = min(position + chunk_size - 1, end)
+            try:
+                chunk: bytes = await asyncio.to_thread(
+                    blob.download_as_bytes,
+                    start=position,
+                    end=last,
+                    retry=DEFAULT_RETRY,
+                    timeout=self.timeout_s,
+                )
+            except gexc.NotFound:
+                raise ObjectNotFound(key) from None
+            if not chunk:
+                break
+            position += len(chunk)
+            yield chunk
+
+    async def signed_url(self, key: str, *, expires_in: timedelta, filename: str) -> str | None:
+        """A V4 signed GET URL when the client's credentials hold a private key (a service
+        account); ambient credentials without one (metadata server, anonymous) cannot sign."""
+        credentials = getattr(self.client, "_credentials", None)
+        if not isinstance(credentials, Signing):
+            return None
+        blob = self._blob(key)
+        url: str = await asyncio.to_thread(
+            blob.generate_signed_url,
+            version="v4",
+            expiration=expires_in,
+            method="GET",
+            response_disposition=f'inline; filename="{_ascii_filename(filename)}"',
+            api_access_endpoint=_emulator_host() or "https://storage.googleapis.com",
+        )
+        return url
+
     async def close(self) -> None:
         await asyncio.to_thread(self.client.close)
+
+
+def _emulator_host() -> str | None:
+    return os.environ.get("STORAGE_EMULATOR_HOST") or None
+
+
+def _ascii_filename(filename: str) -> str:
+    return "".join(
+        ch if ch.isascii() and ch.isprintable() and ch not in '"\\' else "_" for ch in filename
+    )

@@ -103,6 +103,26 @@ class LocalDiskStorage(ObjectStorage):
             raise ObjectNotFound(key) from None
         return stat.st_size
 
+    async def iter_range(
+        self, key: str, start: int, end: int, *, chunk_size: int = 256 * 1024
+    ) -> AsyncIterator[bytes]:
+        path = self.path_for(key)
+        try:
+            handle = await asyncio.to_thread(path.open, "rb")
+        except FileNotFoundError:
+            raise ObjectNotFound(key) from None
+        try:
+            await asyncio.to_thread(handle.seek, start)
+            remaining = end - start + 1
+            while remaining > 0:
+                chunk = await asyncio.to_thread(handle.read, min(chunk_size, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                yield chunk
+        finally:
+            await asyncio.to_thread(handle.close)
+
     @asynccontextmanager
     async def local_copy(self, key: str, *, tmp_dir: Path | None = None) -> AsyncIterator[Path]:
         # The stored file is already local and never rewritten in place (writes replace it by

@@ -12,9 +12,16 @@ from arq.worker import Worker, func
 
 from app.config import Settings
 from app.db.engine import create_engine, create_session_factory
-from app.queue import PROCESS_CALL_JOB, QUEUE_NAME, ArqJobQueue
+from app.queue import (
+    DELIVER_WEBHOOK_JOB,
+    EVALUATE_RULES_JOB,
+    PROCESS_CALL_JOB,
+    QUEUE_NAME,
+    ArqJobQueue,
+)
 from app.services.status import RedisStatusPublisher
 from app.storage import storage_for
+from app.workers.desk import WEBHOOK_CLIENT, deliver_webhook, desk_sweep, evaluate_rules
 from app.workers.jobs import WorkerState, process_call, recover_stalled_calls, sweep
 from app.workers.processor import CallProcessor
 
@@ -53,6 +60,9 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
     state: WorkerState | None = ctx.get("state")
     if state is not None:
         await state.storage.close()
+    client = ctx.get(WEBHOOK_CLIENT)
+    if client is not None:
+        await client.aclose()
     engine = ctx.get("engine")
     if engine is not None:
         await engine.dispose()
@@ -73,9 +83,23 @@ def create_worker(
                 max_tries=settings.job_max_tries,
                 timeout=HARD_JOB_TIMEOUT_S,
                 keep_result=0,
-            )
+            ),
+            func(
+                evaluate_rules,
+                name=EVALUATE_RULES_JOB,
+                max_tries=1,
+                timeout=6 * 3600,
+                keep_result=0,
+            ),
+            # One attempt per job; the job schedules the next attempt itself with backoff.
+            func(
+                deliver_webhook, name=DELIVER_WEBHOOK_JOB, max_tries=1, timeout=120, keep_result=0
+            ),
         ],
-        cron_jobs=[cron(sweep, second=30, run_at_startup=False, unique=True, timeout=120)],
+        cron_jobs=[
+            cron(sweep, second=30, run_at_startup=False, unique=True, timeout=120),
+            cron(desk_sweep, second=45, run_at_startup=False, unique=True, timeout=120),
+        ],
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
         queue_name=QUEUE_NAME,
         on_startup=on_startup,

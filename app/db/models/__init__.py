@@ -9,6 +9,19 @@ from app.db.models.analysis import (
     CallAnalysis,
 )
 from app.db.models.call import Call, CallStatus, PipelineStage
+from app.db.models.desk import (
+    CallCategory,
+    CallScorecard,
+    Category,
+    DeliveryStatus,
+    EvaluationStatus,
+    RuleEvaluation,
+    Scorecard,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from app.db.models.metrics import CallMetrics, CallSpeaker
 from app.db.models.transcript import Segment
 from app.db.models.user import Role, User
@@ -21,11 +34,22 @@ __all__ = [
     "AnalysisKeypoint",
     "Call",
     "CallAnalysis",
+    "CallCategory",
     "CallMetrics",
+    "CallScorecard",
     "CallSpeaker",
     "CallStatus",
+    "Category",
+    "DeliveryStatus",
+    "EvaluationStatus",
     "PipelineStage",
     "Role",
+    "RuleEvaluation",
+    "Scorecard",
     "Segment",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
 ]

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Identity,
+    Index,
     Integer,
     String,
     UniqueConstraint,
@@ -35,7 +36,13 @@ class CallSpeaker(Base):
     """A speaker of a call: label, role, source channel and talk statistics."""
 
     __tablename__ = "call_speakers"
-    __table_args__ = (UniqueConstraint("call_id", "label"),)
+    __table_args__ = (
+        UniqueConstraint("call_id", "label"),
+        # callStats sums the agents' talk ratio per call from the index alone.
+        Index(
+            "ix_call_speakers_call_id_role", "call_id", "role", postgresql_include=["talk_ratio"]
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     call_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))

@@ -1,0 +1,111 @@
+"""`GET/HEAD /audio/<call id>?expires=..&signature=..`: a call's recording, streamed from
+storage with single-range support so an `<audio>` element can seek.
+
+The signature is the only credential (an `<audio src>` sends no bearer header): anything
+wrong with it, an expired link, or a call that no longer exists is 403 with no body, so the
+route tells a stranger nothing.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+
+from app.db.models import Call
+from app.resources import Resources
+from app.services.audio_links import (
+    AUDIO_ROUTE,
+    FullBody,
+    PartialBody,
+    Unsatisfiable,
+    audio_signing_key,
+    decide_range,
+    signature_valid,
+)
+from app.storage import ObjectNotFound
+
+router = APIRouter()
+
+_FORBIDDEN_HEADERS = {"Cache-Control": "no-store"}
+
+
+def _forbidden() -> Response:
+    return Response(status_code=403, headers=_FORBIDDEN_HEADERS)
+
+
+def _content_type(filename: str) -> str:
+    guessed, _ = mimetypes.guess_type(filename)
+    return guessed if guessed and guessed.startswith(("audio/", "video/")) else "audio/mpeg"
+
+
+@router.api_route(f"{AUDIO_ROUTE}/{{call_id}}", methods=["GET", "HEAD"], include_in_schema=False)
+async def stream_audio(
+    request: Request,
+    call_id: str,
+    expires: Annotated[str, Query(max_length=20)] = "",
+    signature: Annotated[str, Query(max_length=128)] = "",
+) -> Response:
+    resources: Resources = request.app.state.resources
+    try:
+        call_uuid = uuid.UUID(call_id)
+        expires_at = int(expires)
+    except ValueError:
+        return _forbidden()
+    now = datetime.now(UTC)
+    if expires_at < int(now.timestamp()):
+        return _forbidden()
+    async with resources.sessions() as session:
+        row = (
+            await session.execute(
+                select(Call.storage_key, Call.filename, Call.sha256).where(Call.id == call_uuid)
+            )
+        ).one_or_none()
+    if row is None:
+        return _forbidden()
+    storage_key, filename, sha256 = row
+    key = audio_signing_key(resources.settings.signing_key)
+    if not signature_valid(key, call_uuid, storage_key, expires_at, signature, now):
+        return _forbidden()
+
+    storage = resources.storage
+    try:
+        size = await storage.size(storage_key)
+    except ObjectNotFound:
+        return Response(status_code=404, headers=_FORBIDDEN_HEADERS)
+    etag = f'"{sha256}"'
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": etag,
+        "Cache-Control": f"private, max-age={max(0, expires_at - int(now.timestamp()))}",
+        "X-Content-Type-Options": "nosniff",
+    }
+    decision = decide_range(
+        request.headers.get("range"), size, if_range=request.headers.get("if-range"), etag=etag
+    )
+    match decision:
+        case Unsatisfiable():
+            return Response(
+                status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"}
+            )
+        case PartialBody(start=start, end=end):
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+            length = decision.length
+        case FullBody():
+            status, start, end, length = 200, 0, size - 1, size
+    headers["Content-Length"] = str(length)
+    media_type = _content_type(filename)
+    if request.method == "HEAD" or length == 0:
+        return Response(status_code=status, headers=headers, media_type=media_type)
+    return StreamingResponse(
+        storage.iter_range(storage_key, start, end),
+        status_code=status,
+        headers=headers,
+        media_type=media_type,
+    )

@@ -1,0 +1,111 @@
+"""Category, scorecard and rule-evaluation resolvers. Writes are ADMIN only; every change
+starts a re-evaluation of existing calls, enqueued after the commit (so the job sees the
+new rules)."""
+
+from __future__ import annotations
+
+import strawberry
+from sqlalchemy import select
+
+from app.auth.policy import require_admin
+from app.db.models import RuleEvaluation as RuleEvaluationModel
+from app.errors import NotFound
+from app.schema.context import Info
+from app.schema.desk import (
+    Category,
+    CategoryInput,
+    CategoryPayload,
+    RuleEvaluation,
+    Scorecard,
+    ScorecardInput,
+    ScorecardPayload,
+)
+from app.schema.ids import parse_typed_id
+from app.services import categories as category_service
+from app.services import scorecards as scorecard_service
+
+
+async def categories(info: Info) -> list[Category]:
+    await info.context.require_viewer()
+    async with info.context.session() as session:
+        return [Category.from_model(c) for c in await category_service.list_categories(session)]
+
+
+async def create_category(info: Info, input: CategoryInput) -> CategoryPayload:
+    require_admin(await info.context.require_viewer())
+    data = category_service.CategoryInput(input.name, input.description, input.rule)
+    async with info.context.transaction() as session:
+        category, run = await category_service.create_category(session, data)
+    return CategoryPayload(
+        category=Category.from_model(category), evaluation=RuleEvaluation.from_model(run)
+    )
+
+
+async def update_category(info: Info, id: strawberry.ID, input: CategoryInput) -> CategoryPayload:
+    require_admin(await info.context.require_viewer())
+    category_id = parse_typed_id(id, "Category")
+    data = category_service.CategoryInput(input.name, input.description, input.rule)
+    async with info.context.transaction() as session:
+        category, run = await category_service.update_category(session, category_id, data)
+    return CategoryPayload(
+        category=Category.from_model(category), evaluation=RuleEvaluation.from_model(run)
+    )
+
+
+async def delete_category(info: Info, id: strawberry.ID) -> strawberry.ID:
+    require_admin(await info.context.require_viewer())
+    category_id = parse_typed_id(id, "Category")
+    async with info.context.transaction() as session:
+        await category_service.delete_category(session, category_id)
+    return id
+
+
+async def scorecards(info: Info) -> list[Scorecard]:
+    await info.context.require_viewer()
+    async with info.context.session() as session:
+        return [Scorecard.from_model(s) for s in await scorecard_service.list_scorecards(session)]
+
+
+async def create_scorecard(info: Info, input: ScorecardInput) -> ScorecardPayload:
+    require_admin(await info.context.require_viewer())
+    data = scorecard_service.ScorecardInput(input.name, input.description, input.items)
+    async with info.context.transaction() as session:
+        scorecard, run = await scorecard_service.create_scorecard(session, data)
+    return ScorecardPayload(
+        scorecard=Scorecard.from_model(scorecard), evaluation=RuleEvaluation.from_model(run)
+    )
+
+
+async def update_scorecard(
+    info: Info, id: strawberry.ID, input: ScorecardInput
+) -> ScorecardPayload:
+    require_admin(await info.context.require_viewer())
+    scorecard_id = parse_typed_id(id, "Scorecard")
+    data = scorecard_service.ScorecardInput(input.name, input.description, input.items)
+    async with info.context.transaction() as session:
+        scorecard, run = await scorecard_service.update_scorecard(session, scorecard_id, data)
+    return ScorecardPayload(
+        scorecard=Scorecard.from_model(scorecard), evaluation=RuleEvaluation.from_model(run)
+    )
+
+
+async def delete_scorecard(info: Info, id: strawberry.ID) -> strawberry.ID:
+    require_admin(await info.context.require_viewer())
+    scorecard_id = parse_typed_id(id, "Scorecard")
+    async with info.context.transaction() as session:
+        await scorecard_service.delete_scorecard(session, scorecard_id)
+    return id
+
+
+async def rule_evaluation(info: Info, id: strawberry.ID) -> RuleEvaluation:
+    require_admin(await info.context.require_viewer())
+    run_id = parse_typed_id(id, "RuleEvaluation")
+    async with info.context.session() as session:
+        run = (
+            await session.execute(
+                select(RuleEvaluationModel).where(RuleEvaluationModel.id == run_id)
+            )
+        ).scalar_one_or_none()
+    if run is None:
+        raise NotFound("Rule evaluation")
+    return RuleEvaluation.from_model(run)
