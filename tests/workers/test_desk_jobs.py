@@ -443,3 +443,62 @@ async def test_the_sweep_requeues_deliveries_and_evaluations_whose_jobs_were_los
         finished = await session.get(RuleEvaluation, run.id)
         assert finished is not None and finished.status is EvaluationStatus.SUCCESS
         assert finished.processed == 1
+
+
+async def test_a_failed_call_is_announced_to_endpoints_that_want_failures(
+    gql: GraphQLClient,
+    settings: Settings,
+    resources: Resources,
+    processor: CallProcessor,
+    garbage_audio: Path,
+) -> None:
+    from app.services import calls as call_service
+    from app.services.effects import unit_of_work
+    from tests.factories import make_call
+
+    with loopback_receiver() as receiver:
+        await endpoint(resources, receiver.url + "/failures", [WebhookEvent.CALL_FAILED])
+        await endpoint(resources, receiver.url + "/successes", [WebhookEvent.CALL_SUCCEEDED])
+        agent = (await make_user(resources.sessions, "dilnoza")).id
+        calls = [
+            await make_call(
+                resources.sessions, resources.storage, agent, garbage_audio, probe=False
+            )
+            for _ in range(3)
+        ]
+        for call in calls:
+            async with unit_of_work(resources.sessions, resources.effect_targets) as session:
+                failed = await call_service.fail(session, call.id, call.job_id, "Unreadable audio")
+            assert failed is not None
+        await run_worker_burst(quick(settings), processor)
+
+    assert receiver.at("/successes") == []
+    received = receiver.at("/failures")
+    assert len(received) == 3
+    for request in received:
+        body = json.loads(request.body)
+        assert (body["type"], body["data"]["call"]["status"]) == ("CALL_FAILED", "FAIL")
+        assert body["data"]["call"]["error"] == "Unreadable audio"
+        assert verify_signature(SECRET, request.headers["ovozly-signature"], request.body)
+
+    await make_user(resources.sessions, "boss", Role.ADMIN)
+    admin = await gql.login("boss")
+    page = (
+        "query($after: String) { webhookDeliveries(first: 2, after: $after) "
+        "{ hasNextPage endCursor edges { node { event status callId } } } }"
+    )
+    first = await gql(page, {"after": None}, token=admin)
+    assert first.data is not None
+    assert first.data["webhookDeliveries"]["hasNextPage"] is True
+    second = await gql(page, {"after": first.data["webhookDeliveries"]["endCursor"]}, token=admin)
+    assert second.data is not None
+    assert second.data["webhookDeliveries"]["hasNextPage"] is False
+    nodes = [
+        edge["node"]
+        for result in (first, second)
+        for edge in result.data["webhookDeliveries"]["edges"]  # type: ignore[index]
+    ]
+    assert sorted(n["callId"] for n in nodes) == sorted(to_global_id("Call", c.id) for c in calls)
+    assert {(n["event"], n["status"]) for n in nodes} == {("CALL_FAILED", "SUCCEEDED")}
+    bad_cursor = await gql(page, {"after": "not-a-cursor"}, token=admin)
+    assert bad_cursor.codes == ["BAD_USER_INPUT"]
