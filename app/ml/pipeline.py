@@ -1,12 +1,14 @@
-"""The speech pipeline: decode -> diarize -> transcribe -> merge, as named stages.
+"""The speech pipeline: decode -> diarize -> identify languages -> transcribe, as named stages.
 
     pipeline = SpeechPipeline(PipelineSettings())          # once per worker process
     transcript = pipeline(path, hints=SpeakerHints(num_speakers=2), hook=progress)
 
 Stereo recordings whose channels differ are diarized by channel (speaker = channel) and
 each channel is transcribed on its own; mono (and dual-mono) recordings go through the
-configured mono diarizer, and words are assigned to its turns. Synchronous: the worker
-runs it in a thread, off the event loop.
+configured mono diarizer. Speech is cut into speaker turns; each turn's language is
+identified among the configured LANGUAGES and the turn goes to the model routed for that
+language (STT_MODELS), or stays untranscribed, with a warning, when there is none.
+Synchronous: the worker runs it in a thread, off the event loop.
 """
 
 from __future__ import annotations
@@ -21,9 +23,14 @@ from app.ml.audio import DecodedAudio, decode_audio
 from app.ml.compute import MODELS, configure_threads, out_of_memory_as_error, resolve_device
 from app.ml.diarization import Diarizer, build_mono_diarizer
 from app.ml.diarization.channel import ChannelDiarizer
-from app.ml.merge import assign_speakers, build_segments
+from app.ml.language_id import TurnLanguageIdentifier
+from app.ml.language_report import language_shares, untranscribed_warnings
+from app.ml.merge import build_segments
 from app.ml.settings import PipelineSettings
-from app.ml.stt import SpeechToText, build_speech_to_text
+from app.ml.stt import SpeechToText, load_model, load_routed_models
+from app.ml.stt.faster_whisper_backend import FasterWhisperStt
+from app.ml.stt.routes import BUNDLED_BASE, ModelSpec, SttRoutes, routes_from_settings
+from app.ml.turns import SpeechTurn, assign_words, channel_turns, mono_turns
 from app.ml.types import (
     ProgressCallback,
     SpeakerHints,
@@ -47,6 +54,7 @@ class SpeechPipeline:
     def __init__(
         self, settings: PipelineSettings | None = None, *, stt: SpeechToText | None = None
     ) -> None:
+        """`stt` replaces the configured routes with one model for every language."""
         self.settings = settings or PipelineSettings()
         s = self.settings
         self.device = resolve_device(s.device)
@@ -54,19 +62,26 @@ class SpeechPipeline:
         self.vad = MODELS.get(("silero-vad",), SileroVad)
         self.channel_diarizer = ChannelDiarizer(self.vad)
         self.mono_diarizer: Diarizer = build_mono_diarizer(s, self.device, self.vad)
+        languages = s.language_codes
         if stt is None:
-            key = (
-                "stt",
-                s.stt_backend,
-                s.stt_model,
-                s.stt_compute_type,
-                s.stt_batch_size,
-                s.cpu_threads,
-                self.device,
-            )
-            with out_of_memory_as_error(self.device, "loading the speech-to-text model"):
-                stt = MODELS.get(key, lambda: build_speech_to_text(s, self.device))
-        self.stt = stt
+            self.routes = routes_from_settings(s)
+            with out_of_memory_as_error(self.device, "loading the speech-to-text models"):
+                self.models = load_routed_models(self.routes, s, self.device)
+        else:
+            self.routes = SttRoutes(languages, dict.fromkeys(languages, ModelSpec("custom")))
+            self.models = dict.fromkeys(languages, stt)
+        identifying: FasterWhisperStt | None = None
+        if len(languages) > 1 and not s.stt_language:
+            with out_of_memory_as_error(self.device, "loading the language identifier"):
+                model = load_model(
+                    ModelSpec("faster-whisper", BUNDLED_BASE),
+                    s,
+                    self.device,
+                    purpose="language identification",
+                )
+            assert isinstance(model, FasterWhisperStt)
+            identifying = model
+        self.identifier = TurnLanguageIdentifier(languages, identifying, forced=s.stt_language)
         # Importing silero_vad pins torch to one thread; restore the configured count.
         configure_threads(s.cpu_threads)
 
@@ -112,39 +127,27 @@ class SpeechPipeline:
         diarization = self.channel_diarizer(audio, hints=hints, regions=regions)
         hook(Stage.DIARIZING, 1, 1)
 
-        language = self._language([(audio.samples[c], regions[c]) for c in range(audio.channels)])
-        total_speech = sum(total_speech_s(r) for r in regions) or 1.0
-        done = 0.0
-        hook(Stage.TRANSCRIBING, 0, total_speech)
-        segments: list[TranscriptSegment] = []
+        sources: list[tuple[npt.NDArray[np.float32], list[SpeechTurn]]] = []
         for channel in range(audio.channels):
-            words, done = self._transcribe(
-                audio.samples[channel], regions[channel], language, hook, done, total_speech
-            )
             speaker = next(s for s, c in diarization.speaker_channels.items() if c == channel)
-            segments.extend(build_segments(words, [speaker] * len(words), channel=channel))
-        hook(Stage.TRANSCRIBING, total_speech, total_speech)
-        segments.sort(key=lambda seg: (seg.start_s, seg.end_s))
+            sources.append(
+                (audio.samples[channel], channel_turns(speaker, channel, regions[channel]))
+            )
+        transcript = self._transcribe_turns(sources, audio.duration_s, hook)
         agent = self.settings.agent_channel
-        for segment in segments:
-            if agent < audio.channels:
+        if agent < audio.channels:
+            for segment in transcript.segments:
                 segment.role = (
                     SpeakerRole.AGENT if segment.channel == agent else SpeakerRole.CUSTOMER
                 )
-            segment.language = language
-        return Transcript(
-            segments=segments,
-            duration_s=audio.duration_s,
-            language=language,
-            channels=audio.channels,
-            speaker_channels=dict(diarization.speaker_channels),
-        )
+        transcript.channels = audio.channels
+        transcript.speaker_channels = dict(diarization.speaker_channels)
+        return transcript
 
     # --- mono (and dual-mono, and stereo whose hints channels cannot meet) ---------------
 
     def _mono(self, audio: DecodedAudio, hints: SpeakerHints, hook: ProgressCallback) -> Transcript:
         signal = audio.mono()
-        duration = audio.duration_s
         # The VAD fills the first half of DIARIZING, the diarizer the second.
         regions = self.vad(signal, part_of(hook, 0.0, 0.5))
         mono = (
@@ -162,43 +165,78 @@ class SpeechPipeline:
                 regions=regions if self.mono_diarizer.takes_speech_regions else None,
             )
         hook(Stage.DIARIZING, 1, 1)
+        turns = mono_turns(regions, diarization.turns) if regions else []
+        return self._transcribe_turns([(signal, turns)], audio.duration_s, hook)
 
-        language = self._language([(signal, regions)])
-        total_speech = total_speech_s(regions) or 1.0
+    # --- languages and speech-to-text -----------------------------------------------------
+
+    def _transcribe_turns(
+        self,
+        sources: Sequence[tuple[npt.NDArray[np.float32], list[SpeechTurn]]],
+        duration_s: float,
+        hook: ProgressCallback,
+    ) -> Transcript:
+        """Identify each turn's language, send each language's turns to its model in one
+        pass (packed, so a model pays per 30 s of speech, not per turn), and build one or
+        more segments per turn; turns with no capable model stay, with empty text."""
+        total_speech = sum(turn.speech_s for _, turns in sources for turn in turns) or 1.0
         hook(Stage.TRANSCRIBING, 0, total_speech)
-        words, _ = self._transcribe(signal, regions, language, hook, 0.0, total_speech)
+        done = 0.0
+        untranscribed: set[str] = set()
+        for signal, turns in sources:
+            with out_of_memory_as_error(self.device, "identifying languages"):
+                decisions = self.identifier.identify(signal, turns)
+            for turn, decision in zip(turns, decisions, strict=True):
+                turn.language = decision.language
+            for language in sorted({turn.language for turn in turns if turn.language}):
+                of_language = [turn for turn in turns if turn.language == language]
+                model = self.models.get(language)
+                if model is None:
+                    untranscribed.add(language)
+                    done += sum(turn.speech_s for turn in of_language)
+                    continue
+                regions = sorted(region for turn in of_language for region in turn.regions)
+                words, done = self._transcribe(
+                    model, signal, regions, language, hook, done, total_speech
+                )
+                assign_words(of_language, words)
         hook(Stage.TRANSCRIBING, total_speech, total_speech)
-        segments = build_segments(words, assign_speakers(words, diarization.turns))
-        for segment in segments:
-            segment.language = language
-        return Transcript(segments=segments, duration_s=duration, language=language, channels=1)
 
-    # --- speech-to-text ---------------------------------------------------------------------
-
-    def _language(
-        self, sources: Sequence[tuple[npt.NDArray[np.float32], list[Region]]]
-    ) -> str | None:
-        """STT_LANGUAGE when set; else detected over the whole call: each source's vote is
-        weighted by its probability and its amount of speech."""
-        forced = self.settings.stt_language
-        if forced:
-            return forced
-        votes: dict[str, float] = {}
-        for signal, regions in sources:
-            if not regions:
+        segments: list[TranscriptSegment] = []
+        all_turns = [turn for _, turns in sources for turn in turns]
+        for turn in all_turns:
+            if turn.language in untranscribed:
+                segments.append(
+                    TranscriptSegment(
+                        speaker=turn.speaker,
+                        start_s=round(turn.start_s, 3),
+                        end_s=round(turn.end_s, 3),
+                        text="",
+                        channel=turn.channel,
+                        language=turn.language,
+                    )
+                )
                 continue
-            with out_of_memory_as_error(self.device, "detecting the language"):
-                detected = self.stt.detect_language(signal, regions)
-            if detected is None:
-                continue
-            code, probability = detected
-            votes[code] = votes.get(code, 0.0) + probability * total_speech_s(regions)
-        if not votes:
-            return None
-        return max(votes.items(), key=lambda item: item[1])[0]
+            ordered = sorted(turn.words, key=lambda w: (w.start_s, w.end_s))
+            for segment in build_segments(
+                ordered, [turn.speaker] * len(ordered), channel=turn.channel
+            ):
+                segment.language = turn.language
+                segments.append(segment)
+        segments.sort(key=lambda seg: (seg.start_s, seg.end_s))
+        shares = language_shares(all_turns)
+        return Transcript(
+            segments=segments,
+            duration_s=duration_s,
+            language=shares[0].language if shares else None,
+            channels=1,
+            languages=shares,
+            warnings=untranscribed_warnings(shares, untranscribed),
+        )
 
     def _transcribe(
         self,
+        model: SpeechToText,
         signal: npt.NDArray[np.float32],
         regions: list[Region],
         language: str | None,
@@ -209,7 +247,7 @@ class SpeechPipeline:
         words: list[Word] = []
         for chunk in chunk_regions(regions, TRANSCRIBE_CHUNK_SPEECH_S):
             with out_of_memory_as_error(self.device, "transcribing"):
-                result = self.stt.transcribe(signal, regions=chunk, language=language)
+                result = model.transcribe(signal, regions=chunk, language=language)
             words.extend(result.words)
             done += total_speech_s(chunk)
             hook(Stage.TRANSCRIBING, done, total)

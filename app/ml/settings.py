@@ -16,7 +16,7 @@ from app.ml.types import SpeakerHints
 
 DeviceSetting = Literal["auto", "cpu", "cuda"]
 DiarizationBackendName = Literal["auto", "local", "channel", "pyannote", "pyannoteai"]
-SttBackendName = Literal["faster-whisper", "transformers", "openai", "aisha"]
+SttBackendName = Literal["faster-whisper", "onnx", "transformers", "openai", "aisha"]
 
 
 class PipelineSettings(BaseSettings):
@@ -50,13 +50,19 @@ class PipelineSettings(BaseSettings):
     """Override of the pyannoteAI API address (tests point it at a loopback server)."""
     hf_token: SecretStr | None = None
 
-    # --- speech-to-text ----------------------------------------------------------------
+    # --- languages and speech-to-text ---------------------------------------------------
+    languages: str = "uz,ru,en"
+    """The centre's languages (ISO 639-1, comma-separated). Each speaker turn is identified
+    as one of them; see `app.ml.stt.languages.CLOSE_RELATIVES` for how relatives map."""
+    stt_models: str | None = None
+    """Per-language routes, e.g. `uz=onnx:/models/gigaam-multilingual,ru=onnx:/models/gigaam-v3`
+    (syntax in `app.ml.stt.routes`). Unset: STT_BACKEND/STT_MODEL as one model for every
+    language when either is set, else the offline defaults."""
     stt_backend: SttBackendName = "faster-whisper"
     stt_model: str | None = None
-    """Model name or path; None = the backend's default (bundled Whisper tiny.en for
-    faster-whisper)."""
+    """Model name or path for the single-model case; None = the per-language defaults."""
     stt_language: str | None = None
-    """ISO 639-1 code to force; None = detect over the whole call."""
+    """ISO 639-1 code to force for every turn; None = identify each turn's language."""
     stt_compute_type: str = "auto"
     """CTranslate2 compute type; `auto` = int8 on CPU, float16 on CUDA."""
     stt_batch_size: int = Field(default=8, ge=1)
@@ -78,6 +84,29 @@ class PipelineSettings(BaseSettings):
         if problem is not None:
             raise ValueError(f"NUM_SPEAKERS / MIN_SPEAKERS / MAX_SPEAKERS: {problem}")
         return self
+
+    @model_validator(mode="after")
+    def _check_languages(self) -> PipelineSettings:
+        from app.ml.stt.languages import parse_language_list
+        from app.ml.stt.routes import parse_stt_models
+
+        try:
+            codes = parse_language_list(self.languages)
+        except ValueError as error:
+            raise ValueError(f"LANGUAGES: {error}") from None
+        if self.stt_models:
+            parse_stt_models(self.stt_models, codes)
+        if self.stt_language and self.stt_language not in codes:
+            raise ValueError(
+                f"STT_LANGUAGE={self.stt_language} is not one of LANGUAGES={','.join(codes)}"
+            )
+        return self
+
+    @property
+    def language_codes(self) -> tuple[str, ...]:
+        from app.ml.stt.languages import parse_language_list
+
+        return parse_language_list(self.languages)
 
     @property
     def speaker_hints(self) -> SpeakerHints:

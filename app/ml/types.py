@@ -135,6 +135,21 @@ class TranscriptSegment:
     language: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class LanguageShare:
+    language: str
+    """ISO 639-1."""
+    share: float
+    """Fraction of the call's talk time (0..1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallWarning:
+    code: str
+    """Stable identifier, e.g. `LANGUAGE_NOT_TRANSCRIBED`, `ANALYSIS_PARTIAL`."""
+    message: str
+
+
 @dataclass(slots=True)
 class Transcript:
     """What the speech pipeline produces for one recording."""
@@ -142,11 +157,14 @@ class Transcript:
     segments: list[TranscriptSegment]
     duration_s: float
     language: str | None = None
-    """ISO 639-1 code, forced by settings or detected over the whole call; None if no speech."""
+    """ISO 639-1 code with the most talk time; None if no speech."""
     channels: int = 1
     """Channels as diarized: 1 for mono or dual-mono, 2+ when diarized by channel."""
     speaker_channels: dict[str, int] = field(default_factory=dict)
     """Speaker label -> source channel, for recordings diarized by channel."""
+    languages: list[LanguageShare] = field(default_factory=list)
+    """Share of talk time per language, largest first; empty when there is no speech."""
+    warnings: list[CallWarning] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,3 +245,5 @@ class CallInsight:
     segments: list[TranscriptSegment]
     analysis: AnalysisResult
     metrics: CallMetrics
+    warnings: list[CallWarning] = field(default_factory=list)
+    """The call's warnings: the transcript's, and the analysis being partial."""

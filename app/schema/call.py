@@ -84,6 +84,23 @@ class Keypoint:
     text: str
 
 
+@strawberry.type(description="Share of the call's talk time in one language.")
+class LanguageShare:
+    language: str = strawberry.field(description="ISO 639-1.")
+    share: float = strawberry.field(description="0..1 of the call's talk time.")
+
+
+@strawberry.type(
+    description="Something the user should know about a finished call, e.g. speech in a "
+    "language no model could transcribe."
+)
+class CallWarning:
+    code: str = strawberry.field(
+        description="LANGUAGE_NOT_TRANSCRIBED or ANALYSIS_PARTIAL (more may be added)."
+    )
+    message: str
+
+
 @strawberry.type
 class SpeakerStats:
     speaker: str
@@ -197,6 +214,25 @@ class Call(Node):
         return [
             from_row(Segment, row, words=[from_row(Word, word) for word in row.words])
             for row in rows
+        ]
+
+    # By talk time, largest first; empty until SUCCESS.
+    @strawberry.field
+    def languages(self) -> list[LanguageShare]:
+        if self._model.status is not CallStatusModel.SUCCESS:
+            return []
+        return [
+            LanguageShare(language=item["language"], share=item["share"])
+            for item in self._model.languages
+        ]
+
+    # Empty when there is nothing to say (and until SUCCESS).
+    @strawberry.field
+    def warnings(self) -> list[CallWarning]:
+        if self._model.status is not CallStatusModel.SUCCESS:
+            return []
+        return [
+            CallWarning(code=item["code"], message=item["message"]) for item in self._model.warnings
         ]
 
     @strawberry.field

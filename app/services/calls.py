@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import uuid
 from collections.abc import Sequence
@@ -237,6 +238,9 @@ async def save_results(
         return None
     rows = result_rows(call_id, transcript, insight, analysis_backend=analysis_backend)
     await replace_results(session, call_id, rows)
+    # Results of the call as a whole, replaced with the rest.
+    call.languages = [dataclasses.asdict(share) for share in transcript.languages]
+    call.warnings = [dataclasses.asdict(warning) for warning in insight.warnings]
     call.status = CallStatus.SUCCESS
     call.stage = PipelineStage.DONE
     call.progress = 1.0

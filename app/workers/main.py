@@ -112,6 +112,8 @@ def create_worker(
     )
 
 
-def run_worker(settings: Settings, *, burst: bool = False) -> None:
-    worker = create_worker(settings, burst=burst)
+def run_worker(
+    settings: Settings, *, burst: bool = False, processor: CallProcessor | None = None
+) -> None:
+    worker = create_worker(settings, burst=burst, processor=processor)
     worker.run()

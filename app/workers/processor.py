@@ -73,6 +73,7 @@ class CallProcessor:
     pipeline: SpeechPipeline
     analyzer: Analyzer
     analysis_backend: str
+    interruption_threshold_s: float = 0.5
 
     @classmethod
     def load(cls) -> CallProcessor:
@@ -90,6 +91,7 @@ class CallProcessor:
             pipeline=SpeechPipeline(PipelineSettings()),
             analyzer=build_analyzer(analysis_settings),
             analysis_backend=str(analysis_settings.analysis_backend),
+            interruption_threshold_s=analysis_settings.interruption_threshold_s,
         )
 
     def process(
@@ -98,5 +100,11 @@ class CallProcessor:
         """Blocking: the worker runs this in a thread."""
         transcript = self.pipeline(audio_path, hints=hints, hook=progress)
         progress(Stage.ANALYZING, 0, 1)
+        from app.ml.language_report import complete_insight
+
         insight = self.analyzer.analyze(transcript, hook=progress)
+        # The analyzer reads text only; turns no model could transcribe are put back here.
+        insight = complete_insight(
+            transcript, insight, interruption_threshold_s=self.interruption_threshold_s
+        )
         return transcript, insight

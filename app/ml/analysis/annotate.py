@@ -63,7 +63,9 @@ def annotate(
                 segment,
                 words=list(segment.words),
                 role=roles.get(segment.speaker, SpeakerRole.UNKNOWN),
-                language=code if code != lang.UNDETERMINED else None,
+                # The pipeline's per-turn decision (audio, checked against text) wins; the
+                # text identifier fills in for transcripts that carry no language.
+                language=segment.language or (code if code != lang.UNDETERMINED else None),
                 sentiment=polarity.label(score),
                 sentiment_score=score,
             )

@@ -1,17 +1,100 @@
-"""Speech-to-text backends behind one interface; `build_speech_to_text` picks one by settings."""
+"""Speech-to-text backends behind one interface; `build_speech_to_text` picks one by settings,
+`load_routed_models` loads every model the STT_MODELS routes name (once per process)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.ml.stt.base import SAMPLE_RATE, SpeechToText, SttError, SttResult
 
 if TYPE_CHECKING:
     from app.ml.settings import PipelineSettings
+    from app.ml.stt.routes import ModelSpec, SttRoutes
 
-__all__ = ["SAMPLE_RATE", "SpeechToText", "SttError", "SttResult", "build_speech_to_text"]
+__all__ = [
+    "SAMPLE_RATE",
+    "SpeechToText",
+    "SttError",
+    "SttResult",
+    "build_speech_to_text",
+    "load_model",
+    "load_routed_models",
+]
 
-BACKENDS = ("faster-whisper", "transformers", "openai", "aisha")
+BACKENDS = ("faster-whisper", "onnx", "transformers", "openai", "aisha")
+
+
+def load_routed_models(
+    routes: SttRoutes, settings: PipelineSettings, device: str
+) -> dict[str, SpeechToText]:
+    """Language -> loaded model for every route; each distinct model loads once per process
+    (through the process model cache). Raises SttError naming the model that is missing or
+    fails to load, or that cannot transcribe a language routed to it."""
+    loaded: dict[str, SpeechToText] = {}
+    for spec in routes.models():
+        model = load_model(spec, settings, device, purpose=", ".join(routes.languages_of(spec)))
+        for language in routes.languages_of(spec):
+            if _can_transcribe(model, language):
+                loaded[language] = model
+            elif routes.explicit:
+                raise SttError(
+                    f"STT_MODELS routes {language!r} to {spec.name}, which is English-only: "
+                    "route it to a multilingual model (README, Languages)"
+                )
+    return loaded
+
+
+def load_model(
+    spec: ModelSpec, settings: PipelineSettings, device: str, *, purpose: str
+) -> SpeechToText:
+    """One configured model, loaded once per process (the process model cache); `purpose`
+    names what it is for in the error raised when it cannot be loaded."""
+    from app.ml.compute import MODELS
+
+    key = (
+        "stt",
+        spec,
+        settings.stt_compute_type,
+        settings.stt_batch_size,
+        settings.stt_beam_size,
+        settings.cpu_threads,
+        device,
+    )
+    try:
+        return MODELS.get(key, lambda: build_model(spec, settings, device))
+    except SttError as error:
+        raise SttError(
+            f"speech model {spec.name} (for {purpose}) could not be loaded: {error.message}",
+            retryable=error.retryable,
+        ) from error
+
+
+def _can_transcribe(model: SpeechToText, language: str) -> bool:
+    from app.ml.stt.faster_whisper_backend import FasterWhisperStt
+
+    if isinstance(model, FasterWhisperStt) and not model.is_multilingual:
+        return language == "en"
+    return True
+
+
+def build_model(spec: ModelSpec, settings: PipelineSettings, device: str) -> SpeechToText:
+    """One configured model (not cached: `load_routed_models` caches)."""
+    if spec.backend == "onnx":
+        from app.ml.compute import effective_threads
+        from app.ml.stt.onnx_backend import OnnxAsrStt
+
+        assert spec.model is not None, "parse_stt_models requires a directory for onnx"
+        return OnnxAsrStt.load(
+            Path(spec.model),
+            model_type=spec.onnx_type,
+            threads=effective_threads(settings.cpu_threads),
+            device=device,
+        )
+    return build_speech_to_text(
+        settings.model_copy(update={"stt_backend": spec.backend, "stt_model": spec.model}),
+        device,
+    )
 
 
 def build_speech_to_text(settings: PipelineSettings, device: str) -> SpeechToText:
@@ -21,6 +104,12 @@ def build_speech_to_text(settings: PipelineSettings, device: str) -> SpeechToTex
     imports torch or CTranslate2.
     """
     backend = settings.stt_backend
+    if backend == "onnx":
+        from app.ml.stt.routes import ModelSpec
+
+        if not settings.stt_model:
+            raise SttError("STT_BACKEND=onnx needs STT_MODEL: an onnx-asr model directory")
+        return build_model(ModelSpec("onnx", settings.stt_model), settings, device)
     if backend == "faster-whisper":
         from app.ml.stt.faster_whisper_backend import FasterWhisperStt
 

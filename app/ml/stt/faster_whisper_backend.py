@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app.ml.stt.base import SAMPLE_RATE, SttError, SttResult
+from app.ml.stt.bundled import BUNDLED_MODELS, ensure_verified
 from app.ml.stt.regions import (
     PackedGroup,
     drop_repetition_loops,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BUNDLED_MODEL_NAME = "tiny.en"
+MIN_LANGUAGE_ID_S = 2.0
 
 
 def bundled_model_dir() -> Path:
@@ -48,6 +50,15 @@ def bundled_model_dir() -> Path:
     if not (path / "model.bin").is_file():
         raise SttError(f"the bundled Whisper model directory {path} has no model.bin")
     return path
+
+
+@dataclass(frozen=True, slots=True)
+class QuickText:
+    text: str
+    avg_logprob: float
+    """Mean over segments of the decoder's mean token log-probability."""
+    compression_ratio: float
+    """Highest gzip compression ratio of a segment's text: a loop compresses well."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +146,10 @@ class FasterWhisperStt:
     ) -> FasterWhisperStt:
         from faster_whisper import WhisperModel
 
-        if model is None:
+        if model is None or model == "bundled-tiny.en":
             source, name = str(bundled_model_dir()), BUNDLED_MODEL_NAME
+        elif model in BUNDLED_MODELS:
+            source, name = str(ensure_verified(BUNDLED_MODELS[model])), model
         else:
             local = Path(model).expanduser()
             source = str(local) if local.exists() else model
@@ -157,6 +170,56 @@ class FasterWhisperStt:
     @property
     def is_multilingual(self) -> bool:
         return bool(self._model.model.is_multilingual)
+
+    def language_probabilities(self, audio: np.ndarray) -> dict[str, float]:
+        """Whisper's probability for each language of one stretch of speech (at most 30 s).
+
+        The encoder runs on the speech's own length instead of a 30 s window padded with
+        silence (CTranslate2 accepts shorter inputs), so identifying the language of a 3 s
+        turn costs about a tenth of a padded window; at least `MIN_LANGUAGE_ID_S` is kept,
+        below which Whisper's identification is noise. An English-only model reports
+        English with certainty.
+        """
+        if not self.is_multilingual:
+            return {"en": 1.0}
+        import ctranslate2
+
+        samples = _mono_float32(audio)[: 30 * SAMPLE_RATE]
+        minimum = round(MIN_LANGUAGE_ID_S * SAMPLE_RATE)
+        if len(samples) < minimum:
+            samples = np.pad(samples, (0, minimum - len(samples)))
+        features = self._model.feature_extractor(samples)
+        frames = min(features.shape[-1], self._model.feature_extractor.nb_max_frames)
+        view = ctranslate2.StorageView.from_array(
+            np.ascontiguousarray(features[None, :, :frames], dtype=np.float32)
+        )
+        encoded = self._model.model.encode(view, to_cpu=False)
+        (ranked,) = self._model.model.detect_language(encoded)
+        return {token.strip("<|>"): float(probability) for token, probability in ranked}
+
+    def quick_text(self, audio: np.ndarray, language: str) -> QuickText:
+        """Greedy text of one short stretch of speech written in `language`, with no
+        temperature fallback and no word times, and how sure the decoder was: cheap evidence
+        for checking a turn's language (speech in another language decodes with a low
+        log-probability, or loops)."""
+        segments = list(
+            self._model.transcribe(
+                _mono_float32(audio),
+                language=language,
+                beam_size=1,
+                temperature=0.0,
+                condition_on_previous_text=False,
+                without_timestamps=True,
+                vad_filter=False,
+            )[0]
+        )
+        if not segments:
+            return QuickText("", float("-inf"), 0.0)
+        return QuickText(
+            " ".join(segment.text.strip() for segment in segments),
+            sum(float(segment.avg_logprob) for segment in segments) / len(segments),
+            max(float(segment.compression_ratio) for segment in segments),
+        )
 
     # --- SpeechToText ------------------------------------------------------------------
 

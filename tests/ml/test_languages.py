@@ -1,0 +1,92 @@
+"""Every call in its own language, with the default (offline, no configuration) models:
+Russian is transcribed in Russian, Uzbek turns are marked Uzbek with empty text and a
+warning (never invented English), and a call that switches language gets each turn right."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from app.ml.language_report import ANALYSIS_PARTIAL, LANGUAGE_NOT_TRANSCRIBED
+from app.ml.pipeline import SpeechPipeline
+from bench.phone_audio import (
+    CODE_SWITCHED_ORDER,
+    code_switched_call,
+    language_accuracy,
+)
+
+pytestmark = pytest.mark.slow
+
+CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
+
+
+def test_a_russian_call_comes_back_in_russian(
+    pipeline: SpeechPipeline, test_audio_dir: Path
+) -> None:
+    transcript = pipeline(test_audio_dir / "pisets_test_sound_ru.wav")
+    text = " ".join(segment.text for segment in transcript.segments).lower()
+    assert "нейронные сети" in text
+    assert transcript.language == "ru"
+    assert [share.language for share in transcript.languages] == ["ru"]
+    assert all(segment.language == "ru" for segment in transcript.segments)
+    assert transcript.warnings == []
+
+
+def test_an_uzbek_call_is_marked_uzbek_with_empty_text_and_a_warning(
+    pipeline: SpeechPipeline, test_audio_dir: Path
+) -> None:
+    transcript = pipeline(test_audio_dir / "usc_uz_1126542829_1_33727_1.wav")
+    assert transcript.segments
+    assert all(segment.language == "uz" for segment in transcript.segments)
+    # No invented speech: no model that cannot transcribe Uzbek ever saw these turns.
+    assert all(segment.text == "" and segment.words == [] for segment in transcript.segments)
+    assert transcript.language == "uz"
+    assert [(share.language, share.share) for share in transcript.languages] == [("uz", 1.0)]
+    codes = [warning.code for warning in transcript.warnings]
+    assert codes == [LANGUAGE_NOT_TRANSCRIBED, ANALYSIS_PARTIAL]
+    message = transcript.warnings[0].message
+    assert message.startswith("Uzbek speech (100% of talk time) was not transcribed")
+    assert "no Uzbek model is configured" in message and "README, Languages" in message
+
+
+def test_a_code_switched_call_gets_each_turn_language_right(
+    pipeline: SpeechPipeline, test_audio_dir: Path, tmp_path: Path
+) -> None:
+    signal, parts = code_switched_call(test_audio_dir, CODE_SWITCHED_ORDER)
+    path = tmp_path / "uz-ru-en.wav"
+    soundfile.write(path, signal, 16000)
+    transcript = pipeline(path)
+    segments = [(s.start_s, s.end_s, s.language) for s in transcript.segments]
+    assert language_accuracy(segments, parts) >= 0.95, transcript.segments
+    for part in parts:
+        inside = [
+            s for s in transcript.segments if s.start_s < part.end_s and s.end_s > part.start_s
+        ]
+        assert inside, part
+        text = " ".join(s.text for s in inside)
+        if part.language == "uz":
+            assert text.strip() == "", (part, text)
+        elif part.language == "ru":
+            assert CYRILLIC.search(text), (part, text)
+        else:
+            assert "americans" in text.lower(), (part, text)
+    assert {share.language for share in transcript.languages} == {"uz", "ru", "en"}
+    assert sum(share.share for share in transcript.languages) == pytest.approx(1.0, abs=1e-3)
+    assert [w.code for w in transcript.warnings] == [LANGUAGE_NOT_TRANSCRIBED, ANALYSIS_PARTIAL]
+
+
+def test_a_call_without_speech_has_no_segments_and_no_warnings(
+    pipeline: SpeechPipeline, tmp_path: Path
+) -> None:
+    path = tmp_path / "silence.wav"
+    noise = np.random.default_rng(3).normal(0, 1e-4, 16000 * 4).astype(np.float32)
+    soundfile.write(path, noise, 16000)
+    transcript = pipeline(path)
+    assert transcript.segments == []
+    assert transcript.languages == []
+    assert transcript.warnings == []
+    assert transcript.language is None
