@@ -11,12 +11,12 @@ from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 from starlette.requests import HTTPConnection
-from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from app.audio_route import router as audio_router
 from app.auth.passwords import warm_up
 from app.config import Settings
+from app.graphql_http import OvozlyGraphQLRouter
 from app.http_limits import BodyLimitMiddleware
 from app.resources import Resources
 from app.schema.build import build_schema
@@ -39,12 +39,25 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await resources.close()
 
-    app = FastAPI(title="Ovozly", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # The OpenAPI document describes only the health endpoints, but in production nothing
+    # about the service is served that a client does not need.
+    app = FastAPI(
+        title="Ovozly",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None if settings.production else "/openapi.json",
+    )
 
     async def context_getter(connection: HTTPConnection) -> Context:
-        return Context(connection.app.state.resources, connection.headers.get("authorization"))
+        return Context(
+            connection.app.state.resources,
+            connection.headers.get("authorization"),
+            client_address=connection.client.host if connection.client else None,
+            connection=connection,
+        )
 
-    router: GraphQLRouter[Context, None] = GraphQLRouter(
+    router = OvozlyGraphQLRouter(
         build_schema(settings),
         context_getter=context_getter,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,

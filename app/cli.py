@@ -310,26 +310,32 @@ def cmd_create_user(args: argparse.Namespace) -> int:
 
 
 def cmd_set_password(args: argparse.Namespace) -> int:
-    from app.auth.passwords import hash_password
-    from app.services.users import get_by_username, replace_password_hash
+    from app.errors import OvozlyError
+    from app.services.users import get_by_username, hash_new_password, replace_credentials
 
     settings = Settings()
     settings.configure_password_hashing()
     password = _read_password(args)
-    if len(password) < settings.password_min_length:
-        print(f"error: at least {settings.password_min_length} characters", file=sys.stderr)
-        return 2
 
     async def update(session: AsyncSession) -> bool:
         user = await get_by_username(session, args.username)
         if user is None:
             return False
-        await replace_password_hash(session, user.id, await hash_password(password))
+        new_hash = await hash_new_password(
+            password, username=user.username, password_min_length=settings.password_min_length
+        )
+        # Earlier tokens stop working, as after a reset through the API.
+        await replace_credentials(session, user.id, new_hash)
         return True
 
     with resolved_services(settings) as resolved:
         assert resolved.database_url is not None
-        if not in_transaction(resolved.database_url, update):
+        try:
+            updated = in_transaction(resolved.database_url, update)
+        except OvozlyError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 2
+        if not updated:
             print(f"error: no user '{args.username}'", file=sys.stderr)
             return 2
     print(f"password of '{args.username}' updated")

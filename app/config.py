@@ -56,6 +56,17 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=3, alias="ARGON2_TIME_COST", ge=1)
     argon2_memory_kib: int = Field(default=65536, alias="ARGON2_MEMORY_KIB", ge=8)
     argon2_parallelism: int = Field(default=4, alias="ARGON2_PARALLELISM", ge=1)
+    # Login throttling (kept in Redis, so it holds across API processes): this many failed
+    # logins in a row for one username (or one client address) are answered at full speed;
+    # each further failure blocks that username (address) for a doubling delay, up to the max.
+    login_free_failures: int = Field(default=5, alias="LOGIN_FREE_FAILURES", ge=1)
+    login_free_failures_per_address: int = Field(
+        default=30, alias="LOGIN_FREE_FAILURES_PER_ADDRESS", ge=1
+    )
+    login_max_delay_s: int = Field(default=900, alias="LOGIN_MAX_DELAY_S", ge=1)
+    # Open WebSocket connections per API process and per user.
+    ws_max_connections: int = Field(default=2000, alias="WS_MAX_CONNECTIONS", ge=1)
+    ws_max_connections_per_user: int = Field(default=20, alias="WS_MAX_CONNECTIONS_PER_USER", ge=1)
     admin_username: str = Field(default="admin", alias="OVOZLY_ADMIN_USERNAME")
     admin_password: str | None = Field(default=None, alias="OVOZLY_ADMIN_PASSWORD")
 
@@ -123,16 +134,16 @@ class Settings(BaseSettings):
 
     @property
     def graphiql_enabled(self) -> bool:
-        return self.graphiql if self.graphiql is not None else not self._production
+        return self.graphiql if self.graphiql is not None else not self.production
 
     @property
     def introspection_enabled(self) -> bool:
         if self.graphql_introspection is not None:
             return self.graphql_introspection
-        return not self._production
+        return not self.production
 
     @property
-    def _production(self) -> bool:
+    def production(self) -> bool:
         return self.environment is Environment.PRODUCTION
 
     @property

@@ -27,6 +27,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "FORBIDDEN"
     NOT_FOUND = "NOT_FOUND"
     BAD_USER_INPUT = "BAD_USER_INPUT"
+    TOO_MANY_REQUESTS = "TOO_MANY_REQUESTS"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 
@@ -99,6 +100,16 @@ class ProcessingError(OvozlyError):
 
 def unexpected_failure(exc: BaseException) -> str:
     return f"Processing failed unexpectedly ({type(exc).__name__}); the error is in the worker log"
+
+
+class TooManyRequests(ClientError):
+    """Throttled (e.g. repeated failed logins); the caller may retry after `retry_after_s`."""
+
+    code = ErrorCode.TOO_MANY_REQUESTS
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 INVALID_CREDENTIALS = "Invalid username or password"

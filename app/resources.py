@@ -3,12 +3,15 @@ status publisher and the subscription broadcaster."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.auth.throttle import LoginThrottle, ThrottlePolicy
 from app.config import Settings
 from app.db.engine import SessionFactory, create_engine, create_session_factory
 from app.queue import QUEUE_NAME, ArqJobQueue, JobQueue
@@ -16,6 +19,7 @@ from app.services.broadcast import StatusBroadcaster
 from app.services.effects import EffectTargets
 from app.services.status import RedisStatusPublisher, StatusPublisher
 from app.storage import ObjectStorage, storage_for
+from app.ws_connections import WebSocketRegistry
 
 
 @dataclass
@@ -28,6 +32,9 @@ class Resources:
     queue: JobQueue
     publisher: StatusPublisher
     broadcaster: StatusBroadcaster
+    login_throttle: LoginThrottle
+    websockets: WebSocketRegistry
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     async def open(cls, settings: Settings) -> Resources:
@@ -37,7 +44,7 @@ class Resources:
         redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
         broadcaster = StatusBroadcaster(settings.redis_url)
         await broadcaster.start()
-        return cls(
+        resources = cls(
             settings=settings,
             engine=engine,
             sessions=create_session_factory(engine),
@@ -46,13 +53,34 @@ class Resources:
             queue=ArqJobQueue(redis, QUEUE_NAME),
             publisher=RedisStatusPublisher(redis),
             broadcaster=broadcaster,
+            login_throttle=LoginThrottle(
+                redis,
+                ThrottlePolicy(
+                    free_failures_per_username=settings.login_free_failures,
+                    free_failures_per_address=settings.login_free_failures_per_address,
+                    max_delay_s=settings.login_max_delay_s,
+                ),
+            ),
+            websockets=WebSocketRegistry(
+                max_connections=settings.ws_max_connections,
+                max_per_user=settings.ws_max_connections_per_user,
+            ),
         )
+        resources._background.append(
+            asyncio.create_task(resources.websockets.follow_credential_changes(broadcaster))
+        )
+        return resources
 
     @property
     def effect_targets(self) -> EffectTargets:
         return EffectTargets(queue=self.queue, publisher=self.publisher, storage=self.storage)
 
     async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.broadcaster.stop()
         await self.storage.close()
         await self.redis.aclose()

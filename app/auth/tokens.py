@@ -26,10 +26,18 @@ class TokenClaims:
     user_id: uuid.UUID
     role: Role
     issued_at: datetime
+    token_version: int
+    """The user's `token_version` when the token was issued; a newer one revokes it."""
 
 
 def issue_access_token(
-    user_id: uuid.UUID, role: Role, *, key: str, expires_in_s: int, now: datetime | None = None
+    user_id: uuid.UUID,
+    role: Role,
+    *,
+    key: str,
+    expires_in_s: int,
+    token_version: int = 0,
+    now: datetime | None = None,
 ) -> AccessToken:
     issued = now or datetime.now(UTC)
     claims = {
@@ -39,6 +47,7 @@ def issue_access_token(
         "iat": int(issued.timestamp()),
         "exp": int((issued + timedelta(seconds=expires_in_s)).timestamp()),
         "jti": uuid.uuid4().hex,
+        "ver": token_version,
     }
     return AccessToken(jwt.encode(claims, key, algorithm=ALGORITHM), expires_in_s)
 
@@ -57,10 +66,11 @@ def decode_access_token(token: str, *, key: str) -> TokenClaims:
             user_id=uuid.UUID(claims["sub"]),
             role=Role(claims.get("role", Role.AGENT)),
             issued_at=datetime.fromtimestamp(claims["iat"], UTC),
+            token_version=int(claims.get("ver", 0)),
         )
     except jwt.ExpiredSignatureError as exc:
         raise Unauthenticated("Access token has expired") from exc
-    except (jwt.PyJWTError, ValueError, KeyError) as exc:
+    except (jwt.PyJWTError, ValueError, KeyError, TypeError) as exc:
         raise Unauthenticated("Invalid access token") from exc
 
 

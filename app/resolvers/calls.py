@@ -10,10 +10,11 @@ import logging
 from collections.abc import AsyncGenerator
 
 import strawberry
+from starlette.datastructures import UploadFile
 from strawberry.file_uploads import Upload
 
 from app.db.models import Call as CallModel
-from app.errors import NotFound
+from app.errors import BadUserInput, NotFound
 from app.ml.types import SpeakerHints
 from app.schema.call import Call, CallConnection, CallEdge, CallFilter, CallStatusEvent, PageInfo
 from app.schema.context import Info
@@ -87,6 +88,11 @@ async def upload_call(
 ) -> Call:
     context = info.context
     viewer = await context.require_viewer()
+    if not isinstance(file, UploadFile):
+        raise BadUserInput(
+            "`file` must be a file sent as a multipart upload (GraphQL multipart request "
+            "spec), not a JSON value"
+        )
     requested_owner = parse_typed_id(agent_id, "User") if agent_id is not None else None
     hints = SpeakerHints(num_speakers, min_speakers, max_speakers)
     async with context.session() as session:

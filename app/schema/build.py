@@ -33,7 +33,7 @@ class OvozlySchema(Schema):
 def build_schema(settings: Settings) -> Schema:
     # Factories, so each operation gets fresh extension instances.
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
-        ErrorCodes,
+        lambda: ErrorCodes(hide_suggestions=not settings.introspection_enabled),
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
         lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),

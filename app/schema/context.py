@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 from strawberry.fastapi import BaseContext
 from strawberry.file_uploads import Upload
 from strawberry.types import Info as StrawberryInfo
@@ -27,9 +28,18 @@ _UNSET: Any = object()
 
 
 class Context(BaseContext):
-    def __init__(self, resources: Resources, authorization: str | None) -> None:
+    def __init__(
+        self,
+        resources: Resources,
+        authorization: str | None,
+        client_address: str | None = None,
+        connection: HTTPConnection | None = None,
+    ) -> None:
         super().__init__()
         self.resources = resources
+        self.client_address = client_address
+        """The caller's address (behind a trusted proxy, the forwarded one): login throttling."""
+        self.connection = connection
         self.settings = resources.settings
         self.loaders = Loaders(resources.sessions)
         self._authorization = authorization
@@ -88,7 +98,9 @@ class Context(BaseContext):
                 claims = decode_access_token(token, key=self.settings.signing_key)
                 async with self.session() as session:
                     user = await user_service.get_active_user(session, claims.user_id)
-                if user is None:
+                # A password change, reset or deactivation raises the version: every token
+                # issued before is refused from then on, on every request.
+                if user is None or claims.token_version != user.token_version:
                     raise Unauthenticated("Invalid access token")
                 self._viewer = user
         return self._viewer

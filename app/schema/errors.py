@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
@@ -23,6 +24,14 @@ class _ResultWithErrors(Protocol):
 logger = logging.getLogger("app.graphql")
 
 MASKED_MESSAGE = "Internal server error"
+# graphql-core's validation hints ("Did you mean 'call' or 'calls'?") name fields, types,
+# arguments and enum values the caller did not write: with introspection off they would
+# reveal the schema piece by piece, so they are removed.
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
+def without_suggestions(message: str) -> str:
+    return _SUGGESTION.sub("", message).strip()
 
 
 def _original(error: GraphQLError) -> BaseException | None:
@@ -45,12 +54,13 @@ def is_expected(error: GraphQLError) -> bool:
     return (original is None or isinstance(original, GraphQLError)) and error.path is None
 
 
-def classify(error: GraphQLError) -> GraphQLError:
+def classify(error: GraphQLError, *, hide_suggestions: bool = False) -> GraphQLError:
     original = _original(error)
     if isinstance(original, ClientError):
         return _with_code(error, original.message, original.code)
     if is_expected(error):
-        return _with_code(error, error.message, ErrorCode.BAD_USER_INPUT)
+        message = without_suggestions(error.message) if hide_suggestions else error.message
+        return _with_code(error, message, ErrorCode.BAD_USER_INPUT)
     return _with_code(error, MASKED_MESSAGE, ErrorCode.INTERNAL_SERVER_ERROR)
 
 
@@ -77,10 +87,17 @@ def log_unexpected(errors: list[GraphQLError]) -> None:
 
 
 class ErrorCodes(SchemaExtension):
+    def __init__(self, *, hide_suggestions: bool = False) -> None:
+        super().__init__()
+        self.hide_suggestions = hide_suggestions
+
+    def _classify(self, error: GraphQLError) -> GraphQLError:
+        return classify(error, hide_suggestions=self.hide_suggestions)
+
     def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
         """Subscription events carry their errors here, one result at a time."""
         if isinstance(result, _ResultWithErrors) and result.errors:
-            result.errors = [classify(error) for error in result.errors]
+            result.errors = [self._classify(error) for error in result.errors]
         yield
 
     def on_operation(self) -> Iterator[None]:
@@ -90,9 +107,9 @@ class ErrorCodes(SchemaExtension):
             isinstance(result, (GraphQLExecutionResult, StrawberryExecutionResult))
             and result.errors
         ):
-            result.errors = [classify(error) for error in result.errors]
+            result.errors = [self._classify(error) for error in result.errors]
         pre_execution_errors = self.execution_context.pre_execution_errors
         if pre_execution_errors:
             self.execution_context.pre_execution_errors = [
-                classify(error) for error in pre_execution_errors
+                self._classify(error) for error in pre_execution_errors
             ]

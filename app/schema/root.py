@@ -69,6 +69,17 @@ class Mutation:
         description="agentId: an ADMIN uploading for an agent. Speaker-count hints are "
         "honoured exactly by the diarizer.",
     )
+    update_user: User = strawberry.mutation(
+        resolver=user_resolvers.update_user, description="ADMIN only"
+    )
+    reset_password: User = strawberry.mutation(
+        resolver=user_resolvers.reset_password,
+        description="ADMIN only; the user's earlier tokens stop working",
+    )
+    change_password: AuthPayload = strawberry.mutation(
+        resolver=user_resolvers.change_password,
+        description="Oneself; earlier tokens stop working, a fresh one is returned",
+    )
     reprocess_call: Call = strawberry.mutation(resolver=call_resolvers.reprocess_call)
     delete_call: strawberry.ID = strawberry.mutation(resolver=call_resolvers.delete_call)
     create_category: CategoryPayload = strawberry.mutation(

@@ -48,4 +48,13 @@ class CreateUserInput:
     role: Role = RoleModel.AGENT  # type: ignore[valid-type]
 
 
-__all__ = ["AuthPayload", "CreateUserInput", "Role", "User"]
+@strawberry.input
+class UpdateUserInput:
+    """Fields left out (or null) stay as they are. Deactivating a user revokes their tokens."""
+
+    full_name: str | None = None
+    role: Role | None = None  # type: ignore[valid-type]
+    is_active: bool | None = None
+
+
+__all__ = ["AuthPayload", "CreateUserInput", "Role", "UpdateUserInput", "User"]

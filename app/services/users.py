@@ -1,4 +1,5 @@
-"""User accounts: creation, authentication, lookup. Services flush; the boundary commits."""
+"""User accounts: creation, authentication, lookup, changes and password resets.
+Services flush; the boundary commits."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.passwords import hash_password, verify_password
 from app.auth.tokens import AccessToken, issue_access_token
 from app.db.models import Role, User
-from app.errors import INVALID_CREDENTIALS, BadUserInput, Unauthenticated
+from app.errors import INVALID_CREDENTIALS, BadUserInput, NotFound, Unauthenticated
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@-]{2,63}$")
 MAX_PASSWORD_LENGTH = 1024
@@ -33,6 +34,23 @@ def normalize_username(username: str) -> str:
     return username.strip().lower()
 
 
+def validate_password(password: str, *, username: str, min_length: int) -> None:
+    """The one password policy: creation, change, reset and the CLI all apply it."""
+    if len(password) < min_length:
+        raise BadUserInput(f"Password must be at least {min_length} characters long")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise BadUserInput(f"Password must be at most {MAX_PASSWORD_LENGTH} characters long")
+    if password.strip().lower() == normalize_username(username):
+        raise BadUserInput("Password must not be the username")
+
+
+def validate_full_name(full_name: str | None) -> str | None:
+    cleaned = (full_name or "").strip() or None
+    if cleaned is not None and len(cleaned) > MAX_FULL_NAME_LENGTH:
+        raise BadUserInput(f"Full name must be at most {MAX_FULL_NAME_LENGTH} characters long")
+    return cleaned
+
+
 def validate_new_user(new_user: NewUser, *, password_min_length: int) -> NewUser:
     username = normalize_username(new_user.username)
     if not USERNAME_PATTERN.fullmatch(username):
@@ -40,15 +58,8 @@ def validate_new_user(new_user: NewUser, *, password_min_length: int) -> NewUser
             "Username must be 3-64 characters: letters, digits, '.', '_', '-' or '@', "
             "starting with a letter or digit"
         )
-    if len(new_user.password) < password_min_length:
-        raise BadUserInput(f"Password must be at least {password_min_length} characters long")
-    if len(new_user.password) > MAX_PASSWORD_LENGTH:
-        raise BadUserInput(f"Password must be at most {MAX_PASSWORD_LENGTH} characters long")
-    if new_user.password.strip().lower() == username:
-        raise BadUserInput("Password must not be the username")
-    full_name = (new_user.full_name or "").strip() or None
-    if full_name is not None and len(full_name) > MAX_FULL_NAME_LENGTH:
-        raise BadUserInput(f"Full name must be at most {MAX_FULL_NAME_LENGTH} characters long")
+    validate_password(new_user.password, username=username, min_length=password_min_length)
+    full_name = validate_full_name(new_user.full_name)
     return NewUser(username, new_user.password, full_name, new_user.role)
 
 
@@ -112,7 +123,95 @@ async def replace_password_hash(session: AsyncSession, user_id: uuid.UUID, new_h
 
 
 def issue_token_for(user: User, *, key: str, expires_in_s: int) -> AccessToken:
-    return issue_access_token(user.id, user.role, key=key, expires_in_s=expires_in_s)
+    return issue_access_token(
+        user.id,
+        user.role,
+        key=key,
+        expires_in_s=expires_in_s,
+        token_version=user.token_version,
+    )
+
+
+async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("User")
+    return user
+
+
+async def get_user_for_update(session: AsyncSession, user_id: uuid.UUID) -> User:
+    result = await session.execute(select(User).where(User.id == user_id).with_for_update())
+    user = result.scalar_one_or_none()
+    if user is None:
+        raise NotFound("User")
+    return user
+
+
+async def hash_new_password(password: str, *, username: str, password_min_length: int) -> str:
+    """Applies the password policy and hashes; needs no session, so no database connection
+    is held during the hash."""
+    validate_password(password, username=username, min_length=password_min_length)
+    return await hash_password(password)
+
+
+async def replace_credentials(session: AsyncSession, user_id: uuid.UUID, new_hash: str) -> User:
+    """Sets a new password hash and revokes every token issued before (change and reset)."""
+    user = await get_user_for_update(session, user_id)
+    user.password_hash = new_hash
+    user.token_version += 1
+    await session.flush()
+    return user
+
+
+@dataclass(frozen=True, slots=True)
+class UserChanges:
+    """Fields to change; None leaves a field as it is (a full name is cleared with "")."""
+
+    full_name: str | None = None
+    role: Role | None = None
+    is_active: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdatedUser:
+    user: User
+    tokens_revoked: bool
+    """True when the change (deactivation) made the user's earlier tokens unusable."""
+
+
+async def update_user(
+    session: AsyncSession, acting_admin: User, user_id: uuid.UUID, changes: UserChanges
+) -> UpdatedUser:
+    user = await get_user_for_update(session, user_id)
+    removes_admin = user.role is Role.ADMIN and (
+        changes.is_active is False or (changes.role is not None and changes.role is not Role.ADMIN)
+    )
+    if removes_admin and user.is_active:
+        if user.id == acting_admin.id:
+            raise BadUserInput("You cannot deactivate yourself or remove your own ADMIN role")
+        if await _other_active_admins(session, user.id) == 0:
+            raise BadUserInput("The last active administrator cannot be deactivated or demoted")
+    if changes.full_name is not None:
+        user.full_name = validate_full_name(changes.full_name)
+    if changes.role is not None:
+        user.role = changes.role
+    revoked = False
+    if changes.is_active is not None and changes.is_active != user.is_active:
+        user.is_active = changes.is_active
+        if not changes.is_active:
+            user.token_version += 1
+            revoked = True
+    await session.flush()
+    return UpdatedUser(user, revoked)
+
+
+async def _other_active_admins(session: AsyncSession, user_id: uuid.UUID) -> int:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(User.role == Role.ADMIN, User.is_active.is_(True), User.id != user_id)
+    )
+    return int(count or 0)
 
 
 async def ensure_admin(

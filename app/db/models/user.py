@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Enum, String, true
+from sqlalchemy import Boolean, Enum, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, Timestamps, UUIDPrimaryKey
@@ -21,3 +21,6 @@ class User(UUIDPrimaryKey, Timestamps, Base):
     full_name: Mapped[str | None] = mapped_column(String(200))
     role: Mapped[Role] = mapped_column(Enum(Role, name="user_role"), default=Role.AGENT)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Carried in every access token; raising it (password change or reset, deactivation)
+    # makes every token issued before unusable at once.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -1,0 +1,152 @@
+"""The GraphQL endpoint's transport rules, on top of Strawberry's FastAPI router.
+
+* Every malformed body is a 400 with a message saying what is wrong (Strawberry answers some,
+  e.g. a JSON `null` body or a multipart `map` that is a list, with a 500).
+* A multipart upload maps each file to exactly one variable: one file feeding two mutations
+  would be read twice (the second read sees an exhausted stream), so it is refused up front.
+* WebSockets: a per-process cap at the handshake; the token is checked at `connection_init`
+  and a bad or missing one closes the socket with 4403 before any operation; a per-user cap;
+  and the socket is registered so a credentials change closes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping
+from typing import Any, cast
+
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from starlette.websockets import WebSocket
+from strawberry.fastapi import GraphQLRouter
+from strawberry.file_uploads.utils import replace_placeholders_with_files
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
+from strawberry.types.unset import UNSET
+
+from app.errors import OvozlyError
+from app.schema.context import Context
+from app.ws_connections import ConnectionLimitReached
+
+CLOSE_FORBIDDEN = 4403
+
+
+def _bad_request(message: str) -> HTTPException:
+    return HTTPException(400, message)
+
+
+def _decoded_json(raw: object, what: str) -> Any:
+    if not isinstance(raw, (str, bytes)):
+        raise _bad_request(f"{what} must be a JSON text field")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _bad_request(f"{what} is not valid JSON") from exc
+
+
+def _checked_files_map(files_map: object, file_names: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The multipart `map`: an object from file field name to the one variable path it fills."""
+    if not isinstance(files_map, dict):
+        raise _bad_request(
+            'The multipart `map` must be a JSON object such as {"0": ["variables.file"]}'
+        )
+    for name, paths in files_map.items():
+        if name not in file_names:
+            raise _bad_request(f"The multipart `map` names file {name!r}, which was not sent")
+        if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
+            raise _bad_request(
+                f"The multipart `map` entry {name!r} must be a list with one variable path"
+            )
+        if len(paths) > 1:
+            raise _bad_request(
+                f"File {name!r} is mapped to {len(paths)} variables; each uploaded file may "
+                "fill one variable only (send the file once per upload)"
+            )
+        if not paths[0].startswith("variables."):
+            raise _bad_request(f"The multipart `map` path {paths[0]!r} must point into `variables`")
+    return cast(dict[str, list[str]], files_map)
+
+
+class OvozlyTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        payload = message.get("payload", {})
+        if self.connection_init_received or not isinstance(payload, dict):
+            # Strawberry answers these protocol errors (4429, 4400).
+            await super().handle_connection_init(message)
+            return
+        context = self.context
+        context.connection_params = payload
+        try:
+            viewer = await context.viewer()
+            if viewer is None:
+                raise OvozlyError("Authentication required")
+        except OvozlyError:
+            self.connection_init_received = True
+            if self.connection_init_timeout_task:
+                self.connection_init_timeout_task.cancel()
+            await self.websocket.close(CLOSE_FORBIDDEN, "Forbidden: invalid or missing token")
+            return
+        websocket = context.connection
+        if isinstance(websocket, WebSocket):
+            try:
+                context.resources.websockets.bind(websocket, viewer.id)
+            except ConnectionLimitReached as limit:
+                self.connection_init_received = True
+                if self.connection_init_timeout_task:
+                    self.connection_init_timeout_task.cancel()
+                await self.websocket.close(limit.code, limit.reason)
+                return
+        await super().handle_connection_init(message)
+
+
+class OvozlyGraphQLRouter(GraphQLRouter[Context, None]):
+    graphql_transport_ws_handler_class = OvozlyTransportWSHandler
+
+    def parse_json(self, data: str | bytes) -> Any:
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, (dict, list)):
+            raise _bad_request(
+                'The request body must be a JSON object such as {"query": "{ me { id } }"}'
+            )
+        return parsed
+
+    async def parse_multipart(self, request: AsyncHTTPRequestAdapter) -> dict[str, str]:
+        try:
+            form_data = await request.get_form_data()
+        except ValueError as exc:
+            raise _bad_request("Unable to parse the multipart body") from exc
+        if "operations" not in form_data.form:
+            raise _bad_request("The multipart body has no `operations` field")
+        operations = _decoded_json(form_data.form["operations"], "The multipart `operations`")
+        if not isinstance(operations, dict):
+            raise _bad_request("The multipart `operations` must be one JSON object")
+        files_map = _checked_files_map(
+            _decoded_json(form_data.form.get("map", "{}"), "The multipart `map`"),
+            form_data.files,
+        )
+        try:
+            return replace_placeholders_with_files(operations, files_map, form_data.files)
+        except (KeyError, IndexError, ValueError, TypeError) as exc:
+            raise _bad_request(
+                "A multipart `map` path does not name a variable of the operation"
+            ) from exc
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        if not self.is_websocket_request(request):
+            return await super().run(request, context, root_value)
+        websocket_context = cast(Context, context)
+        registry = websocket_context.resources.websockets
+        try:
+            registry.admit(request)
+        except ConnectionLimitReached as limit:
+            subprotocol = await self.pick_websocket_subprotocol(request)
+            await request.accept(subprotocol=subprotocol)
+            with contextlib.suppress(Exception):
+                await request.close(limit.code, limit.reason)
+            return request
+        try:
+            return await super().run(request, context, root_value)
+        finally:
+            registry.release(request)
