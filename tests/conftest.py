@@ -128,10 +128,29 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
         yield application
 
 
+async def clear_login_throttle(redis_url: str) -> None:
+    """Failed logins are counted in Redis per username and client address (all ASGI tests
+    share one address): each test starts unthrottled."""
+    from redis.asyncio import Redis
+
+    from app.auth.throttle import KEY_PREFIX
+
+    client = Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(f"{KEY_PREFIX}:*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
 @pytest.fixture
-async def http(app: FastAPI, clean_database: None) -> AsyncIterator[httpx.AsyncClient]:
+async def http(
+    app: FastAPI, clean_database: None, redis_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
     import httpx
 
+    await clear_login_throttle(redis_url)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client

@@ -1,0 +1,220 @@
+"""Account administration (updateUser, resetPassword, changePassword), revocation of earlier
+tokens, and login throttling kept in Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from app.auth.throttle import LoginThrottle, ThrottlePolicy
+from app.config import Settings
+from app.db.models import Role
+from app.errors import TooManyRequests
+from tests.api.conftest import PASSWORD, GraphQLClient, make_user
+
+ME = "{ me { id username fullName role isActive } }"
+LOGIN = (
+    "mutation($u: String!, $p: String!) { login(username: $u, password: $p) "
+    "{ accessToken user { username } } }"
+)
+UPDATE = (
+    "mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) "
+    "{ id username fullName role isActive } }"
+)
+RESET = "mutation($id: ID!, $p: String!) { resetPassword(id: $id, newPassword: $p) { id } }"
+CHANGE = (
+    "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) "
+    "{ accessToken tokenType expiresIn user { username } } }"
+)
+NEW_PASSWORD = "another-long-password"
+
+
+async def _id_of(gql: GraphQLClient, token: str) -> str:
+    me = await gql(ME, token=token)
+    assert me.data is not None, me.errors
+    user_id: str = me.data["me"]["id"]
+    return user_id
+
+
+async def test_admin_updates_a_user_and_deactivation_revokes_their_tokens(
+    gql: GraphQLClient, admin_token: str, agent_token: str
+) -> None:
+    agent_id = await _id_of(gql, agent_token)
+    renamed = await gql(
+        UPDATE, {"id": agent_id, "input": {"fullName": "  Dilnoza R  "}}, token=admin_token
+    )
+    assert renamed.data is not None, renamed.errors
+    assert renamed.data["updateUser"]["fullName"] == "Dilnoza R"
+    assert renamed.data["updateUser"]["role"] == "AGENT"
+    # A rename changes no credentials: the agent's token still works.
+    assert not (await gql(ME, token=agent_token)).errors
+
+    promoted = await gql(UPDATE, {"id": agent_id, "input": {"role": "ADMIN"}}, token=admin_token)
+    assert promoted.data is not None and promoted.data["updateUser"]["role"] == "ADMIN"
+    users = await gql("{ users { username } }", token=agent_token)
+    assert not users.errors, "a promotion takes effect on the next request"
+
+    deactivated = await gql(
+        UPDATE, {"id": agent_id, "input": {"isActive": False}}, token=admin_token
+    )
+    assert deactivated.data is not None and deactivated.data["updateUser"]["isActive"] is False
+    assert (await gql(ME, token=agent_token)).codes == ["UNAUTHENTICATED"]
+    assert (await gql(LOGIN, {"u": "agent1", "p": PASSWORD})).codes == ["UNAUTHENTICATED"]
+
+    # Reactivated, the old token stays dead (its version is behind); a new login works.
+    await gql(UPDATE, {"id": agent_id, "input": {"isActive": True}}, token=admin_token)
+    assert (await gql(ME, token=agent_token)).codes == ["UNAUTHENTICATED"]
+    assert not (await gql(ME, token=await gql.login("agent1"))).errors
+
+
+async def test_update_user_rules(
+    gql: GraphQLClient, admin_token: str, agent_token: str, settings: Settings
+) -> None:
+    admin_id = await _id_of(gql, admin_token)
+    agent_id = await _id_of(gql, agent_token)
+    forbidden = await gql(UPDATE, {"id": admin_id, "input": {"isActive": False}}, token=agent_token)
+    assert forbidden.codes == ["FORBIDDEN"]
+    own = await gql(UPDATE, {"id": admin_id, "input": {"isActive": False}}, token=admin_token)
+    assert own.codes == ["BAD_USER_INPUT"] and "yourself" in own.errors[0]["message"]
+    demote = await gql(UPDATE, {"id": admin_id, "input": {"role": "AGENT"}}, token=admin_token)
+    assert demote.codes == ["BAD_USER_INPUT"]
+    long_name = await gql(
+        UPDATE, {"id": agent_id, "input": {"fullName": "x" * 201}}, token=admin_token
+    )
+    assert long_name.codes == ["BAD_USER_INPUT"]
+    missing = await gql(
+        UPDATE,
+        {"id": "VXNlcjowMDAwMDAwMC0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwMDA=", "input": {}},
+        token=admin_token,
+    )
+    assert missing.codes == ["NOT_FOUND"]
+
+    # With a second active admin, the first may be deactivated by the second.
+    await make_user(settings, "admin2", Role.ADMIN)
+    second = await gql.login("admin2")
+    done = await gql(UPDATE, {"id": admin_id, "input": {"isActive": False}}, token=second)
+    assert not done.errors, done.errors
+    assert (await gql(ME, token=admin_token)).codes == ["UNAUTHENTICATED"]
+
+
+async def test_reset_password_revokes_tokens_and_applies_the_policy(
+    gql: GraphQLClient, admin_token: str, agent_token: str
+) -> None:
+    agent_id = await _id_of(gql, agent_token)
+    assert (await gql(RESET, {"id": agent_id, "p": NEW_PASSWORD}, token=agent_token)).codes == [
+        "FORBIDDEN"
+    ]
+    for weak in ("short", "agent1", "x" * 1025):
+        refused = await gql(RESET, {"id": agent_id, "p": weak}, token=admin_token)
+        assert refused.codes == ["BAD_USER_INPUT"], weak
+    assert not (await gql(ME, token=agent_token)).errors, "a refused reset changes nothing"
+
+    reset = await gql(RESET, {"id": agent_id, "p": NEW_PASSWORD}, token=admin_token)
+    assert reset.data == {"resetPassword": {"id": agent_id}}, reset.errors
+    assert (await gql(ME, token=agent_token)).codes == ["UNAUTHENTICATED"]
+    assert (await gql(LOGIN, {"u": "agent1", "p": PASSWORD})).codes == ["UNAUTHENTICATED"]
+    assert not (await gql(ME, token=await gql.login("agent1", NEW_PASSWORD))).errors
+
+
+async def test_change_password_needs_the_current_one_and_returns_a_fresh_token(
+    gql: GraphQLClient, agent_token: str
+) -> None:
+    wrong = await gql(CHANGE, {"c": "not-my-password", "n": NEW_PASSWORD}, token=agent_token)
+    assert wrong.codes == ["UNAUTHENTICATED"]
+    weak = await gql(CHANGE, {"c": PASSWORD, "n": "short"}, token=agent_token)
+    assert weak.codes == ["BAD_USER_INPUT"]
+    assert (await gql(CHANGE, {"c": PASSWORD, "n": NEW_PASSWORD})).codes == ["UNAUTHENTICATED"]
+
+    changed = await gql(CHANGE, {"c": PASSWORD, "n": NEW_PASSWORD}, token=agent_token)
+    assert changed.data is not None, changed.errors
+    payload = changed.data["changePassword"]
+    assert payload["tokenType"] == "Bearer" and payload["user"]["username"] == "agent1"
+    assert (await gql(ME, token=agent_token)).codes == ["UNAUTHENTICATED"]
+    assert not (await gql(ME, token=payload["accessToken"])).errors
+    assert (await gql(LOGIN, {"u": "agent1", "p": PASSWORD})).codes == ["UNAUTHENTICATED"]
+    await gql.login("agent1", NEW_PASSWORD)
+
+
+async def _login_codes(gql: GraphQLClient, username: str, password: str) -> list[str]:
+    return (await gql(LOGIN, {"u": username, "p": password})).codes
+
+
+async def test_repeated_failed_logins_are_throttled_per_username(
+    gql: GraphQLClient, settings: Settings, redis_url: str
+) -> None:
+    await make_user(settings, "agent1")
+    await make_user(settings, "agent2")
+    free = settings.login_free_failures
+    started = time.perf_counter()
+    for _ in range(free):
+        assert await _login_codes(gql, "agent1", "wrong-password") == ["UNAUTHENTICATED"]
+    # Within the free failures nobody is made to wait (a person mistyping).
+    assert time.perf_counter() - started < 5
+    assert await _login_codes(gql, "AGENT1", "wrong-password") == ["UNAUTHENTICATED"]
+
+    # Now blocked: even the right password is refused, with the new code and a delay.
+    blocked = await gql(LOGIN, {"u": "agent1", "p": PASSWORD})
+    assert blocked.codes == ["TOO_MANY_REQUESTS"]
+    assert "try again in" in blocked.errors[0]["message"]
+    # Another user from the same address is not affected.
+    assert not (await gql(LOGIN, {"u": "agent2", "p": PASSWORD})).errors
+
+    # The state lives in Redis: another API process (another client) sees the block.
+    other_process = Redis.from_url(redis_url)
+    try:
+        with pytest.raises(TooManyRequests):
+            await LoginThrottle(other_process, ThrottlePolicy()).check("agent1", None)
+    finally:
+        await other_process.aclose()
+
+    # The first block is short; after it the right password works and clears the count.
+    await asyncio.sleep(1.2)
+    assert not (await gql(LOGIN, {"u": "agent1", "p": PASSWORD})).errors
+    assert await _login_codes(gql, "agent1", "wrong-password") == ["UNAUTHENTICATED"]
+    assert not (await gql(LOGIN, {"u": "agent1", "p": PASSWORD})).errors
+
+
+async def test_a_user_who_mistypes_a_few_times_never_waits(
+    gql: GraphQLClient, settings: Settings
+) -> None:
+    await make_user(settings, "agent1")
+    for _ in range(3):
+        for _ in range(settings.login_free_failures - 1):
+            assert await _login_codes(gql, "agent1", "typo-password") == ["UNAUTHENTICATED"]
+        assert not (await gql(LOGIN, {"u": "agent1", "p": PASSWORD})).errors
+
+
+async def test_many_usernames_from_one_address_are_throttled_per_address(
+    app: FastAPI, settings: Settings, clean_database: None, redis_url: str
+) -> None:
+    from tests.conftest import clear_login_throttle
+
+    await clear_login_throttle(redis_url)
+    await make_user(settings, "agent1")
+    attacker = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=("203.0.113.7", 4000)),
+        base_url="http://testserver",
+    )
+    async with attacker:
+        gql = GraphQLClient(attacker)
+        for attempt in range(settings.login_free_failures_per_address + 1):
+            codes = await _login_codes(gql, f"guess{attempt}", "wrong-password")
+            assert codes == ["UNAUTHENTICATED"], attempt
+        assert await _login_codes(gql, "agent1", PASSWORD) == ["TOO_MANY_REQUESTS"]
+    # The same user, from another address, logs in as usual.
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as other:
+        assert await GraphQLClient(other).login("agent1")
+
+
+def test_throttle_delay_doubles_up_to_the_maximum() -> None:
+    policy = ThrottlePolicy(free_failures_per_username=5, max_delay_s=60)
+    delays = [policy.delay_s(failures, 5) for failures in range(1, 14)]
+    assert delays[:5] == [0.0] * 5
+    assert delays[5:] == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]

@@ -1,0 +1,195 @@
+"""WebSocket rules over a real uvicorn: the token is checked at connection_init (4403 before
+any subscription), caps per process and per user, and a password change or deactivation
+closes the user's open sockets at once, subscriptions included."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from app.api import create_app
+from app.config import Settings
+from app.db.models import Role
+from app.embedded import free_tcp_port
+from tests.api.conftest import PASSWORD, GraphQLClient, make_user
+from tests.api.test_calls_upload import tone_bytes, upload_ok
+from tests.conftest import clear_login_throttle
+
+PROTOCOL = [websockets.Subprotocol("graphql-transport-ws")]
+SUBSCRIPTION = "subscription($id: ID!) { callStatus(id: $id) { status stage } }"
+
+Server = Callable[..., AbstractAsyncContextManager[str]]
+
+
+@pytest.fixture
+async def serve(settings: Settings, clean_database: None, redis_url: str) -> Server:
+    await clear_login_throttle(redis_url)
+
+    @asynccontextmanager
+    async def running(**overrides: Any) -> AsyncIterator[str]:
+        application = create_app(settings.model_copy(update=overrides))
+        port = free_tcp_port()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                application,
+                host="127.0.0.1",
+                port=port,
+                ws="websockets-sansio",
+                log_level="warning",
+            )
+        )
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.05)
+        try:
+            yield f"127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            await task
+
+    return running
+
+
+async def _login(address: str, username: str, password: str = PASSWORD) -> str:
+    async with httpx.AsyncClient(base_url=f"http://{address}") as client:
+        token: str = await GraphQLClient(client).login(username, password)
+    return token
+
+
+async def _init(ws: ClientConnection, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """Sends connection_init; the reply, or None when the server closed the socket."""
+    await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+    try:
+        reply: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    except websockets.ConnectionClosed:
+        return None
+    return reply
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _closed_with(ws: ClientConnection) -> int | None:
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                await ws.recv()
+    except websockets.ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+    return None
+
+
+async def test_bad_or_missing_token_closes_the_socket_before_any_subscription(
+    serve: Server, settings: Settings
+) -> None:
+    async with serve() as address:
+        for payload in ({"Authorization": "Bearer not-a-token"}, {}, {"Authorization": "Basic x"}):
+            async with websockets.connect(f"ws://{address}/graphql", subprotocols=PROTOCOL) as ws:
+                assert await _init(ws, payload) is None
+                assert ws.close_code == 4403, payload
+        await make_user(settings, "agent1")
+        token = await _login(address, "agent1")
+        async with websockets.connect(f"ws://{address}/graphql", subprotocols=PROTOCOL) as ws:
+            assert await _init(ws, _bearer(token)) == {"type": "connection_ack"}
+
+
+async def test_connections_are_capped_per_user_and_per_process(
+    serve: Server, settings: Settings
+) -> None:
+    await make_user(settings, "agent1")
+    await make_user(settings, "agent2")
+    async with serve(ws_max_connections=3, ws_max_connections_per_user=2) as address:
+        first, second = await _login(address, "agent1"), await _login(address, "agent2")
+        url = f"ws://{address}/graphql"
+        async with (
+            websockets.connect(url, subprotocols=PROTOCOL) as a,
+            websockets.connect(url, subprotocols=PROTOCOL) as b,
+        ):
+            assert await _init(a, _bearer(first)) == {"type": "connection_ack"}
+            assert await _init(b, _bearer(first)) == {"type": "connection_ack"}
+            async with websockets.connect(url, subprotocols=PROTOCOL) as c:
+                assert await _init(c, _bearer(first)) is None
+                assert c.close_code == 4429
+            async with websockets.connect(url, subprotocols=PROTOCOL) as d:
+                assert await _init(d, _bearer(second)) == {"type": "connection_ack"}
+                # The process holds 3: a fourth is told to come back later.
+                async with websockets.connect(url, subprotocols=PROTOCOL) as e:
+                    assert await _closed_with(e) == 1013
+        # Closed sockets free their places.
+        async with websockets.connect(url, subprotocols=PROTOCOL) as again:
+            assert await _init(again, _bearer(first)) == {"type": "connection_ack"}
+
+
+@pytest.mark.parametrize("change", ["changePassword", "resetPassword", "deactivate"])
+async def test_credentials_change_closes_open_sockets_and_subscriptions(
+    serve: Server, settings: Settings, audio_dir: Path, change: str
+) -> None:
+    await make_user(settings, "admin", Role.ADMIN)
+    await make_user(settings, "agent1")
+    # Two API processes' worth of apps: the change is made on one, the socket is on the other.
+    async with serve() as watched, serve() as other:
+        token = await _login(watched, "agent1")
+        async with httpx.AsyncClient(base_url=f"http://{watched}") as client:
+            call = await upload_ok(client, tone_bytes(audio_dir), token=token)
+        async with websockets.connect(f"ws://{watched}/graphql", subprotocols=PROTOCOL) as ws:
+            assert await _init(ws, _bearer(token)) == {"type": "connection_ack"}
+            await ws.send(
+                json.dumps(
+                    {
+                        "id": "1",
+                        "type": "subscribe",
+                        "payload": {"query": SUBSCRIPTION, "variables": {"id": call["id"]}},
+                    }
+                )
+            )
+            first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert first["type"] == "next"
+
+            async with httpx.AsyncClient(base_url=f"http://{other}") as client:
+                gql = GraphQLClient(client)
+                await _apply(gql, change, token)
+            assert await _closed_with(ws) == 4403
+        # Reconnecting with the old token is refused.
+        async with websockets.connect(f"ws://{watched}/graphql", subprotocols=PROTOCOL) as ws:
+            assert await _init(ws, _bearer(token)) is None
+            assert ws.close_code == 4403
+
+
+async def _apply(gql: GraphQLClient, change: str, agent_token: str) -> None:
+    if change == "changePassword":
+        result = await gql(
+            "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, "
+            "newPassword: $n) { accessToken } }",
+            {"c": PASSWORD, "n": "a-brand-new-password"},
+            token=agent_token,
+        )
+    else:
+        admin = await gql.login("admin")
+        me = await gql("{ me { id } }", token=agent_token)
+        assert me.data is not None
+        agent_id = me.data["me"]["id"]
+        if change == "resetPassword":
+            result = await gql(
+                "mutation($id: ID!) { resetPassword(id: $id, newPassword: "
+                '"a-brand-new-password") { id } }',
+                {"id": agent_id},
+                token=admin,
+            )
+        else:
+            result = await gql(
+                "mutation($id: ID!) { updateUser(id: $id, input: {isActive: false}) { id } }",
+                {"id": agent_id},
+                token=admin,
+            )
+    assert not result.errors, result.errors
