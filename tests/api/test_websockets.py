@@ -81,13 +81,14 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 async def _closed_with(ws: ClientConnection) -> int | None:
+    """Reads until the server closes the socket (at most 10 s); the close code."""
     try:
         async with asyncio.timeout(10):
-            while True:
-                await ws.recv()
-    except websockets.ConnectionClosed as closed:
-        return closed.rcvd.code if closed.rcvd else None
-    return None
+            async for _ in ws:
+                pass
+    except websockets.ConnectionClosed:
+        pass
+    return ws.close_code
 
 
 async def test_bad_or_missing_token_closes_the_socket_before_any_subscription(
