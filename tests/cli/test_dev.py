@@ -1,8 +1,10 @@
-"""`make run` smoke test: the real `ovozly dev` with embedded servers, API and worker as
-child processes, driven over HTTP, then stopped with SIGTERM leaving no process behind."""
+"""`make run` smoke and fault tests: the real `ovozly dev` with embedded servers, API and
+worker as child processes, driven over HTTP; children and servers killed with real signals;
+stopped with SIGTERM or SIGKILL leaving no process behind."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -151,3 +154,182 @@ def test_make_run_serves_graphiql_logs_in_and_stops_cleanly(tmp_path: Path) -> N
     assert exit_code == 0, "".join(log[-60:])
     time.sleep(0.5)
     assert _processes_using(data_dir) == []
+
+
+def _children(process: subprocess.Popen[str]) -> dict[str, psutil.Process]:
+    """`ovozly dev`'s API and worker processes, by command."""
+    found = {}
+    for child in psutil.Process(process.pid).children():
+        try:
+            cmdline = child.cmdline()
+        except psutil.Error:  # exited (a zombie until reaped) or gone
+            continue
+        if cmdline[-2:-1] == ["app.cli"] and cmdline[-1] in {"api", "worker"}:
+            found[cmdline[-1]] = child
+    return found
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _announced_redis_port(log: list[str]) -> int:
+    match = re.search(r"Redis:\s+redis://127.0.0.1:(\d+)", "".join(log))
+    assert match, "".join(log)
+    return int(match.group(1))
+
+
+@pytest.mark.slow
+def test_dev_restarts_a_dead_worker_and_redis_without_taking_the_api_down(tmp_path: Path) -> None:
+    data_dir = tmp_path / "ovozly-data"
+    port = free_tcp_port()
+    process = _start_dev(data_dir, port)
+    log: list[str] = []
+    try:
+        _read_until(process, "Stop:", log)
+        redis_port = _announced_redis_port(log)
+        _wait_ready(port, process, log)
+        worker = _children(process)["worker"]
+        api = _children(process)["api"]
+
+        worker.kill()
+        # The API answers throughout; the worker comes back as a new process.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            restarted = _children(process).get("worker")
+            if restarted is not None and restarted.pid != worker.pid:
+                break
+            time.sleep(0.3)
+        else:
+            raise AssertionError("worker was not restarted:\n" + "".join(log[-40:]))
+        assert _children(process)["api"].pid == api.pid
+        assert any("worker" in line and "restarting in" in line for line in log), log[-20:]
+
+        # The embedded Redis dies: it is started again on the same port, and the API is
+        # ready again without a restart of its own.
+        redis_server = next(
+            p for p in psutil.process_iter(["name", "pid"]) if _listens(p, redis_port)
+        )
+        redis_server.kill()
+        _wait_for(lambda: _listening(redis_port), 30, "Redis back on its port")
+        _wait_ready(port, process, log)
+        assert _children(process)["api"].pid == api.pid
+        assert process.poll() is None
+    finally:
+        exit_code = _stop(process)
+    assert exit_code == 0, "".join(log[-40:])
+    time.sleep(0.5)
+    assert _processes_using(data_dir) == []
+    assert not _listening(redis_port) and not _listening(port)
+
+
+def _listens(process: psutil.Process, port: int) -> bool:
+    try:
+        return any(
+            conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN
+            for conn in process.net_connections("tcp")
+        )
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def _postgres_pid(data_dir: Path) -> int | None:
+    pid_file = data_dir / "postgres" / "postmaster.pid"
+    if not pid_file.is_file():
+        return None
+    pid = int(pid_file.read_text().split()[0])
+    return pid if psutil.pid_exists(pid) else None
+
+
+@pytest.mark.slow
+def test_sigkilled_dev_leaves_nothing_running_and_the_next_start_is_clean(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "ovozly-data"
+    port = free_tcp_port()
+    process = _start_dev(data_dir, port)
+    log: list[str] = []
+    _read_until(process, "Stop:", log)
+    first_redis_port = _announced_redis_port(log)
+    _wait_ready(port, process, log)
+    children = list(_children(process).values())
+    assert len(children) == 2
+
+    process.kill()
+    process.wait()
+    # Children, the embedded Redis and PostgreSQL all go with it.
+    _wait_for(lambda: not any(c.is_running() for c in children), 30, "children to exit")
+    _wait_for(lambda: not _listening(first_redis_port), 30, "Redis to stop")
+    _wait_for(lambda: _postgres_pid(data_dir) is None, 30, "PostgreSQL to stop")
+    _wait_for(lambda: not _listening(port), 30, "the API port to close")
+    _wait_for(lambda: _processes_using(data_dir) == [], 30, "no process on the data dir")
+
+    # The next start announces the Redis it really uses, and works.
+    process = _start_dev(data_dir, port)
+    log = []
+    try:
+        _read_until(process, "Stop:", log)
+        assert "did not shut down cleanly" in "".join(log)
+        redis_port = _announced_redis_port(log)
+        _wait_ready(port, process, log)
+        assert _listening(redis_port)
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json()
+        assert ready == {"status": "ok", "database": "ok", "redis": "ok"}
+    finally:
+        exit_code = _stop(process)
+    assert exit_code == 0, "".join(log[-40:])
+    time.sleep(0.5)
+    assert _processes_using(data_dir) == []
+
+
+@pytest.mark.slow
+def test_a_leftover_embedded_redis_is_stopped_not_misannounced(tmp_path: Path) -> None:
+    """Everything SIGKILLed at once (no guard to clean up): the next start finds the old
+    Redis and PostgreSQL, stops them, and announces only what it really started."""
+    data_dir = tmp_path / "ovozly-data"
+    port = free_tcp_port()
+    process = _start_dev(data_dir, port)
+    log: list[str] = []
+    _read_until(process, "Stop:", log)
+    old_redis_port = _announced_redis_port(log)
+    _wait_ready(port, process, log)
+    everything = [psutil.Process(process.pid), *psutil.Process(process.pid).children(True)]
+    for member in everything:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
+    old_postgres = _postgres_pid(data_dir)
+    assert old_postgres is not None and _listening(old_redis_port), "servers daemonize"
+
+    process = _start_dev(data_dir, port)
+    log = []
+    try:
+        _read_until(process, "Stop:", log)
+        output = "".join(log)
+        assert "did not shut down cleanly" in output
+        redis_port = _announced_redis_port(log)
+        _wait_ready(port, process, log)
+        assert _listening(redis_port)
+        assert redis_port == old_redis_port or not _listening(old_redis_port)
+        assert not psutil.pid_exists(old_postgres) or _postgres_pid(data_dir) != old_postgres
+    finally:
+        exit_code = _stop(process)
+    assert exit_code == 0, "".join(log[-40:])
+    time.sleep(0.5)
+    assert _processes_using(data_dir) == []
+    assert _postgres_pid(data_dir) is None
+
+
+def test_a_second_dev_on_the_same_data_is_refused(tmp_path: Path) -> None:
+    from app.dev_supervisor import DevAlreadyRunning, DevSession
+
+    data_dir = tmp_path / "ovozly-data"
+    with DevSession(data_dir), pytest.raises(DevAlreadyRunning, match="already using"):
+        DevSession(data_dir).__enter__()
+    with DevSession(data_dir):
+        pass
