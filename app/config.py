@@ -76,6 +76,14 @@ class Settings(BaseSettings):
         default=None, alias="GOOGLE_APPLICATION_CREDENTIALS"
     )
     max_upload_mb: int = Field(default=500, alias="MAX_UPLOAD_MB", ge=1)
+    # Longest recording accepted, refused at upload (BAD_USER_INPUT naming the limit).
+    max_call_seconds: float = Field(default=4 * 3600, alias="MAX_CALL_SECONDS", gt=0)
+    # Upload probing (a full decode proving the file is intact) runs in its own processes:
+    # this many at once per API process, each within the time limit, and at most this many
+    # uploads in flight per user and API process.
+    probe_concurrency: int = Field(default=2, alias="PROBE_CONCURRENCY", ge=1)
+    probe_timeout_s: float = Field(default=300.0, alias="PROBE_TIMEOUT_S", gt=0)
+    uploads_in_flight_per_user: int = Field(default=3, alias="UPLOADS_IN_FLIGHT_PER_USER", ge=1)
 
     # Signed audio links: how long one stays valid, and the origin they point at (unset: the
     # origin the GraphQL request came in on).

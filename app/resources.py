@@ -15,6 +15,7 @@ from app.auth.throttle import LoginThrottle, ThrottlePolicy
 from app.config import Settings
 from app.db.engine import SessionFactory, create_engine, create_session_factory
 from app.queue import QUEUE_NAME, ArqJobQueue, JobQueue
+from app.services.audio_probe import ProbeLimits, ProbePool
 from app.services.broadcast import StatusBroadcaster
 from app.services.effects import EffectTargets
 from app.services.status import RedisStatusPublisher, StatusPublisher
@@ -34,6 +35,7 @@ class Resources:
     broadcaster: StatusBroadcaster
     login_throttle: LoginThrottle
     websockets: WebSocketRegistry
+    probes: ProbePool
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -65,6 +67,13 @@ class Resources:
                 max_connections=settings.ws_max_connections,
                 max_per_user=settings.ws_max_connections_per_user,
             ),
+            probes=ProbePool(
+                ProbeLimits(
+                    concurrency=settings.probe_concurrency,
+                    per_user=settings.uploads_in_flight_per_user,
+                    timeout_s=settings.probe_timeout_s,
+                )
+            ),
         )
         resources._background.append(
             asyncio.create_task(resources.websockets.follow_credential_changes(broadcaster))
@@ -81,6 +90,7 @@ class Resources:
         for task in self._background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.probes.close()
         await self.broadcaster.stop()
         await self.storage.close()
         await self.redis.aclose()

@@ -7,6 +7,7 @@ wrong password take about the same time.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -14,6 +15,10 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 _hasher = PasswordHasher()
 _dummy: str | None = None
+# Hashing has threads of its own: a login never queues behind other work sent to threads
+# (upload writes, storage calls), so it takes one hash's time however busy the API is.
+HASHING_THREADS = 4
+_hashing_pool = ThreadPoolExecutor(max_workers=HASHING_THREADS, thread_name_prefix="argon2")
 
 
 def configure(*, time_cost: int, memory_kib: int, parallelism: int) -> None:
@@ -55,12 +60,14 @@ def _verify(stored_hash: str | None, password: str) -> Verification:
 
 
 async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher.hash, password)
+    return await asyncio.get_running_loop().run_in_executor(_hashing_pool, _hasher.hash, password)
 
 
 async def verify_password(stored_hash: str | None, password: str) -> Verification:
     """`stored_hash=None` (unknown user) still spends one verification, then fails."""
-    return await asyncio.to_thread(_verify, stored_hash, password)
+    return await asyncio.get_running_loop().run_in_executor(
+        _hashing_pool, _verify, stored_hash, password
+    )
 
 
 def warm_up() -> None:

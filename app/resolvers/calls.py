@@ -97,7 +97,13 @@ async def upload_call(
     hints = SpeakerHints(num_speakers, min_speakers, max_speakers)
     async with context.session() as session:
         owner_id = await call_service.check_upload(session, viewer, requested_owner, hints)
-    async with context.stored_upload(file) as upload, context.transaction() as session:
+    # The viewer's uploads in flight are limited (per API process); the slot covers the
+    # receiving, the probing and the storing.
+    async with (
+        context.resources.probes.upload_slot(viewer.id),
+        context.stored_upload(file) as upload,
+        context.transaction() as session,
+    ):
         created = await call_service.create_call(session, owner_id, upload, hints)
     return Call.from_model(created)
 

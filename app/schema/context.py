@@ -64,6 +64,8 @@ class Context(BaseContext):
             getattr(file, "filename", None),
             max_bytes=self.settings.max_upload_bytes,
             tmp_dir=self.settings.data_dir / "tmp",
+            prober=self.resources.probes,
+            max_duration_s=self.settings.max_call_seconds,
         )
 
     async def visible_call(self, call_id: uuid.UUID) -> CallModel:

@@ -59,6 +59,15 @@ class UnreadableAudio(UploadRejected):
     """Not audio, corrupt or truncated audio, no audio track, or no samples at all."""
 
 
+class CallTooLong(UploadRejected):
+    def __init__(self, duration_s: float, max_duration_s: float, *, at_least: bool) -> None:
+        length = f"{'more than ' if at_least else ''}{_human_duration(duration_s)}"
+        super().__init__(
+            f"The recording is {length} long; calls may be at most "
+            f"{_human_duration(max_duration_s)} (MAX_CALL_SECONDS={max_duration_s:g})."
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class ReceivedFile:
     """A fully received upload on local disk; the caller owns (and removes) `path`."""
@@ -178,9 +187,26 @@ async def _chunks(
                 yield chunk
 
 
+class AudioProber(Protocol):
+    async def probe(self, path: Path, max_duration_s: float | None) -> AudioInfo: ...
+
+
+class ThreadProber:
+    """Probes in a thread of this process: for tools and tests. The API uses the bounded
+    process pool of `app.services.audio_probe`."""
+
+    async def probe(self, path: Path, max_duration_s: float | None) -> AudioInfo:
+        return await asyncio.to_thread(probe_audio, path, max_duration_s=max_duration_s)
+
+
 @asynccontextmanager
 async def received_audio(
-    source: UploadSource, *, max_bytes: int, tmp_dir: Path
+    source: UploadSource,
+    *,
+    max_bytes: int,
+    tmp_dir: Path,
+    prober: AudioProber | None = None,
+    max_duration_s: float | None = None,
 ) -> AsyncIterator[tuple[ReceivedFile, AudioInfo]]:
     """Receive and probe an upload; the temp file is removed when the block exits.
 
@@ -189,7 +215,7 @@ async def received_audio(
     """
     received = await receive_upload(source, max_bytes=max_bytes, tmp_dir=tmp_dir)
     try:
-        info = await probe_audio_async(received.path)
+        info = await (prober or ThreadProber()).probe(received.path, max_duration_s)
         yield received, info
     finally:
         received.discard()
@@ -214,11 +240,19 @@ async def stored_upload(
     *,
     max_bytes: int,
     tmp_dir: Path,
+    prober: AudioProber | None = None,
+    max_duration_s: float | None = None,
 ) -> AsyncIterator[StoredUpload]:
     """Receive, probe and store an upload under a new key. If the block fails (the call's
     row was not committed), the stored object is removed again: nothing is half-written."""
     key = new_object_key()
-    async with received_audio(source, max_bytes=max_bytes, tmp_dir=tmp_dir) as (received, info):
+    async with received_audio(
+        source,
+        max_bytes=max_bytes,
+        tmp_dir=tmp_dir,
+        prober=prober,
+        max_duration_s=max_duration_s,
+    ) as (received, info):
         await storage.put_file(key, received.path)
     try:
         yield StoredUpload(
@@ -233,17 +267,14 @@ async def stored_upload(
         raise
 
 
-async def probe_audio_async(path: Path) -> AudioInfo:
-    """`probe_audio` in a worker thread: decoding a long file takes seconds of CPU."""
-    return await asyncio.to_thread(probe_audio, path)
-
-
-def probe_audio(path: Path) -> AudioInfo:
+def probe_audio(path: Path, *, max_duration_s: float | None = None) -> AudioInfo:
     """Decode the first audio stream of `path` completely and describe it.
 
     Every packet is decoded (samples are counted, then dropped) because only a full decode
     proves the file is intact: headers of a truncated or corrupted file usually parse fine.
-    Raises `UnreadableAudio` with a message fit for the uploader.
+    A recording longer than `max_duration_s` is refused as soon as that is known (from the
+    container's declared length, or once decoding passes the limit), so a 10-hour file costs
+    no more than the limit. Raises `UploadRejected` with a message fit for the uploader.
     """
     try:
         with av.open(str(path), mode="r", options=_OPEN_OPTIONS) as container:
@@ -254,11 +285,17 @@ def probe_audio(path: Path) -> AudioInfo:
                 raise UnreadableAudio("The file contains no audio track.")
             stream = container.streams.audio[0]
             declared_s = _declared_duration_s(container, stream)
-            decoded_s, frame_channels, frame_rate = _decode_all(container, stream)
+            if (
+                max_duration_s is not None
+                and declared_s is not None
+                and declared_s > max_duration_s + _TRUNCATION_TOLERANCE_S
+            ):
+                raise CallTooLong(declared_s, max_duration_s, at_least=False)
+            decoded_s, frame_channels, frame_rate = _decode_all(container, stream, max_duration_s)
             codec = str(stream.codec_context.name)
             channels = int(stream.codec_context.channels or frame_channels)
             sample_rate = int(stream.codec_context.sample_rate or frame_rate)
-    except UnreadableAudio:
+    except UploadRejected:
         raise
     except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError, EOFError) as error:
         raise UnreadableAudio(
@@ -296,7 +333,9 @@ def _declared_duration_s(
 
 
 def _decode_all(
-    container: av.container.InputContainer, stream: av.AudioStream
+    container: av.container.InputContainer,
+    stream: av.AudioStream,
+    max_duration_s: float | None = None,
 ) -> tuple[float, int, int]:
     seconds = 0.0
     channels = 0
@@ -307,6 +346,9 @@ def _decode_all(
                 seconds += frame.samples / frame.sample_rate
                 rate = frame.sample_rate
             channels = len(frame.layout.channels)
+        if max_duration_s is not None and seconds > max_duration_s + _TRUNCATION_TOLERANCE_S:
+            # The container understated its length (or declared none): stop decoding here.
+            raise CallTooLong(seconds, max_duration_s, at_least=True)
     return seconds, channels, rate
 
 
@@ -395,6 +437,14 @@ def sanitize_filename(name: str | None, *, max_chars: int = DISPLAY_NAME_MAX_CHA
         else:
             text = text[:max_chars].rstrip(" .")
     return text or FALLBACK_DISPLAY_NAME
+
+
+def _human_duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.1f} s"
 
 
 def _human_size(num_bytes: int) -> str:

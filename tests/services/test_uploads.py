@@ -19,11 +19,11 @@ from starlette.datastructures import UploadFile
 
 from app.services.uploads import (
     EmptyUpload,
+    ThreadProber,
     UnreadableAudio,
     UploadRejected,
     UploadTooLarge,
     probe_audio,
-    probe_audio_async,
     receive_upload,
     received_audio,
     sanitize_filename,
@@ -129,8 +129,8 @@ def test_duration_ignores_a_container_that_overstates_nothing_but_decodes_longer
     assert probe_audio(path).duration_s == pytest.approx(1.0, abs=1e-3)
 
 
-async def test_probe_async(tmp_path: Path) -> None:
-    info = await probe_audio_async(tone(tmp_path, "flac"))
+async def test_probe_in_a_thread(tmp_path: Path) -> None:
+    info = await ThreadProber().probe(tone(tmp_path, "flac"), None)
     assert info.codec == "flac"
 
 
