@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     # uploads in flight per user and API process.
     probe_concurrency: int = Field(default=2, alias="PROBE_CONCURRENCY", ge=1)
     probe_timeout_s: float = Field(default=300.0, alias="PROBE_TIMEOUT_S", gt=0)
-    uploads_in_flight_per_user: int = Field(default=3, alias="UPLOADS_IN_FLIGHT_PER_USER", ge=1)
+    uploads_in_flight_per_user: int = Field(default=10, alias="UPLOADS_IN_FLIGHT_PER_USER", ge=1)
 
     # Signed audio links: how long one stays valid, and the origin they point at (unset: the
     # origin the GraphQL request came in on).
