@@ -103,9 +103,18 @@ class Settings(BaseSettings):
     webhook_allow_private: bool | None = Field(default=None, alias="WEBHOOK_ALLOW_PRIVATE")
 
     worker_concurrency: int = Field(default=1, alias="WORKER_CONCURRENCY", ge=1)
+    # The worker's CPU priority (nice): processing is batch work, so on a machine shared
+    # with the API (`make run`, small deployments) logins and queries win the CPU.
+    worker_nice: int = Field(default=10, alias="WORKER_NICE", ge=0, le=19)
     job_max_tries: int = Field(default=3, alias="JOB_MAX_TRIES", ge=1)
     job_timeout_base_s: float = Field(default=300.0, alias="JOB_TIMEOUT_BASE_S", gt=0)
     job_timeout_per_audio_s: float = Field(default=3.0, alias="JOB_TIMEOUT_PER_AUDIO_S", gt=0)
+    # Recovery of calls whose worker died: a running job holds a lease in Redis for this
+    # long (refreshed every quarter of it); a RUNNING call untouched for `recovery_idle_s`
+    # without a live lease is re-enqueued by the sweep, which every worker runs this often.
+    job_lease_ttl_s: float = Field(default=60.0, alias="JOB_LEASE_TTL_S", ge=1)
+    recovery_idle_s: float = Field(default=90.0, alias="RECOVERY_IDLE_S", ge=1)
+    recovery_sweep_s: float = Field(default=60.0, alias="RECOVERY_SWEEP_S", ge=1)
 
     graphql_max_depth: int = Field(default=12, alias="GRAPHQL_MAX_DEPTH", ge=2)
     graphql_max_aliases: int = Field(default=30, alias="GRAPHQL_MAX_ALIASES", ge=1)

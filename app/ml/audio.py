@@ -10,7 +10,7 @@ copy exists.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,13 +113,25 @@ def probe(path: Path) -> tuple[int, int, float | None]:
         raise AudioDecodeError(f"cannot open {path.name}: {error}") from error
 
 
-def decode_audio(path: Path, *, fold_dual_mono: bool = True) -> DecodedAudio:
-    """Decode `path` to 16 kHz float32 per channel; fold identical channels into one."""
+def decode_audio(
+    path: Path,
+    *,
+    fold_dual_mono: bool = True,
+    progress: Callable[[float, float], None] | None = None,
+) -> DecodedAudio:
+    """Decode `path` to 16 kHz float32 per channel; fold identical channels into one.
+
+    `progress(decoded_s, total_s)` is called about once per second of audio decoded: a
+    long decode reports how far it got, and the caller may stop it by raising from there."""
     channels, source_rate, declared_s = probe(path)
     capacity = int((declared_s or 60.0) * SAMPLE_RATE) + SAMPLE_RATE
     out = np.empty((channels, capacity), dtype=np.float32)
     filled = 0
+    reported = 0
     for block in iter_chunks(path):
+        if progress is not None and filled - reported >= SAMPLE_RATE:
+            reported = filled
+            progress(filled / SAMPLE_RATE, max(declared_s or 0.0, filled / SAMPLE_RATE))
         n = block.shape[1]
         if filled + n > capacity:
             capacity = max(filled + n, int(capacity * 1.5))

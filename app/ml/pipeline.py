@@ -104,7 +104,9 @@ class SpeechPipeline:
     ) -> Transcript:
         hints = self.resolve_hints(hints).validated()
         hook(Stage.DECODING, 0, 1)
-        audio = decode_audio(Path(audio_path))
+        audio = decode_audio(
+            Path(audio_path), progress=lambda done, total: hook(Stage.DECODING, done, total)
+        )
         hook(Stage.DECODING, 1, 1)
         if self._by_channel(audio, hints):
             return self._stereo(audio, hints, hook)

@@ -58,7 +58,7 @@ def _queue(session: AsyncSession, call: Call) -> None:
     """After commit: the job runs, and subscribers see the call queued."""
     assert call.job_id is not None
     effects = after_commit(session)
-    effects.enqueue_job(call.id, call.job_id)
+    effects.enqueue_job(call.id, call.job_id, call.duration_s)
     effects.publish_status(StatusEvent.of(call))
 
 
@@ -122,7 +122,7 @@ async def create_call(
     await session.flush()
     await session.refresh(call)
     assert call.job_id is not None
-    after_commit(session).enqueue_job(call.id, call.job_id)
+    after_commit(session).enqueue_job(call.id, call.job_id, call.duration_s)
     return call
 
 
@@ -204,6 +204,14 @@ async def claim(session: AsyncSession, call_id: uuid.UUID, job_token: str) -> Ca
     await session.flush()
     await session.refresh(call)
     return _published(session, call)
+
+
+async def is_current_job(session: AsyncSession, call_id: uuid.UUID, job_token: str) -> bool:
+    """Whether this job still owns the call (not deleted, reprocessed or finished)."""
+    row = (
+        await session.execute(select(Call.job_id, Call.status).where(Call.id == call_id))
+    ).one_or_none()
+    return row is not None and row.job_id == job_token and row.status is CallStatus.RUNNING
 
 
 async def record_progress(

@@ -54,9 +54,13 @@ class AfterCommit:
     def __init__(self) -> None:
         self._effects: list[_Effect] = []
 
-    def enqueue_job(self, call_id: uuid.UUID, job_token: str) -> None:
+    def enqueue_job(
+        self, call_id: uuid.UUID, job_token: str, duration_s: float | None = None
+    ) -> None:
+        """`duration_s` picks the queue: long calls have their own (LONG_CALL_SECONDS)."""
+
         async def run(targets: EffectTargets) -> None:
-            await targets.queue.enqueue_process_call(call_id, job_token)
+            await targets.queue.enqueue_process_call(call_id, job_token, duration_s)
 
         self._effects.append(_Effect(f"enqueue the job of call {call_id}", run))
 

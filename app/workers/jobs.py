@@ -46,11 +46,9 @@ from app.workers.processor import (
 
 logger = logging.getLogger(__name__)
 
-LEASE_TTL_S = 60
-LEASE_REFRESH_S = 15
-RECOVERY_IDLE = timedelta(seconds=90)
 RETRY_BACKOFF_S = 10
 DEADLINE_GRACE_S = 30
+SUPERSESSION_CHECK_S = 1.0
 
 
 def lease_key(job_token: str) -> str:
@@ -81,15 +79,17 @@ def job_timeout_s(settings: Settings, duration_s: float | None) -> float:
 
 
 @contextlib.asynccontextmanager
-async def held_lease(redis: Redis, job_token: str, worker_id: str) -> AsyncIterator[None]:
+async def held_lease(
+    redis: Redis, job_token: str, worker_id: str, ttl_s: float
+) -> AsyncIterator[None]:
     """A short-lived key that says a live worker runs this job; recovery reads it."""
-    await redis.set(lease_key(job_token), worker_id, ex=LEASE_TTL_S)
+    await redis.set(lease_key(job_token), worker_id, px=int(ttl_s * 1000))
 
     async def refresh() -> None:
         while True:
-            await asyncio.sleep(LEASE_REFRESH_S)
+            await asyncio.sleep(ttl_s / 4)
             with contextlib.suppress(*TRANSIENT_INFRASTRUCTURE_ERRORS):
-                await redis.set(lease_key(job_token), worker_id, ex=LEASE_TTL_S)
+                await redis.set(lease_key(job_token), worker_id, px=int(ttl_s * 1000))
 
     task = asyncio.create_task(refresh())
     try:
@@ -149,7 +149,7 @@ async def process_call(ctx: dict[str, Any], call_id: str, job_token: str) -> str
     state: WorkerState = ctx["state"]
     call_uuid = uuid.UUID(call_id)
     job_try: int = ctx.get("job_try", 1)
-    async with held_lease(state.redis, job_token, state.worker_id):
+    async with held_lease(state.redis, job_token, state.worker_id, state.settings.job_lease_ttl_s):
         async with state.unit_of_work() as session:
             call = await call_service.claim(session, call_uuid, job_token)
         if call is None:
@@ -188,15 +188,27 @@ async def _run_pipeline(state: WorkerState, call: Call, job_token: str) -> str:
             # catches a stage that stops reporting (a hung backend). The thread itself
             # runs on until its next progress report, which then raises.
             scope = asyncio.timeout(deadline - time.monotonic() + DEADLINE_GRACE_S)
+            pipeline = asyncio.ensure_future(
+                asyncio.to_thread(state.processor.process, audio_path, hints, progress)
+            )
+            watcher = asyncio.create_task(
+                _watch_for_supersession(state, call.id, job_token, superseded)
+            )
             try:
                 async with scope:
-                    transcript, insight = await asyncio.to_thread(
-                        state.processor.process, audio_path, hints, progress
-                    )
+                    await asyncio.wait({pipeline, watcher}, return_when=asyncio.FIRST_COMPLETED)
             except TimeoutError as exc:
                 if scope.expired():
                     raise JobDeadlineExceeded() from exc
                 raise
+            finally:
+                watcher.cancel()
+            if not pipeline.done():
+                # Deleted or reprocessed: the job ends now and frees its slot; the thread
+                # stops at its next progress step (about a second away in every stage)
+                # and its result is never written.
+                raise JobSuperseded()
+            transcript, insight = pipeline.result()
     finally:
         await reporter.close()
     async with state.unit_of_work() as session:
@@ -213,6 +225,23 @@ async def _run_pipeline(state: WorkerState, call: Call, job_token: str) -> str:
     return "success"
 
 
+async def _watch_for_supersession(
+    state: WorkerState, call_id: uuid.UUID, job_token: str, superseded: threading.Event
+) -> None:
+    """Checks every second whether the call was deleted or reprocessed, so a job stops
+    within seconds in any stage, decoding included, not only when it next writes progress.
+    Returns once superseded; database hiccups only delay the check."""
+    while not superseded.is_set():
+        await asyncio.sleep(SUPERSESSION_CHECK_S)
+        try:
+            async with state.sessions() as session:
+                current = await call_service.is_current_job(session, call_id, job_token)
+        except TRANSIENT_INFRASTRUCTURE_ERRORS:
+            continue
+        if not current:
+            superseded.set()
+
+
 async def _fail(
     state: WorkerState, call_id: uuid.UUID, job_token: str | None, message: str
 ) -> None:
@@ -226,7 +255,9 @@ async def recover_stalled_calls(state: WorkerState) -> int:
     how many calls it touched."""
     touched = 0
     async with state.sessions() as session:
-        candidates = await call_service.running_calls_idle_since(session, RECOVERY_IDLE)
+        candidates = await call_service.running_calls_idle_since(
+            session, timedelta(seconds=state.settings.recovery_idle_s)
+        )
     for candidate in candidates:
         if candidate.job_id is not None and await _job_is_alive(state, candidate.job_id):
             continue
@@ -248,5 +279,19 @@ async def _job_is_alive(state: WorkerState, job_token: str) -> bool:
     return await state.queue.job_state(job_token) is JobState.QUEUED
 
 
-async def sweep(ctx: dict[str, Any]) -> int:
-    return await recover_stalled_calls(ctx["state"])
+async def sweep_forever(state: WorkerState) -> None:
+    """The recovery sweep, every `recovery_sweep_s`, as a task of its own beside the job
+    slots: it never waits behind a long job (as an arq cron job it needed a free slot).
+    Every worker runs it; recovery is idempotent (row locks, the touched-at check)."""
+    while True:
+        await asyncio.sleep(state.settings.recovery_sweep_s)
+        try:
+            recovered = await recover_stalled_calls(state)
+        except TRANSIENT_INFRASTRUCTURE_ERRORS:
+            logger.warning("recovery sweep: database or Redis unreachable; will retry")
+            continue
+        except Exception:
+            logger.exception("recovery sweep failed; will retry")
+            continue
+        if recovered:
+            logger.info("recovery sweep touched %d stalled calls", recovered)

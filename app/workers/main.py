@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 from typing import Any
 
 from arq import cron
@@ -22,7 +24,7 @@ from app.queue import (
 from app.services.status import RedisStatusPublisher
 from app.storage import storage_for
 from app.workers.desk import WEBHOOK_CLIENT, deliver_webhook, desk_sweep, evaluate_rules
-from app.workers.jobs import WorkerState, process_call, recover_stalled_calls, sweep
+from app.workers.jobs import WorkerState, process_call, recover_stalled_calls, sweep_forever
 from app.workers.processor import CallProcessor
 
 logger = logging.getLogger(__name__)
@@ -54,9 +56,15 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     recovered = await recover_stalled_calls(state)
     if recovered:
         logger.info("recovered %d stalled calls at start-up", recovered)
+    ctx["sweeper"] = asyncio.create_task(sweep_forever(state))
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
+    sweeper: asyncio.Task[None] | None = ctx.get("sweeper")
+    if sweeper is not None:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
     state: WorkerState | None = ctx.get("state")
     if state is not None:
         await state.storage.close()
@@ -97,7 +105,6 @@ def create_worker(
             ),
         ],
         cron_jobs=[
-            cron(sweep, second=30, run_at_startup=False, unique=True, timeout=120),
             cron(desk_sweep, second=45, run_at_startup=False, unique=True, timeout=120),
         ],
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
@@ -115,5 +122,8 @@ def create_worker(
 def run_worker(
     settings: Settings, *, burst: bool = False, processor: CallProcessor | None = None
 ) -> None:
+    if settings.worker_nice:
+        # Batch work yields the CPU to the API where both share a machine.
+        os.nice(settings.worker_nice)
     worker = create_worker(settings, burst=burst, processor=processor)
     worker.run()
