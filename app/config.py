@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     webhook_allow_private: bool | None = Field(default=None, alias="WEBHOOK_ALLOW_PRIVATE")
 
     worker_concurrency: int = Field(default=1, alias="WORKER_CONCURRENCY", ge=1)
+    # Calls longer than this go to a queue of their own, served by one extra slot in every
+    # worker: short calls never wait behind long ones (and one long call at a time per
+    # worker bounds its memory).
+    long_call_seconds: float = Field(default=600.0, alias="LONG_CALL_SECONDS", gt=0)
     # The worker's CPU priority (nice): processing is batch work, so on a machine shared
     # with the API (`make run`, small deployments) logins and queries win the CPU.
     worker_nice: int = Field(default=10, alias="WORKER_NICE", ge=0, le=19)
@@ -167,7 +171,7 @@ class Settings(BaseSettings):
     def webhooks_may_reach_private(self) -> bool:
         if self.webhook_allow_private is not None:
             return self.webhook_allow_private
-        return not self._production
+        return not self.production
 
     @property
     def max_upload_bytes(self) -> int:

@@ -15,6 +15,9 @@ PROCESS_CALL_JOB = "process_call"
 EVALUATE_RULES_JOB = "evaluate_rules"
 DELIVER_WEBHOOK_JOB = "deliver_webhook"
 QUEUE_NAME = "ovozly:queue"
+LONG_QUEUE_NAME = "ovozly:queue:long"
+"""Calls longer than LONG_CALL_SECONDS wait here, served by a slot of their own in every
+worker, so a 1-minute call never waits behind a 2-hour one."""
 
 
 class JobState(StrEnum):
@@ -31,7 +34,11 @@ def new_job_token(call_id: uuid.UUID) -> str:
 
 
 class JobQueue(Protocol):
-    async def enqueue_process_call(self, call_id: uuid.UUID, job_token: str) -> None: ...
+    async def enqueue_process_call(
+        self, call_id: uuid.UUID, job_token: str, duration_s: float | None = None
+    ) -> None:
+        """Queues the call's job; by `duration_s` on the short or the long queue."""
+        ...
 
     async def enqueue_rule_evaluation(self, run_id: uuid.UUID) -> None: ...
 
@@ -45,17 +52,36 @@ class JobQueue(Protocol):
 
 
 class ArqJobQueue:
-    def __init__(self, pool: ArqRedis, queue_name: str) -> None:
+    def __init__(
+        self,
+        pool: ArqRedis,
+        queue_name: str = QUEUE_NAME,
+        *,
+        long_queue_name: str = LONG_QUEUE_NAME,
+        long_call_s: float | None = None,
+    ) -> None:
         self._pool = pool
         self._queue_name = queue_name
+        self._long_queue_name = long_queue_name
+        self._long_call_s = long_call_s
 
-    async def enqueue_process_call(self, call_id: uuid.UUID, job_token: str) -> None:
+    def queue_for(self, duration_s: float | None) -> str:
+        is_long = (
+            self._long_call_s is not None
+            and duration_s is not None
+            and duration_s > self._long_call_s
+        )
+        return self._long_queue_name if is_long else self._queue_name
+
+    async def enqueue_process_call(
+        self, call_id: uuid.UUID, job_token: str, duration_s: float | None = None
+    ) -> None:
         await self._pool.enqueue_job(
             PROCESS_CALL_JOB,
             str(call_id),
             job_token,
             _job_id=job_token,
-            _queue_name=self._queue_name,
+            _queue_name=self.queue_for(duration_s),
         )
 
     async def enqueue_rule_evaluation(self, run_id: uuid.UUID) -> None:

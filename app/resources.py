@@ -52,7 +52,7 @@ class Resources:
             sessions=create_session_factory(engine),
             redis=redis,
             storage=storage_for(settings),
-            queue=ArqJobQueue(redis, QUEUE_NAME),
+            queue=ArqJobQueue(redis, QUEUE_NAME, long_call_s=settings.long_call_seconds),
             publisher=RedisStatusPublisher(redis),
             broadcaster=broadcaster,
             login_throttle=LoginThrottle(

@@ -112,7 +112,7 @@ async def make_call(
         await session.refresh(call)
     if queue is not None:
         assert call.job_id is not None
-        await queue.enqueue_process_call(call.id, call.job_id)
+        await queue.enqueue_process_call(call.id, call.job_id, call.duration_s)
     return call
 
 

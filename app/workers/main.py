@@ -1,4 +1,9 @@
-"""arq worker wiring: resources on start-up, models loaded once, the job and the sweep."""
+"""arq worker wiring: resources on start-up, models loaded once, the job and the sweep.
+
+One worker process serves two queues: short calls with WORKER_CONCURRENCY slots, and calls
+longer than LONG_CALL_SECONDS with one slot of their own, so a short call never waits
+behind a long one. The recovery sweep is a task beside the slots. Losing Redis or the
+database does not end the process: the arq loops start again once they are back."""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 from typing import Any
 
 from arq import cron
@@ -17,6 +23,7 @@ from app.db.engine import create_engine, create_session_factory
 from app.queue import (
     DELIVER_WEBHOOK_JOB,
     EVALUATE_RULES_JOB,
+    LONG_QUEUE_NAME,
     PROCESS_CALL_JOB,
     QUEUE_NAME,
     ArqJobQueue,
@@ -24,6 +31,7 @@ from app.queue import (
 from app.services.status import RedisStatusPublisher
 from app.storage import storage_for
 from app.workers.desk import WEBHOOK_CLIENT, deliver_webhook, desk_sweep, evaluate_rules
+from app.workers.errors import TRANSIENT_INFRASTRUCTURE_ERRORS
 from app.workers.jobs import WorkerState, process_call, recover_stalled_calls, sweep_forever
 from app.workers.processor import CallProcessor
 
@@ -35,6 +43,9 @@ HARD_JOB_TIMEOUT_S = 24 * 3600
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
+    if "state" in ctx:
+        # arq runs this again when its loop restarts after an outage: keep what exists.
+        return
     settings: Settings = ctx["settings"]
     assert settings.database_url is not None
     engine = create_engine(settings.database_url, pool_size=max(2, settings.worker_concurrency))
@@ -47,16 +58,17 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         sessions=create_session_factory(engine),
         redis=ctx["redis"],
         storage=storage_for(settings),
-        queue=ArqJobQueue(ctx["redis"], QUEUE_NAME),
+        queue=ArqJobQueue(ctx["redis"], QUEUE_NAME, long_call_s=settings.long_call_seconds),
         publisher=RedisStatusPublisher(ctx["redis"]),
         processor=processor,
     )
     ctx["engine"] = engine
     ctx["state"] = state
-    recovered = await recover_stalled_calls(state)
-    if recovered:
-        logger.info("recovered %d stalled calls at start-up", recovered)
-    ctx["sweeper"] = asyncio.create_task(sweep_forever(state))
+    if ctx.get("sweeps", True):
+        recovered = await recover_stalled_calls(state)
+        if recovered:
+            logger.info("recovered %d stalled calls at start-up", recovered)
+        ctx["sweeper"] = asyncio.create_task(sweep_forever(state))
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
@@ -77,10 +89,16 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
 
 
 def create_worker(
-    settings: Settings, *, burst: bool = False, processor: CallProcessor | None = None
+    settings: Settings,
+    *,
+    burst: bool = False,
+    processor: CallProcessor | None = None,
+    queue_name: str = QUEUE_NAME,
+    max_jobs: int | None = None,
+    sweeps: bool = True,
 ) -> Worker:
     assert settings.redis_url is not None
-    ctx: dict[str, Any] = {"settings": settings}
+    ctx: dict[str, Any] = {"settings": settings, "sweeps": sweeps}
     if processor is not None:
         ctx["processor"] = processor
     return Worker(
@@ -104,19 +122,91 @@ def create_worker(
                 deliver_webhook, name=DELIVER_WEBHOOK_JOB, max_tries=1, timeout=120, keep_result=0
             ),
         ],
-        cron_jobs=[
-            cron(desk_sweep, second=45, run_at_startup=False, unique=True, timeout=120),
-        ],
+        # The desk's sweep runs once per worker process, on the short-call loop.
+        cron_jobs=(
+            [cron(desk_sweep, second=45, run_at_startup=False, unique=True, timeout=120)]
+            if sweeps
+            else []
+        ),
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
-        queue_name=QUEUE_NAME,
+        queue_name=queue_name,
         on_startup=on_startup,
         on_shutdown=on_shutdown,
-        max_jobs=settings.worker_concurrency,
+        max_jobs=max_jobs or settings.worker_concurrency,
         ctx=ctx,
         burst=burst,
-        handle_signals=not burst,
+        handle_signals=False,
         poll_delay=0.2,
     )
+
+
+def create_workers(
+    settings: Settings, *, burst: bool = False, processor: CallProcessor | None = None
+) -> list[Worker]:
+    """The short-call worker (runs the sweep) and the long-call worker (one slot)."""
+    return [
+        create_worker(settings, burst=burst, processor=processor),
+        create_worker(
+            settings,
+            burst=burst,
+            processor=processor,
+            queue_name=LONG_QUEUE_NAME,
+            max_jobs=1,
+            sweeps=False,
+        ),
+    ]
+
+
+RECONNECT_MAX_DELAY_S = 30.0
+
+
+async def keep_running(worker: Worker, stopping: asyncio.Event) -> None:
+    """Runs an arq worker loop until it ends (burst) or a stop is asked; when Redis or the
+    database goes away it waits and starts the loop again instead of letting the process
+    die (jobs in flight keep their leases, or are recovered by the sweep)."""
+    delay = 1.0
+    while not stopping.is_set():
+        try:
+            await worker.async_run()
+            return
+        except asyncio.CancelledError:
+            if stopping.is_set():
+                return
+            raise
+        except TRANSIENT_INFRASTRUCTURE_ERRORS as exc:
+            logger.warning(
+                "worker for %s lost Redis or the database (%r); starting again in %.0f s",
+                worker.queue_name,
+                exc,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_DELAY_S)
+
+
+async def serve(
+    settings: Settings, *, burst: bool = False, processor: CallProcessor | None = None
+) -> None:
+    if processor is None:
+        logger.info("loading speech and analysis models")
+        processor = await asyncio.to_thread(CallProcessor.load)
+    workers = create_workers(settings, burst=burst, processor=processor)
+    stopping = asyncio.Event()
+
+    def stop(signum: signal.Signals) -> None:
+        stopping.set()
+        for worker in workers:
+            worker.handle_sig(signum)
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop, signum)
+    try:
+        await asyncio.gather(*(keep_running(worker, stopping) for worker in workers))
+    finally:
+        for worker in workers:
+            with contextlib.suppress(Exception):
+                await worker.close()
 
 
 def run_worker(
@@ -125,5 +215,4 @@ def run_worker(
     if settings.worker_nice:
         # Batch work yields the CPU to the API where both share a machine.
         os.nice(settings.worker_nice)
-    worker = create_worker(settings, burst=burst, processor=processor)
-    worker.run()
+    asyncio.run(serve(settings, burst=burst, processor=processor))

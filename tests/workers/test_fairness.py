@@ -1,0 +1,187 @@
+"""Long calls are bounded and fair: a short call gets a slot within seconds while a long one
+runs, the recovery sweep never waits for a job slot, and a deleted call's job stops within
+seconds even while decoding. Real worker loops (arq) on the real Redis and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from app.config import Settings
+from app.db.models import Call, CallStatus, PipelineStage
+from app.queue import LONG_QUEUE_NAME, QUEUE_NAME
+from app.resources import Resources
+from app.services import calls as call_service
+from app.workers.main import create_workers, keep_running
+from app.workers.processor import CallProcessor
+from tests.services.conftest import write_tone
+from tests.workers.conftest import agent_id, create_stored_call
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def long_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 minutes of tone: seconds of decoding, no speech to transcribe."""
+    return write_tone(
+        tmp_path_factory.mktemp("long") / "long.flac",
+        container="flac",
+        codec="flac",
+        sample_rate=8000,
+        channels=1,
+        seconds=1200,
+    )
+
+
+async def _reload(resources: Resources, call_id: uuid.UUID) -> Call | None:
+    async with resources.sessions() as session:
+        return await session.get(Call, call_id)
+
+
+async def _wait_until(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if await check():
+            return time.monotonic() - started
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+@asynccontextmanager
+async def running_worker(settings: Settings, processor: CallProcessor) -> AsyncIterator[None]:
+    """Both queues' arq loops, as `ovozly worker` runs them, until the block ends."""
+    workers = create_workers(settings, processor=processor)
+    stopping = asyncio.Event()
+    tasks = [asyncio.create_task(keep_running(worker, stopping)) for worker in workers]
+    try:
+        yield
+    finally:
+        stopping.set()
+        for worker in workers:
+            await worker.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _started(resources: Resources, call_id: uuid.UUID) -> bool:
+    call = await _reload(resources, call_id)
+    return call is not None and call.started_at is not None
+
+
+async def _finished(resources: Resources, call_id: uuid.UUID) -> bool:
+    call = await _reload(resources, call_id)
+    return call is not None and call.status is not CallStatus.RUNNING
+
+
+async def test_a_short_call_gets_a_slot_while_a_long_call_runs(
+    http: httpx.AsyncClient,
+    settings: Settings,
+    resources: Resources,
+    processor: CallProcessor,
+    long_recording: Path,
+    short_speech: Path,
+) -> None:
+    owner = await agent_id(settings)
+    long_call = await create_stored_call(resources, owner, long_recording)
+    assert await resources.redis.zcard(LONG_QUEUE_NAME) == 1, "routed by its duration"
+    async with running_worker(settings, processor):
+        await _wait_until(lambda: _started(resources, long_call.id), 60, "the long call")
+        short_call = await create_stored_call(resources, owner, short_speech)
+        assert await resources.redis.zscore(QUEUE_NAME, str(short_call.job_id)) is not None
+        waited = await _wait_until(lambda: _started(resources, short_call.id), 10, "a slot")
+        assert waited < 5, waited
+        await _wait_until(lambda: _finished(resources, short_call.id), 120, "the short call")
+        short = await _reload(resources, short_call.id)
+        assert short is not None and short.status is CallStatus.SUCCESS
+        # The short one finished while the long one was still being processed.
+        assert not await _finished(resources, long_call.id)
+        async with resources.sessions() as session, session.begin():
+            row = await session.get(Call, long_call.id, with_for_update=True)
+            assert row is not None
+            await call_service.delete_call(session, row)
+
+
+async def test_a_deleted_call_stops_within_seconds_while_decoding(
+    http: httpx.AsyncClient,
+    settings: Settings,
+    resources: Resources,
+    processor: CallProcessor,
+    long_recording: Path,
+) -> None:
+    owner = await agent_id(settings)
+    call = await create_stored_call(resources, owner, long_recording)
+    workers = create_workers(settings, burst=True, processor=processor)
+    stopping = asyncio.Event()
+    tasks = [asyncio.create_task(keep_running(worker, stopping)) for worker in workers]
+    try:
+
+        async def decoding() -> bool:
+            row = await _reload(resources, call.id)
+            return row is not None and row.stage is PipelineStage.DECODING
+
+        await _wait_until(decoding, 60, "the job to start decoding")
+        await asyncio.sleep(0.5)
+        async with resources.sessions() as session, session.begin():
+            row = await session.get(Call, call.id, with_for_update=True)
+            assert row is not None
+            await call_service.delete_call(session, row)
+        deleted_at = time.monotonic()
+        # Burst workers return once their jobs are done: the job ended.
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+        stopped_after = time.monotonic() - deleted_at
+        assert stopped_after < 5, stopped_after
+    finally:
+        for worker in workers:
+            await worker.close()
+
+
+async def test_the_recovery_sweep_does_not_wait_for_a_job_slot(
+    http: httpx.AsyncClient,
+    settings: Settings,
+    resources: Resources,
+    processor: CallProcessor,
+    long_recording: Path,
+    short_speech: Path,
+) -> None:
+    quick_sweeps = settings.model_copy(
+        update={
+            "recovery_sweep_s": 1.0,
+            "recovery_idle_s": 1.0,
+            # Everything on the short queue, whose one slot the long recording occupies.
+            "long_call_seconds": 24 * 3600.0,
+        }
+    )
+    owner = await agent_id(settings)
+    busy = await create_stored_call(resources, owner, long_recording)
+    orphan = await create_stored_call(resources, owner, short_speech, enqueue=False)
+    async with resources.sessions() as session, session.begin():
+        await session.execute(
+            update(Call)
+            .where(Call.id == orphan.id)
+            .values(updated_at=datetime.now(UTC) - timedelta(minutes=5))
+        )
+    async with running_worker(quick_sweeps, processor):
+        await _wait_until(lambda: _started(resources, busy.id), 60, "the long call")
+
+        async def requeued() -> bool:
+            row = await _reload(resources, orphan.id)
+            return row is not None and row.job_id != orphan.job_id
+
+        # The one slot is busy for a while yet; the sweep still runs on time.
+        await _wait_until(requeued, 10, "the sweep to re-enqueue the orphan")
+        assert not await _finished(resources, busy.id)
+        async with resources.sessions() as session, session.begin():
+            row = await session.get(Call, busy.id, with_for_update=True)
+            assert row is not None
+            await call_service.delete_call(session, row)
+        await _wait_until(lambda: _finished(resources, orphan.id), 120, "the orphan to finish")
+    row = await _reload(resources, orphan.id)
+    assert row is not None and row.status is CallStatus.SUCCESS
