@@ -13,9 +13,11 @@ from redis.asyncio import Redis
 
 from app.auth.throttle import LoginThrottle, ThrottlePolicy
 from app.config import Settings
+from app.db.engine import SessionFactory
 from app.db.models import Role
 from app.errors import TooManyRequests
-from tests.api.conftest import PASSWORD, GraphQLClient, make_user
+from tests.api.helpers import GraphQLClient
+from tests.factories import PASSWORD, make_user
 
 ME = "{ me { id username fullName role isActive } }"
 LOGIN = (
@@ -73,7 +75,11 @@ async def test_admin_updates_a_user_and_deactivation_revokes_their_tokens(
 
 
 async def test_update_user_rules(
-    gql: GraphQLClient, admin_token: str, agent_token: str, settings: Settings
+    sessions: SessionFactory,
+    gql: GraphQLClient,
+    admin_token: str,
+    agent_token: str,
+    settings: Settings,
 ) -> None:
     admin_id = await _id_of(gql, admin_token)
     agent_id = await _id_of(gql, agent_token)
@@ -95,7 +101,7 @@ async def test_update_user_rules(
     assert missing.codes == ["NOT_FOUND"]
 
     # With a second active admin, the first may be deactivated by the second.
-    await make_user(settings, "admin2", Role.ADMIN)
+    await make_user(sessions, "admin2", Role.ADMIN)
     second = await gql.login("admin2")
     done = await gql(UPDATE, {"id": admin_id, "input": {"isActive": False}}, token=second)
     assert not done.errors, done.errors
@@ -145,10 +151,10 @@ async def _login_codes(gql: GraphQLClient, username: str, password: str) -> list
 
 
 async def test_repeated_failed_logins_are_throttled_per_username(
-    gql: GraphQLClient, settings: Settings, redis_url: str
+    sessions: SessionFactory, gql: GraphQLClient, settings: Settings, redis_url: str
 ) -> None:
-    await make_user(settings, "agent1")
-    await make_user(settings, "agent2")
+    await make_user(sessions, "agent1")
+    await make_user(sessions, "agent2")
     free = settings.login_free_failures
     started = time.perf_counter()
     for _ in range(free):
@@ -180,9 +186,9 @@ async def test_repeated_failed_logins_are_throttled_per_username(
 
 
 async def test_a_user_who_mistypes_a_few_times_never_waits(
-    gql: GraphQLClient, settings: Settings
+    sessions: SessionFactory, gql: GraphQLClient, settings: Settings
 ) -> None:
-    await make_user(settings, "agent1")
+    await make_user(sessions, "agent1")
     for _ in range(3):
         for _ in range(settings.login_free_failures - 1):
             assert await _login_codes(gql, "agent1", "typo-password") == ["UNAUTHENTICATED"]
@@ -190,12 +196,12 @@ async def test_a_user_who_mistypes_a_few_times_never_waits(
 
 
 async def test_many_usernames_from_one_address_are_throttled_per_address(
-    app: FastAPI, settings: Settings, clean_database: None, redis_url: str
+    sessions: SessionFactory, app: FastAPI, settings: Settings, clean_database: None, redis_url: str
 ) -> None:
     from tests.conftest import clear_login_throttle
 
     await clear_login_throttle(redis_url)
-    await make_user(settings, "agent1")
+    await make_user(sessions, "agent1")
     attacker = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app, client=("203.0.113.7", 4000)),
         base_url="http://testserver",

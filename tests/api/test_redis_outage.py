@@ -14,9 +14,10 @@ from fastapi import FastAPI
 
 from app.api import create_app
 from app.config import Settings
+from app.db.engine import SessionFactory
 from app.embedded import EmbeddedRedis
-from tests.api.conftest import GraphQLClient, make_user
-from tests.api.test_calls_upload import tone_bytes, upload
+from tests.api.helpers import GraphQLClient, tone_bytes, upload
+from tests.factories import make_user
 
 
 @pytest.fixture
@@ -39,9 +40,13 @@ async def outage_app(
 
 
 async def test_queries_logins_and_uploads_are_answered_while_redis_is_down(
-    outage_app: FastAPI, own_redis: EmbeddedRedis, settings: Settings, audio_dir: Path
+    sessions: SessionFactory,
+    outage_app: FastAPI,
+    own_redis: EmbeddedRedis,
+    settings: Settings,
+    audio_dir: Path,
 ) -> None:
-    await make_user(settings, "agent1")
+    await make_user(sessions, "agent1")
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=outage_app), base_url="http://testserver"
     ) as client:

@@ -13,8 +13,7 @@ from fastapi import FastAPI
 
 from app.api import create_app
 from app.config import Environment, Settings
-from tests.api.conftest import GraphQLClient
-from tests.api.test_calls_upload import UPLOAD, call_count, tone_bytes
+from tests.api.helpers import UPLOAD, GraphQLClient, call_count, tone_bytes
 
 
 @pytest.mark.parametrize(

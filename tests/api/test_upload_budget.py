@@ -14,10 +14,10 @@ from fastapi import FastAPI
 
 from app.api import create_app
 from app.config import Settings
+from app.db.engine import SessionFactory
 from app.db.models import Role
-from tests.api.conftest import PASSWORD, GraphQLClient, make_user
-from tests.api.test_calls_upload import call_count, tone_bytes, upload
-from tests.services.conftest import write_tone
+from tests.api.helpers import GraphQLClient, call_count, tone_bytes, upload
+from tests.factories import PASSWORD, make_user, write_tone
 
 
 @pytest.fixture
@@ -28,9 +28,13 @@ async def short_calls_app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 
 async def test_a_call_longer_than_max_call_seconds_is_refused_naming_the_limit(
-    short_calls_app: FastAPI, http: httpx.AsyncClient, settings: Settings, audio_dir: Path
+    sessions: SessionFactory,
+    short_calls_app: FastAPI,
+    http: httpx.AsyncClient,
+    settings: Settings,
+    audio_dir: Path,
 ) -> None:
-    await make_user(settings, "agent1")
+    await make_user(sessions, "agent1")
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=short_calls_app), base_url="http://testserver"
     ) as client:
@@ -50,7 +54,11 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 @pytest.mark.slow
 async def test_logins_stay_fast_during_six_long_uploads(
-    http: httpx.AsyncClient, settings: Settings, audio_dir: Path, tmp_path: Path
+    sessions: SessionFactory,
+    http: httpx.AsyncClient,
+    settings: Settings,
+    audio_dir: Path,
+    tmp_path: Path,
 ) -> None:
     """Six concurrent uploads of a 10-minute Opus call (1.5 s of decoding each on one core)
     while a user logs in again and again: p99 login latency stays under 1 s. Before, probes
@@ -64,8 +72,8 @@ async def test_logins_stay_fast_during_six_long_uploads(
         seconds=600,
     ).read_bytes()
     for number in range(3):
-        await make_user(settings, f"agent{number}")
-    await make_user(settings, "reader", Role.AGENT)
+        await make_user(sessions, f"agent{number}")
+    await make_user(sessions, "reader", Role.AGENT)
     gql = GraphQLClient(http)
     tokens = [await gql.login(f"agent{number}") for number in range(3)]
 

@@ -19,11 +19,12 @@ from websockets.asyncio.client import ClientConnection
 
 from app.api import create_app
 from app.config import Settings
+from app.db.engine import SessionFactory
 from app.db.models import Role
 from app.embedded import free_tcp_port
-from tests.api.conftest import PASSWORD, GraphQLClient, make_user
-from tests.api.test_calls_upload import tone_bytes, upload_ok
+from tests.api.helpers import GraphQLClient, tone_bytes, upload_ok
 from tests.conftest import clear_login_throttle
+from tests.factories import PASSWORD, make_user
 
 PROTOCOL = [websockets.Subprotocol("graphql-transport-ws")]
 SUBSCRIPTION = "subscription($id: ID!) { callStatus(id: $id) { status stage } }"
@@ -92,24 +93,24 @@ async def _closed_with(ws: ClientConnection) -> int | None:
 
 
 async def test_bad_or_missing_token_closes_the_socket_before_any_subscription(
-    serve: Server, settings: Settings
+    sessions: SessionFactory, serve: Server, settings: Settings
 ) -> None:
     async with serve() as address:
         for payload in ({"Authorization": "Bearer not-a-token"}, {}, {"Authorization": "Basic x"}):
             async with websockets.connect(f"ws://{address}/graphql", subprotocols=PROTOCOL) as ws:
                 assert await _init(ws, payload) is None
                 assert ws.close_code == 4403, payload
-        await make_user(settings, "agent1")
+        await make_user(sessions, "agent1")
         token = await _login(address, "agent1")
         async with websockets.connect(f"ws://{address}/graphql", subprotocols=PROTOCOL) as ws:
             assert await _init(ws, _bearer(token)) == {"type": "connection_ack"}
 
 
 async def test_connections_are_capped_per_user_and_per_process(
-    serve: Server, settings: Settings
+    sessions: SessionFactory, serve: Server, settings: Settings
 ) -> None:
-    await make_user(settings, "agent1")
-    await make_user(settings, "agent2")
+    await make_user(sessions, "agent1")
+    await make_user(sessions, "agent2")
     async with serve(ws_max_connections=3, ws_max_connections_per_user=2) as address:
         first, second = await _login(address, "agent1"), await _login(address, "agent2")
         url = f"ws://{address}/graphql"
@@ -134,10 +135,10 @@ async def test_connections_are_capped_per_user_and_per_process(
 
 @pytest.mark.parametrize("change", ["changePassword", "resetPassword", "deactivate"])
 async def test_credentials_change_closes_open_sockets_and_subscriptions(
-    serve: Server, settings: Settings, audio_dir: Path, change: str
+    sessions: SessionFactory, serve: Server, settings: Settings, audio_dir: Path, change: str
 ) -> None:
-    await make_user(settings, "admin", Role.ADMIN)
-    await make_user(settings, "agent1")
+    await make_user(sessions, "admin", Role.ADMIN)
+    await make_user(sessions, "agent1")
     # Two API processes' worth of apps: the change is made on one, the socket is on the other.
     async with serve() as watched, serve() as other:
         token = await _login(watched, "agent1")

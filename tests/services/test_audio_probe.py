@@ -15,7 +15,7 @@ import pytest
 from app.errors import TooManyRequests
 from app.services.audio_probe import ProbeLimits, ProbePool
 from app.services.uploads import CallTooLong, UnreadableAudio, UploadRejected, probe_audio
-from tests.services.conftest import write_tone
+from tests.factories import write_tone
 
 
 def _flac(tmp_path: Path, seconds: float, name: str = "tone.flac") -> Path:

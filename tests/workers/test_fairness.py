@@ -17,14 +17,15 @@ import pytest
 from sqlalchemy import update
 
 from app.config import Settings
-from app.db.models import Call, CallStatus, PipelineStage
+from app.db.models import Call, CallStatus, PipelineStage, User
 from app.queue import LONG_QUEUE_NAME, QUEUE_NAME
 from app.resources import Resources
 from app.services import calls as call_service
+from app.services.effects import unit_of_work
 from app.workers.main import create_workers, keep_running
 from app.workers.processor import CallProcessor
-from tests.services.conftest import write_tone
-from tests.workers.conftest import agent_id, create_stored_call
+from tests.factories import write_tone
+from tests.workers.helpers import agent_id, create_stored_call
 
 pytestmark = pytest.mark.slow
 
@@ -71,6 +72,16 @@ async def running_worker(settings: Settings, processor: CallProcessor) -> AsyncI
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def _delete(resources: Resources, call_id: uuid.UUID) -> None:
+    """As `deleteCall` does it, by the call's owner (effects after the commit)."""
+    async with unit_of_work(resources.sessions, resources.effect_targets) as session:
+        call = await session.get(Call, call_id)
+        assert call is not None
+        owner = await session.get(User, call.owner_id)
+        assert owner is not None
+        await call_service.delete_call(session, owner, call_id)
+
+
 async def _started(resources: Resources, call_id: uuid.UUID) -> bool:
     call = await _reload(resources, call_id)
     return call is not None and call.started_at is not None
@@ -89,7 +100,7 @@ async def test_a_short_call_gets_a_slot_while_a_long_call_runs(
     long_recording: Path,
     short_speech: Path,
 ) -> None:
-    owner = await agent_id(settings)
+    owner = await agent_id(resources.sessions)
     long_call = await create_stored_call(resources, owner, long_recording)
     assert await resources.redis.zcard(LONG_QUEUE_NAME) == 1, "routed by its duration"
     async with running_worker(settings, processor):
@@ -103,10 +114,7 @@ async def test_a_short_call_gets_a_slot_while_a_long_call_runs(
         assert short is not None and short.status is CallStatus.SUCCESS
         # The short one finished while the long one was still being processed.
         assert not await _finished(resources, long_call.id)
-        async with resources.sessions() as session, session.begin():
-            row = await session.get(Call, long_call.id, with_for_update=True)
-            assert row is not None
-            await call_service.delete_call(session, row)
+        await _delete(resources, long_call.id)
 
 
 async def test_a_deleted_call_stops_within_seconds_while_decoding(
@@ -116,7 +124,7 @@ async def test_a_deleted_call_stops_within_seconds_while_decoding(
     processor: CallProcessor,
     long_recording: Path,
 ) -> None:
-    owner = await agent_id(settings)
+    owner = await agent_id(resources.sessions)
     call = await create_stored_call(resources, owner, long_recording)
     workers = create_workers(settings, burst=True, processor=processor)
     stopping = asyncio.Event()
@@ -129,10 +137,7 @@ async def test_a_deleted_call_stops_within_seconds_while_decoding(
 
         await _wait_until(decoding, 60, "the job to start decoding")
         await asyncio.sleep(0.5)
-        async with resources.sessions() as session, session.begin():
-            row = await session.get(Call, call.id, with_for_update=True)
-            assert row is not None
-            await call_service.delete_call(session, row)
+        await _delete(resources, call.id)
         deleted_at = time.monotonic()
         # Burst workers return once their jobs are done: the job ended.
         await asyncio.wait_for(asyncio.gather(*tasks), 30)
@@ -159,7 +164,7 @@ async def test_the_recovery_sweep_does_not_wait_for_a_job_slot(
             "long_call_seconds": 24 * 3600.0,
         }
     )
-    owner = await agent_id(settings)
+    owner = await agent_id(resources.sessions)
     busy = await create_stored_call(resources, owner, long_recording)
     orphan = await create_stored_call(resources, owner, short_speech, enqueue=False)
     async with resources.sessions() as session, session.begin():
@@ -178,10 +183,7 @@ async def test_the_recovery_sweep_does_not_wait_for_a_job_slot(
         # The one slot is busy for a while yet; the sweep still runs on time.
         await _wait_until(requeued, 10, "the sweep to re-enqueue the orphan")
         assert not await _finished(resources, busy.id)
-        async with resources.sessions() as session, session.begin():
-            row = await session.get(Call, busy.id, with_for_update=True)
-            assert row is not None
-            await call_service.delete_call(session, row)
+        await _delete(resources, busy.id)
         await _wait_until(lambda: _finished(resources, orphan.id), 120, "the orphan to finish")
     row = await _reload(resources, orphan.id)
     assert row is not None and row.status is CallStatus.SUCCESS

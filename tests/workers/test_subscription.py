@@ -186,9 +186,9 @@ async def test_failing_call_streams_fail_with_error_and_others_cannot_subscribe(
 
 
 async def test_websocket_handshake_checks_the_origin_like_cors(
-    server: str, settings: Settings
+    sessions: SessionFactory, server: str, settings: Settings
 ) -> None:
-    await make_user(settings, "agent1")
+    await make_user(sessions, "agent1")
     token = await _token(server, "agent1")
     protocol = [websockets.Subprotocol("graphql-transport-ws")]
     with pytest.raises(websockets.InvalidStatus) as refused:
