@@ -188,7 +188,7 @@ class DevSession:
         self._guard = subprocess.Popen(
             [sys.executable, "-m", "app.dev_supervisor", "guard", str(self.data_dir)],
             start_new_session=True,
-            preexec_fn=functools.partial(parent_death_signal, os.getpid()),
+            preexec_fn=functools.partial(_prepare_guard, os.getpid()),
         )
         self._write_state()
 
@@ -268,25 +268,35 @@ def _stop_recorded_processes(recorded: object) -> None:
 
 # -- the guard process -----------------------------------------------------------------------
 
+_GUARD_SIGNALS = {signal.SIGTERM, signal.SIGUSR1}
+
+
+def _prepare_guard(parent_pid: int) -> None:
+    """In the guard's child before exec: its signals stay pending (the mask survives exec)
+    until it has installed its handlers, so `ovozly dev` dying while the guard is still
+    starting is not missed."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _GUARD_SIGNALS)
+    parent_death_signal(parent_pid)
+
 
 def guard(data_dir: Path) -> int:
     """Waits; SIGUSR1 (orderly shutdown) exits quietly, SIGTERM (sent by the kernel when
     `ovozly dev` dies) stops the embedded servers on the data dir first."""
-    stopped = False
 
     def disarm(signum: int, frame: object) -> None:
         raise SystemExit(0)
 
     def parent_died(signum: int, frame: object) -> None:
-        nonlocal stopped
-        if not stopped:
-            stopped = True
-            stop_leftover_servers(data_dir)
+        # A repeated signal must not interrupt the clean-up half-way (it can arrive twice).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        stop_leftover_servers(data_dir)
         raise SystemExit(0)
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGUSR1, disarm)
     signal.signal(signal.SIGTERM, parent_died)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _GUARD_SIGNALS)
     while True:
         signal.pause()
 

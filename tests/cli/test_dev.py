@@ -269,11 +269,14 @@ def test_sigkilled_dev_leaves_nothing_running_and_the_next_start_is_clean(
     process.kill()
     process.wait()
     # Children, the embedded Redis and PostgreSQL all go with it.
-    _wait_for(lambda: not any(c.is_running() for c in children), 30, "children to exit")
-    _wait_for(lambda: not _listening(first_redis_port), 30, "Redis to stop")
-    _wait_for(lambda: _postgres_pid(data_dir) is None, 30, "PostgreSQL to stop")
-    _wait_for(lambda: not _listening(port), 30, "the API port to close")
-    _wait_for(lambda: _processes_using(data_dir) == [], 30, "no process on the data dir")
+    try:
+        _wait_for(lambda: not any(c.is_running() for c in children), 30, "children to exit")
+        _wait_for(lambda: not _listening(first_redis_port), 30, "Redis to stop")
+        _wait_for(lambda: _postgres_pid(data_dir) is None, 30, "PostgreSQL to stop")
+        _wait_for(lambda: not _listening(port), 30, "the API port to close")
+        _wait_for(lambda: _processes_using(data_dir) == [], 30, "no process on the data dir")
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}; output:\n" + "".join(log[-40:])) from None
 
     # The next start announces the Redis it really uses, and works.
     process = _start_dev(data_dir, port)
