@@ -1,7 +1,7 @@
 """accounts: a token version per user, so a password change revokes earlier tokens
 
 Revision ID: 0003_accounts
-Revises: 0004_desk
+Revises: 0002_languages
 Create Date: 2026-12-01 11:30:00.000000+00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003_accounts"
-down_revision: str | None = "0004_desk"
+down_revision: str | None = "0002_languages"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
