@@ -21,7 +21,7 @@ $(STAMP): requirements.lock pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/ovozly dev
+	@$(BIN)/ovozly dev
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider

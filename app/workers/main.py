@@ -32,8 +32,14 @@ from app.services.status import RedisStatusPublisher
 from app.storage import storage_for
 from app.workers.desk import WEBHOOK_CLIENT, deliver_webhook, desk_sweep, evaluate_rules
 from app.workers.errors import TRANSIENT_INFRASTRUCTURE_ERRORS
+from app.workers.heartbeat import (
+    FAILED_TTL_S,
+    HeartbeatPublisher,
+    WorkerHeartbeat,
+    write_heartbeat,
+)
 from app.workers.jobs import WorkerState, process_call, recover_stalled_calls, sweep_forever
-from app.workers.processor import CallProcessor
+from app.workers.processor import CallProcessor, ModelCheckFailed
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +57,34 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     engine = create_engine(settings.database_url, pool_size=max(2, settings.worker_concurrency))
     processor: CallProcessor | None = ctx.get("processor")
     if processor is None:
-        logger.info("loading speech and analysis models")
-        processor = await asyncio.to_thread(CallProcessor.load)
+        logger.info("worker: loading and checking the models")
+        try:
+            processor = await asyncio.to_thread(CallProcessor.load)
+        except ModelCheckFailed as failed:
+            await write_heartbeat(
+                ctx["redis"],
+                WorkerHeartbeat.for_this_process(
+                    ready=False,
+                    device=failed.report.device,
+                    check=failed.report.as_dict(),
+                    error=failed.report.summary(),
+                ),
+                FAILED_TTL_S,
+            )
+            raise
+    report = processor.check
+    publisher = HeartbeatPublisher(
+        ctx["redis"],
+        WorkerHeartbeat.for_this_process(
+            ready=True,
+            device=report.device if report else processor.pipeline.device,
+            check=report.as_dict() if report else {},
+        ),
+    )
+    await publisher.start()
+    ctx["heartbeat"] = publisher
+    if report is not None:
+        logger.info("worker ready: %s", report.summary())
     state = WorkerState(
         settings=settings,
         sessions=create_session_factory(engine),
@@ -72,6 +104,9 @@ async def on_startup(ctx: dict[str, Any]) -> None:
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
+    publisher: HeartbeatPublisher | None = ctx.get("heartbeat")
+    if publisher is not None:
+        await publisher.stop()
     sweeper: asyncio.Task[None] | None = ctx.get("sweeper")
     if sweeper is not None:
         sweeper.cancel()

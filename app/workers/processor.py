@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.errors import OvozlyError
+from app.errors import OvozlyError, ProcessingError
 from app.ml.types import (
     CallInsight,
     ProgressCallback,
@@ -21,6 +21,7 @@ from app.ml.types import (
 if TYPE_CHECKING:
     from app.ml.analysis import Analyzer
     from app.ml.pipeline import SpeechPipeline
+    from app.ml.selfcheck import SelfCheckReport
 
 
 class JobDeadlineExceeded(OvozlyError):
@@ -68,29 +69,47 @@ class ThrottledProgress:
         self.sink(stage, completed, total)
 
 
+class ModelCheckFailed(ProcessingError):
+    """A configured model could not be loaded or run at start-up; the worker takes no jobs."""
+
+    def __init__(self, report: SelfCheckReport) -> None:
+        super().__init__(report.summary())
+        self.report = report
+
+
 @dataclass
 class CallProcessor:
     pipeline: SpeechPipeline
     analyzer: Analyzer
     analysis_backend: str
+    check: SelfCheckReport | None = None
+    """The start-up self-check that loaded the models (None when built around given parts)."""
     interruption_threshold_s: float = 0.5
 
     @classmethod
     def load(cls) -> CallProcessor:
+        """Loads and checks every configured model (`ovozly worker --check` runs the same
+        check), then builds the pipeline and analyzer from the now-cached models."""
         from app.ml.analysis import build_analyzer
         from app.ml.analysis.models import warm_up
         from app.ml.analysis.settings import AnalysisSettings
         from app.ml.pipeline import SpeechPipeline
+        from app.ml.selfcheck import run_self_check
         from app.ml.settings import PipelineSettings
 
+        pipeline_settings = PipelineSettings()
         analysis_settings = AnalysisSettings()
+        report = run_self_check(pipeline_settings, analysis_settings)
+        if not report.ok:
+            raise ModelCheckFailed(report)
         warm_up(
             embeddings=analysis_settings.intent_embeddings, names=analysis_settings.person_names
         )
         return cls(
-            pipeline=SpeechPipeline(PipelineSettings()),
+            pipeline=SpeechPipeline(pipeline_settings),
             analyzer=build_analyzer(analysis_settings),
             analysis_backend=str(analysis_settings.analysis_backend),
+            check=report,
             interruption_threshold_s=analysis_settings.interruption_threshold_s,
         )
 

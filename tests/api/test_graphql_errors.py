@@ -31,7 +31,15 @@ async def test_graphiql_health_and_readiness(http: httpx.AsyncClient) -> None:
     assert (await http.get("/healthz")).json() == {"status": "ok"}
     ready = await http.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ok", "database": "ok", "redis": "ok"}
+    body = ready.json()
+    assert {key: body[key] for key in ("status", "database", "redis")} == {
+        "status": "ok",
+        "database": "ok",
+        "redis": "ok",
+    }
+    # No worker runs beside this API: ready without one, unless one is required.
+    assert body["workers"]["ready"] == 0
+    assert (await http.get("/readyz", params={"require_worker": "true"})).status_code == 503
 
 
 async def test_cors_allows_only_configured_origins(http: httpx.AsyncClient) -> None:

@@ -86,7 +86,10 @@ def _wait_ready(port: int, process: subprocess.Popen[str], log: list[str]) -> No
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline and process.poll() is None:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+            ready = httpx.get(
+                f"http://127.0.0.1:{port}/readyz", params={"require_worker": "true"}, timeout=2
+            )
+            if ready.status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -103,6 +106,31 @@ def _stop(process: subprocess.Popen[str]) -> int:
         raise
 
 
+FIRST_SCREEN = [
+    re.compile(pattern)
+    for pattern in (
+        r"^$",
+        r"^Ovozly is running\.$",
+        r"^  (GraphiQL|Database|Redis|Data|Admin|Password|Worker|Stop): +\S",
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO app\.embedded: embedded "
+        r"(PostgreSQL|Redis) ready ",
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO app\.workers\.main: worker"
+        r"(: loading and checking the models| ready: \d+ models loaded and run on cpu)",
+    )
+]
+"""Every line `make run` may print before the worker is ready: the URL, the admin login,
+where data lives, what is still loading. Library warnings, progress bars, Alembic, uvicorn
+and arq start-up chatter are not on it."""
+
+
+def assert_first_screen_is_for_the_user(lines: list[str]) -> None:
+    unexpected = [
+        line for line in lines if not any(p.match(line.rstrip("\n")) for p in FIRST_SCREEN)
+    ]
+    assert unexpected == [], "lines not meant for the user:\n" + "".join(unexpected)
+    assert len(lines) <= 20, "".join(lines)
+
+
 LOGIN = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { accessToken } }"
 
 
@@ -113,9 +141,11 @@ def test_make_run_serves_graphiql_logs_in_and_stops_cleanly(tmp_path: Path) -> N
     process = _start_dev(data_dir, port)
     log: list[str] = []
     try:
-        _read_until(process, "Stop:", log)
+        _read_until(process, "worker ready:", log)
+        assert_first_screen_is_for_the_user(log)
         output = "".join(log)
         assert f"http://127.0.0.1:{port}/graphql" in output
+        assert f"Data:      {data_dir}" in output
         password_match = re.search(r"Password:\s+(\S+)\s+\(shown once", output)
         assert password_match, output
         password = password_match.group(1)

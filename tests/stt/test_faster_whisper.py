@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from app.ml.settings import PipelineSettings
 from app.ml.stt import SAMPLE_RATE, SpeechToText, SttError, build_speech_to_text
-from app.ml.stt.faster_whisper_backend import FasterWhisperStt
+from app.ml.stt.faster_whisper_backend import FasterWhisperStt, bundled_model_dir
 from tests.stt.conftest import (
     assert_words_well_formed,
     load_audio,
@@ -104,10 +105,17 @@ def test_english_only_model_refuses_another_language(bundled_stt: FasterWhisperS
         bundled_stt.transcribe(noise(2.0, level=0.1, seed=4), regions=[(0.0, 2.0)], language="uz")
 
 
-def test_missing_named_model_says_how_to_fetch_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(SttError, match="huggingface-cli download Systran/faster-whisper-large-v3"):
-        FasterWhisperStt.load("large-v3")
+def test_missing_named_model_says_how_to_fetch_it(tmp_path: Path) -> None:
+    """A named model is read from MODELS_DIR only: never downloaded during a job."""
+    with pytest.raises(SttError, match="ovozly models fetch") as raised:
+        FasterWhisperStt.load("large-v3", models_dir=tmp_path)
+    assert str(tmp_path / "Systran" / "faster-whisper-large-v3") in str(raised.value)
+    with pytest.raises(SttError, match="neither a local directory"):
+        FasterWhisperStt.load("not-a-whisper-size", models_dir=tmp_path)
+
+
+def test_a_fetched_model_loads_from_models_dir(tmp_path: Path) -> None:
+    fetched = tmp_path / "Systran" / "faster-whisper-tiny.en"
+    shutil.copytree(bundled_model_dir(), fetched)
+    stt = FasterWhisperStt.load("tiny.en", models_dir=tmp_path)
+    assert not stt.is_multilingual

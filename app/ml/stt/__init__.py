@@ -55,6 +55,7 @@ def load_model(
     key = (
         "stt",
         spec,
+        settings.models_dir,
         settings.stt_compute_type,
         settings.stt_batch_size,
         settings.stt_beam_size,

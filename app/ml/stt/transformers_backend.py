@@ -1,8 +1,8 @@
 """Whisper and Seamless M4T v2 checkpoints through Hugging Face transformers.
 
 `STT_MODEL` is a model id (`openai/whisper-large-v3`, `facebook/seamless-m4t-v2-large`) or a
-local directory. Ids resolve from the local Hugging Face cache only unless
-`STT_ALLOW_DOWNLOAD=true`. Inputs are the packed speech regions (see `regions.py`), each at
+local directory. Ids resolve to the directory `ovozly models fetch` fills under `MODELS_DIR`;
+nothing is downloaded here. Inputs are the packed speech regions (see `regions.py`), each at
 most 30 s, so every input is one Whisper window and nothing is conditioned on earlier text.
 """
 
@@ -33,17 +33,28 @@ WINDOW_S = 30.0
 LANGUAGE_WINDOWS = 5
 
 
-def _load_error(model: str, exc: Exception, *, allow_download: bool) -> SttError:
-    if Path(model).expanduser().exists():
-        return SttError(f"could not load the transformers model at {model}: {exc}")
-    if not allow_download:
-        return SttError(
-            f"STT model {model!r} is not in the local Hugging Face cache and downloads are off. "
-            f"Fetch it once with `huggingface-cli download {model}` on a machine with network "
-            "access (into the cache this worker reads), point STT_MODEL at a local directory, "
-            "or set STT_ALLOW_DOWNLOAD=true"
+def _load_error(model: str, source: Path, exc: Exception) -> SttError:
+    return SttError(
+        f"could not load the transformers model {model!r} from {source}: {exc}. "
+        "`ovozly models verify` checks a fetched model against its published hashes"
+    )
+
+
+def fetched_model_dir(model: str, models_dir: Path | None) -> Path:
+    """A local directory as given, else where `ovozly models fetch` puts the Hub id."""
+    from app.ml.models_catalog import hub_model_dir
+
+    local = Path(model).expanduser()
+    if local.exists():
+        return local
+    directory = hub_model_dir(models_dir or Path(".ovozly/models"), model)
+    if not (directory / "config.json").is_file():
+        raise SttError(
+            f"STT model {model!r} is not in MODELS_DIR ({directory} has no config.json). "
+            "Workers never download; run `ovozly models fetch` once, or point STT_MODEL at a "
+            "local directory"
         )
-    return SttError(f"could not load STT model {model!r}: {exc}", retryable=True)
+    return directory
 
 
 class TransformersStt:
@@ -85,7 +96,7 @@ class TransformersStt:
             settings.stt_model,
             device=device,
             batch_size=settings.stt_batch_size,
-            allow_download=settings.stt_allow_download,
+            models_dir=settings.models_dir,
             default_language=settings.stt_language,
             num_beams=5 if device.startswith("cuda") else 1,
         )
@@ -97,7 +108,7 @@ class TransformersStt:
         *,
         device: str = "cpu",
         batch_size: int = 8,
-        allow_download: bool = False,
+        models_dir: Path | None = None,
         default_language: str | None = None,
         num_beams: int = 1,
     ) -> TransformersStt:
@@ -109,17 +120,17 @@ class TransformersStt:
             WhisperForConditionalGeneration,
         )
 
-        local_only = not allow_download
+        source = fetched_model_dir(model, models_dir)
         try:
-            config = AutoConfig.from_pretrained(model, local_files_only=local_only)
+            config = AutoConfig.from_pretrained(source, local_files_only=True)
             dtype = torch.float16 if device.startswith("cuda") else torch.float32
             if config.model_type == "whisper":
                 network: Any = WhisperForConditionalGeneration.from_pretrained(
-                    model, local_files_only=local_only, dtype=dtype
+                    source, local_files_only=True, dtype=dtype
                 )
             elif config.model_type.startswith("seamless_m4t"):
                 network = SeamlessM4Tv2ForSpeechToText.from_pretrained(
-                    model, local_files_only=local_only, dtype=dtype
+                    source, local_files_only=True, dtype=dtype
                 )
             else:
                 raise SttError(
@@ -127,12 +138,12 @@ class TransformersStt:
                     "backend runs Whisper and Seamless M4T v2 checkpoints"
                 )
             processor = AutoProcessor.from_pretrained(  # type: ignore[no-untyped-call]
-                model, local_files_only=local_only
+                source, local_files_only=True
             )
         except SttError:
             raise
         except (OSError, ValueError) as exc:
-            raise _load_error(model, exc, allow_download=allow_download) from exc
+            raise _load_error(model, source, exc) from exc
         network.to(device).eval()
         if network.config.model_type.startswith("seamless_m4t") and default_language is None:
             # Failing at start-up beats failing every call: Seamless cannot say which

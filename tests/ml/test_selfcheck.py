@@ -1,0 +1,69 @@
+"""The worker's self-check on the real models: every configured model loaded and run on a
+second of generated speech-like audio."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.ml.analysis.settings import AnalysisSettings
+from app.ml.compute import MODELS
+from app.ml.selfcheck import CHECK_SECONDS, run_self_check, speech_like_signal
+from app.ml.settings import PipelineSettings
+from app.ml.vad import SileroVad
+
+
+def test_the_generated_signal_is_heard_as_speech() -> None:
+    signal = speech_like_signal()
+    assert signal.shape == (int(16_000 * CHECK_SECONDS),) and signal.dtype.name == "float32"
+    assert 0.4 < float(abs(signal).max()) <= 0.5
+    regions = MODELS.get(("silero-vad",), SileroVad)(signal)
+    assert sum(end - start for start, end in regions) > 0.3
+    # Silence of the same length is not.
+    assert MODELS.get(("silero-vad",), SileroVad)(signal * 0) == []
+
+
+@pytest.mark.slow
+def test_the_default_configuration_passes_with_timings_device_and_memory() -> None:
+    report = run_self_check(PipelineSettings(_env_file=None), AnalysisSettings(_env_file=None))
+    assert report.ok, report.table()
+    assert report.device == "cpu"
+    assert [check.role for check in report.checks] == [
+        "vad",
+        "speaker-embeddings",
+        "speech-to-text",
+        "language-id",
+        "sentence-embeddings",
+        "names-ru",
+    ]
+    for check in report.checks:
+        assert check.device == "cpu" and check.load_s >= 0 and check.run_s > 0, check
+        assert check.memory_mb is not None and check.memory_mb >= 0
+    assert "models loaded and run on cpu" in report.summary()
+
+
+def test_a_missing_model_or_device_fails_the_check(tmp_path: object) -> None:
+    missing = run_self_check(
+        PipelineSettings(_env_file=None, stt_model="large-v3", models_dir=tmp_path)
+    )
+    assert not missing.ok
+    (stt,) = [check for check in missing.checks if check.role == "speech-to-text"]
+    assert not stt.ok and stt.error is not None and "ovozly models fetch" in stt.error
+    assert all(check.ok for check in missing.checks if check.role != "speech-to-text")
+
+    import torch
+
+    if not torch.cuda.is_available():
+        no_gpu = run_self_check(PipelineSettings(_env_file=None, device="cuda"))
+        assert not no_gpu.ok and no_gpu.checks == []
+        assert no_gpu.error is not None and "DEVICE=cuda" in no_gpu.error
+
+
+def test_hosted_services_are_listed_but_not_contacted() -> None:
+    report = run_self_check(
+        PipelineSettings(_env_file=None, stt_backend="openai", diarization_backend="pyannoteai"),
+        AnalysisSettings(_env_file=None, analysis_backend="openai"),
+    )
+    hosted = {check.role: check for check in report.checks if check.source == "hosted"}
+    assert set(hosted) == {"speech-to-text", "diarization", "analysis-llm"}
+    assert all(check.ok and check.device == "remote" for check in hosted.values())
+    assert report.ok
