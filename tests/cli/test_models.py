@@ -76,21 +76,22 @@ def test_list_on_the_default_configuration_shows_bundled_models_present_and_inta
     result = ovozly("models", "list", "--json", env={})
     assert result.returncode == 0, result.stderr
     listing = json.loads(result.stdout)
-    models = {model["role"]: model for model in listing["models"]}
-    assert set(models) == {
+    assert [model["role"] for model in listing["models"]] == [
         "vad",
         "speaker-embeddings",
+        "speech-to-text",
         "speech-to-text",
         "language-id",
         "sentence-embeddings",
         "names-ru",
-    }
-    for model in models.values():
+    ]
+    for model in listing["models"]:
         assert model["source"] == "package"
         assert model["present"] and model["hash"] == "ok" and model["problems"] == [], model
-        assert model["sizeBytes"] == model["expectedSizeBytes"] > 0
+        assert model["sizeBytes"] > 0
         assert Path(model["location"]).is_dir()
-    assert models["speech-to-text"]["name"].startswith("Whisper tiny.en")
+    stt_names = [m["name"] for m in listing["models"] if m["role"] == "speech-to-text"]
+    assert stt_names[0].startswith("Whisper base") and stt_names[1].startswith("Whisper tiny.en")
 
     table = ovozly("models", "list", "--no-hash", env={})
     assert "All present." in table.stdout and "speech-to-text" in table.stdout
@@ -213,3 +214,36 @@ def test_worker_check_loads_and_runs_a_fetched_model(
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert REPO_ID in checked.stdout and "OK: " in checked.stdout
     assert len(hub.requests) == requests_after_fetch
+
+
+def test_an_onnx_route_under_models_dir_is_fetched_from_its_hub_repo(
+    hub: FakeHub, tmp_path: Path
+) -> None:
+    sources = tmp_path / "export"
+    sources.mkdir()
+    (sources / "model.onnx").write_bytes(bytes(range(256)) * 8_000)
+    (sources / "vocab.txt").write_text("▁ 0\nа 1\n<blk> 2\n")
+    (sources / "config.json").write_text('{"model_type": "gigaam-v3-ctc"}')
+    (sources / "README.md").write_text("not needed\n")
+    hub.add_repo("istupakov/tiny-onnx", {p.name: p for p in sources.iterdir()})
+    models_dir = tmp_path / "models"
+    env = {
+        "MODELS_DIR": str(models_dir),
+        "LANGUAGES": "ru",
+        "STT_MODELS": f"ru=onnx:{models_dir}/istupakov/tiny-onnx",
+        "HF_ENDPOINT": hub.url,
+    }
+    listed = json.loads(ovozly("models", "list", "--json", env=env).stdout)
+    (stt,) = [model for model in listed["models"] if model["role"] == "speech-to-text"]
+    assert stt["source"] == "huggingface" and stt["repoId"] == "istupakov/tiny-onnx"
+    assert not stt["present"]
+
+    fetched = ovozly("models", "fetch", env=env)
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    target = models_dir / "istupakov" / "tiny-onnx"
+    assert sorted(p.name for p in target.iterdir() if not p.name.startswith(".")) == [
+        "config.json",
+        "model.onnx",
+        "vocab.txt",
+    ]
+    assert ovozly("models", "verify", env=env).returncode == 0

@@ -31,6 +31,7 @@ def test_the_default_configuration_passes_with_timings_device_and_memory() -> No
         "vad",
         "speaker-embeddings",
         "speech-to-text",
+        "speech-to-text",
         "language-id",
         "sentence-embeddings",
         "names-ru",
@@ -67,3 +68,28 @@ def test_hosted_services_are_listed_but_not_contacted() -> None:
     assert set(hosted) == {"speech-to-text", "diarization", "analysis-llm"}
     assert all(check.ok and check.device == "remote" for check in hosted.values())
     assert report.ok
+
+
+def test_the_catalogue_follows_the_language_routes(tmp_path: object) -> None:
+    from app.ml.models_catalog import ModelSource, required_models
+
+    default = required_models(PipelineSettings(_env_file=None))
+    speech = [(spec.role, spec.languages, spec.source) for spec in default if spec.stt_route]
+    # The bundled Whisper base transcribes Russian and also identifies each turn's language:
+    # listed once; tiny.en takes English; Uzbek has no default model.
+    assert speech == [
+        ("speech-to-text", ("ru",), ModelSource.PACKAGE),
+        ("speech-to-text", ("en",), ModelSource.PACKAGE),
+    ]
+    routed = required_models(
+        PipelineSettings(
+            _env_file=None,
+            models_dir=tmp_path,
+            stt_models=f"uz=onnx:{tmp_path}/org/uz-onnx,ru=aisha,en=faster-whisper:large-v3",
+        )
+    )
+    by_language = {spec.languages: spec for spec in routed if spec.role == "speech-to-text"}
+    assert by_language[("uz",)].repo_id == "org/uz-onnx"
+    assert by_language[("ru",)].source is ModelSource.HOSTED
+    assert by_language[("en",)].repo_id == "Systran/faster-whisper-large-v3"
+    assert [spec.role for spec in routed].count("speech-language-id") == 1
