@@ -257,7 +257,10 @@ def _steps(
             if not spec.languages:
                 detected = stt.detect_language(signal, [(0.0, CHECK_SECONDS)])
                 return f"language identification answers ({detected[0] if detected else '-'})"
-            language = pipeline.stt_language or spec.languages[0]
+            # An English-only model given every language (STT_MODEL without routes) is
+            # only ever sent English turns: check it on English.
+            english_only = not getattr(stt, "is_multilingual", True)
+            language = pipeline.stt_language or ("en" if english_only else spec.languages[0])
             result = stt.transcribe(signal, regions=[(0.0, CHECK_SECONDS)], language=language)
             return (
                 f"transcribed as {language} ({len(result.words)} words); "
