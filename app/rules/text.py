@@ -46,10 +46,26 @@ class CompiledPhrase:
     words: tuple[tuple[str, ...], ...]
 
 
+# Characters that end a token in speech (see `_TOKEN`); in a phrase they separate words too,
+# or "call-back" would wait for a single token that speech never yields.
+_WORD_BREAKS = str.maketrans({"-": " ", "_": " "})
+
+
+def _fold_piece(piece: str, *, starts_word: bool) -> str:
+    """A literal piece of a word pattern folded as it sits in the word: after a wildcard it
+    is inside the word, where Cyrillic `е` is `e`, not the word-initial `ye`."""
+    if starts_word:
+        return fold(piece)
+    return fold("x" + piece)[1:]
+
+
 def compile_phrase(phrase: str) -> CompiledPhrase:
     words = []
-    for word in phrase.split():
-        pieces = tuple(fold(piece) if piece else "" for piece in word.split(WILDCARD))
+    for word in phrase.translate(_WORD_BREAKS).split():
+        pieces = tuple(
+            _fold_piece(piece, starts_word=index == 0) if piece else ""
+            for index, piece in enumerate(word.split(WILDCARD))
+        )
         words.append(pieces)
     return CompiledPhrase(phrase, tuple(words))
 

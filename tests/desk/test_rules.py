@@ -87,6 +87,19 @@ def test_phrases_match_across_case_and_script(phrase: str, expected: list[str]) 
     assert find_phrase(compile_phrase(phrase), tokenize(text), text) == expected
 
 
+def test_hyphenated_phrases_and_cyrillic_after_a_wildcard_match() -> None:
+    # Speech splits "по-русски" into two tokens; the accepted phrase must match it.
+    text = "Можно по-русски? Это call-back, уведомление пришло"
+    assert find_phrase(compile_phrase("по-русски"), tokenize(text), text) == ["по-русски"]
+    assert find_phrase(compile_phrase("po russki"), tokenize(text), text) == ["по-русски"]
+    assert find_phrase(compile_phrase("call-back"), tokenize(text), text) == ["call-back"]
+    assert find_phrase(compile_phrase("call_back"), tokenize(text), text) == ["call-back"]
+    # Inside a word Cyrillic "е" is "e"; only at a word's start is it "ye".
+    assert find_phrase(compile_phrase("*ение"), tokenize(text), text) == ["уведомление"]
+    assert find_phrase(compile_phrase("увед*ение"), tokenize(text), text) == ["уведомление"]
+    assert find_phrase(compile_phrase("е*"), tokenize("ещё раз"), "ещё раз") == ["ещё"]
+
+
 def test_wildcards_stay_inside_a_word_and_are_linear() -> None:
     text = "please cancel my subscription now"
     assert find_phrase(compile_phrase("sub*tion"), tokenize(text), text) == ["subscription"]
