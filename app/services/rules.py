@@ -53,8 +53,19 @@ class RuleSet:
 
 
 async def current_rules(session: AsyncSession) -> RuleSet:
-    categories = (await session.execute(select(Category.id, Category.rule))).all()
-    scorecards = (await session.execute(select(Scorecard.id, Scorecard.items))).all()
+    """The rules, held (FOR KEY SHARE) until the caller's transaction ends: a category or
+    scorecard deleted meanwhile waits for the results that name it, then takes them away by
+    cascade, instead of failing the finishing call on a foreign key. Edits do not wait."""
+    categories = (
+        await session.execute(
+            select(Category.id, Category.rule).with_for_update(read=True, key_share=True)
+        )
+    ).all()
+    scorecards = (
+        await session.execute(
+            select(Scorecard.id, Scorecard.items).with_for_update(read=True, key_share=True)
+        )
+    ).all()
     return RuleSet(
         categories=[(row.id, Rule.model_validate(row.rule)) for row in categories],
         scorecards=[

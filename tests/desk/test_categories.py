@@ -4,14 +4,18 @@ CallFilter.category, and Analysis.sentimentTrend."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
+from app.db.models import CallCategory as CallCategoryModel
+from app.db.models import CallScorecard as CallScorecardModel
 from app.db.models import Category, RuleEvaluation, Scorecard
 from app.ml.types import SpeakerRole
 from app.resources import Resources
 from app.schema.ids import to_global_id
+from app.services import rules as rule_service
 from tests.api.helpers import GraphQLClient
 from tests.desk.conftest import Person
 from tests.factories import CallSpec, Turn, finished_call
@@ -234,3 +238,31 @@ async def test_only_admins_change_rules(gql: GraphQLClient, dilnoza: Person, adm
     await ok(gql, CREATE_CATEGORY, {"input": CANCELLATION}, admin.token)
     visible = await ok(gql, "{ categories { name } scorecards { name } }", {}, dilnoza.token)
     assert visible == {"categories": [{"name": "Customer wants to cancel"}], "scorecards": []}
+
+
+async def test_a_category_deleted_while_a_call_is_evaluated_does_not_fail_the_call(
+    gql: GraphQLClient, resources: Resources, admin: Person, dilnoza: Person
+) -> None:
+    """The finishing call's transaction reads the rules, then writes tags naming them; a
+    delete committed in between used to break the foreign key and fail the whole call."""
+    await ok(gql, CREATE_CATEGORY, {"input": CANCELLATION}, admin.token)
+    await ok(gql, CREATE_SCORECARD, {"input": {"name": "QA", "items": QA_ITEMS}}, admin.token)
+    call = await finished_call(
+        resources.sessions, resources.effect_targets, dilnoza.id, an_upset_call()
+    )
+
+    async def delete_the_rules() -> None:
+        async with resources.sessions() as other, other.begin():
+            await other.execute(delete(Category))
+            await other.execute(delete(Scorecard))
+
+    async with resources.sessions() as session, session.begin():
+        rules = await rule_service.current_rules(session)
+        deleting = asyncio.create_task(delete_the_rules())
+        await asyncio.sleep(0.5)  # time enough for the delete to commit, were it not held
+        assert await rule_service.evaluate_calls(session, [call.id], rules) == 1
+    await asyncio.wait_for(deleting, timeout=10)
+    # The delete went through once the evaluation committed, and took the tags with it.
+    assert await count(resources, Category) == 0
+    assert await count(resources, CallCategoryModel) == 0
+    assert await count(resources, CallScorecardModel) == 0
