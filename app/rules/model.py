@@ -18,6 +18,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -38,6 +39,25 @@ MAX_WILDCARDS_PER_PHRASE = 4
 MAX_SCORECARD_ITEMS = 50
 # Letters, digits, spaces, apostrophes, hyphens and the `*` wildcard; nothing regex-like.
 _PHRASE_CHARS = re.compile(r"[\w\s'ʻʼ‘’`\-*]+", re.UNICODE)
+
+
+def _storable(text: str) -> str:
+    # Rules are stored as JSONB, which cannot hold U+0000; refuse it here, naming the field.
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+_Intent = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
+    AfterValidator(_storable),
+]
+_ItemName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=120),
+    AfterValidator(_storable),
+]
 
 
 class _Strict(BaseModel):
@@ -117,7 +137,7 @@ class InterruptionsCondition(_Condition):
 
 class IntentCondition(_Condition):
     type: Literal["INTENT"]
-    intent: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+    intent: _Intent
 
 
 Condition = Annotated[
@@ -161,7 +181,7 @@ class Rule(_Strict):
 
 
 class ScorecardItem(_Strict):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+    name: _ItemName
     weight: float = Field(default=1.0, gt=0, le=1000)
     rule: Rule
     should_match: bool = True

@@ -121,8 +121,10 @@ async def create_endpoint(
     events = list(dict.fromkeys(data.events))
     if not events:
         raise BadUserInput("events: choose at least one event")
-    if data.description is not None and len(data.description) > 2000:
-        raise BadUserInput("description: at most 2000 characters")
+    if data.description is not None and (
+        len(data.description) > 2000 or "\x00" in data.description
+    ):
+        raise BadUserInput("description: at most 2000 characters, no NUL characters")
     count = (await session.execute(select(func.count()).select_from(WebhookEndpoint))).scalar_one()
     if count >= MAX_ENDPOINTS:
         raise BadUserInput(f"At most {MAX_ENDPOINTS} webhook endpoints")

@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, select
 
 from app.db.models import CallCategory as CallCategoryModel
 from app.db.models import CallScorecard as CallScorecardModel
-from app.db.models import Category, RuleEvaluation, Scorecard
+from app.db.models import Category, RuleEvaluation, Scorecard, WebhookEndpoint
 from app.ml.types import SpeakerRole
 from app.resources import Resources
 from app.schema.ids import to_global_id
@@ -266,3 +266,35 @@ async def test_a_category_deleted_while_a_call_is_evaluated_does_not_fail_the_ca
     assert await count(resources, Category) == 0
     assert await count(resources, CallCategoryModel) == 0
     assert await count(resources, CallScorecardModel) == 0
+
+
+async def test_nul_characters_are_refused_naming_the_field(
+    gql: GraphQLClient, resources: Resources, admin: Person
+) -> None:
+    """PostgreSQL stores no U+0000 in text or JSONB: such input used to reach the INSERT and
+    come back as INTERNAL_SERVER_ERROR."""
+    intent = {"conditions": [{"type": "INTENT", "intent": "cancel\x00lation"}]}
+    bad_rule = await gql(
+        CREATE_CATEGORY, {"input": {"name": "X", "rule": intent}}, token=admin.token
+    )
+    assert bad_rule.codes == ["BAD_USER_INPUT"]
+    assert bad_rule.errors[0]["message"] == (
+        "rule.conditions[0].intent: must not contain NUL characters"
+    )
+    item = {"name": "Greet\x00ing", "rule": {"conditions": [{"type": "INTENT", "intent": "x"}]}}
+    bad_item = await gql(
+        CREATE_SCORECARD, {"input": {"name": "QA", "items": [item]}}, token=admin.token
+    )
+    assert bad_item.codes == ["BAD_USER_INPUT"]
+    assert bad_item.errors[0]["message"] == "items[0].name: must not contain NUL characters"
+    bad_hook = await gql(
+        "mutation($i: WebhookEndpointInput!) { createWebhookEndpoint(input: $i) { secret } }",
+        {"i": {"url": "https://crm.example/h", "events": ["CALL_FAILED"], "description": "\x00"}},
+        token=admin.token,
+    )
+    assert bad_hook.codes == ["BAD_USER_INPUT"]
+    assert bad_hook.errors[0]["message"].startswith("description:")
+    assert await count(resources, Category) == 0
+    assert await count(resources, Scorecard) == 0
+    assert await count(resources, WebhookEndpoint) == 0
+    assert await count(resources, RuleEvaluation) == 0
