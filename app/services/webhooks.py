@@ -62,6 +62,22 @@ def _blocked_address(address: str) -> bool:
     return not ip.is_global or ip.is_multicast
 
 
+def _sendable_host(host: str) -> bool:
+    """Whether both the resolver (IDNA 2003) and httpx (IDNA 2008) accept the host: one they
+    refuse could never be sent to, and used to crash every attempt instead of failing it."""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return True
+    except ValueError:
+        pass
+    try:
+        host.encode("idna")
+        httpx.URL(f"http://{host}/")
+    except (UnicodeError, httpx.InvalidURL):
+        return False
+    return True
+
+
 def validate_url(url: str, *, allow_private: bool) -> str:
     """http(s) with a host and no credentials; a literal private/loopback address or
     `localhost` is refused unless allowed. Host names are checked again when sending, against
@@ -85,6 +101,8 @@ def validate_url(url: str, *, allow_private: bool) -> str:
         raise BadUserInput("url: must not contain spaces or control characters")
     if port == 0:
         raise BadUserInput("url: invalid port")
+    if not _sendable_host(host):
+        raise BadUserInput("url: the host is not a valid domain name or IP address")
     if not allow_private:
         literal = None
         try:
@@ -295,7 +313,7 @@ async def check_target(url: str, *, allow_private: bool) -> None:
     try:
         async with asyncio.timeout(RESOLVE_TIMEOUT_S):
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, UnicodeError) as exc:
         raise TargetRefused(f"could not resolve {host}: {exc}") from None
     for info in infos:
         address = str(info[4][0])
@@ -353,6 +371,10 @@ async def send(
             async for _ in response.aiter_raw(RESPONSE_PEEK_BYTES):
                 break
             return SendOutcome(response.status_code, None, elapsed())
+    except httpx.InvalidURL as exc:
+        # Not an HTTPError: without this the job would crash, log no attempt, and the sweep
+        # would send it again every few minutes, for ever.
+        return SendOutcome(None, f"refused: {exc}"[:MAX_ERROR_CHARS], elapsed())
     except httpx.TimeoutException:
         return SendOutcome(None, "timed out", elapsed())
     except httpx.HTTPError as exc:

@@ -15,7 +15,14 @@ import pytest
 from sqlalchemy import select
 
 from app.config import Settings
-from app.db.models import DeliveryStatus, Role, WebhookAttempt, WebhookDelivery, WebhookEvent
+from app.db.models import (
+    DeliveryStatus,
+    Role,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from app.errors import BadUserInput
 from app.ml.types import SpeakerRole
 from app.resources import Resources
@@ -502,3 +509,40 @@ async def test_a_failed_call_is_announced_to_endpoints_that_want_failures(
     assert {(n["event"], n["status"]) for n in nodes} == {("CALL_FAILED", "SUCCEEDED")}
     bad_cursor = await gql(page, {"after": "not-a-cursor"}, token=admin)
     assert bad_cursor.codes == ["BAD_USER_INPUT"]
+
+
+async def test_a_host_nobody_can_send_to_is_refused_and_a_stored_one_fails_once(
+    settings: Settings, resources: Resources, processor: CallProcessor
+) -> None:
+    """Hosts the resolver or httpx cannot encode ("a..b", a zero-width space) used to pass
+    registration and then crash every attempt: no attempt logged, the delivery PENDING, and
+    the sweep sending it again every few minutes for ever."""
+    for url in ("http://a..b/hook", "http://exa\u200bmple.com/hook", "http://x\ufffd.com/h"):
+        with pytest.raises(BadUserInput, match="not a valid domain name"):
+            validate_url(url, allow_private=True)
+    with pytest.raises(TargetRefused):
+        await check_target("http://a..b/hook", allow_private=False)
+
+    # An endpoint stored before registration checked this fails its delivery, once.
+    async with resources.sessions() as session, session.begin():
+        stored = WebhookEndpoint(
+            url="http://exa\u200bmple.com/hook",
+            events=[WebhookEvent.CALL_SUCCEEDED],
+            secret=SECRET,
+            is_active=True,
+        )
+        session.add(stored)
+    agent = (await make_user(resources.sessions, "dilnoza")).id
+    await finished_call(
+        resources.sessions,
+        resources.effect_targets,
+        agent,
+        CallSpec([Turn(SpeakerRole.AGENT, 0, 1, "hi")]),
+    )
+    await run_worker_burst(quick(settings, webhook_allow_private=True), processor)
+    delivery, codes = (await deliveries(resources))[stored.id]
+    assert delivery.status is DeliveryStatus.FAILED
+    assert codes == [None]
+    async with resources.sessions() as session:
+        [error] = (await session.execute(select(WebhookAttempt.error))).scalars().all()
+    assert error is not None and error.startswith("refused:")
