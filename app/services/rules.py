@@ -242,7 +242,11 @@ async def evaluate_batch(
     session: AsyncSession, run_id: uuid.UUID, after: uuid.UUID | None
 ) -> BatchResult:
     """One batch of a run, in id order after `after`, with the run's progress, in the
-    caller's transaction (one per batch, so progress is visible and work is never lost)."""
+    caller's transaction (one per batch, so progress is visible and work is never lost).
+
+    The rules are taken before the run: an edit holds its category, then supersedes the
+    run, so taking them in the other order deadlocks with it."""
+    rules = await current_rules(session)
     run = (
         await session.execute(
             select(RuleEvaluation).where(RuleEvaluation.id == run_id).with_for_update()
@@ -254,7 +258,7 @@ async def evaluate_batch(
     if after is not None:
         query = query.where(Call.id > after)
     ids = list((await session.execute(query.limit(BATCH_SIZE))).scalars())
-    done = await evaluate_calls(session, ids)
+    done = await evaluate_calls(session, ids, rules)
     run.processed = min(run.total, run.processed + done) if run.total else run.processed + done
     if len(ids) < BATCH_SIZE:
         run.status = EvaluationStatus.SUCCESS

@@ -7,15 +7,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from app.db.models import CallCategory as CallCategoryModel
 from app.db.models import CallScorecard as CallScorecardModel
 from app.db.models import Category, RuleEvaluation, Scorecard, WebhookEndpoint
 from app.ml.types import SpeakerRole
 from app.resources import Resources
-from app.schema.ids import to_global_id
+from app.schema.ids import parse_typed_id, to_global_id
 from app.services import rules as rule_service
+from app.services.effects import unit_of_work
 from tests.api.helpers import GraphQLClient
 from tests.desk.conftest import Person
 from tests.factories import CallSpec, Turn, finished_call
@@ -298,3 +299,25 @@ async def test_nul_characters_are_refused_naming_the_field(
     assert await count(resources, Scorecard) == 0
     assert await count(resources, WebhookEndpoint) == 0
     assert await count(resources, RuleEvaluation) == 0
+
+
+async def test_an_edit_during_an_evaluation_batch_does_not_deadlock(
+    gql: GraphQLClient, resources: Resources, admin: Person, dilnoza: Person
+) -> None:
+    """A batch held its run, then asked for the rules; an edit held its category, then
+    superseded the run: each waited for the other. The batch now takes the rules first."""
+    created = await ok(gql, CREATE_CATEGORY, {"input": CANCELLATION}, admin.token)
+    run_id = parse_typed_id(created["createCategory"]["evaluation"]["id"], "RuleEvaluation")
+    await finished_call(resources.sessions, resources.effect_targets, dilnoza.id, an_upset_call())
+    async with unit_of_work(resources.sessions, resources.effect_targets) as edit:
+        await edit.execute(update(Category).values(name="Churn risk"))  # holds the row
+
+        async def batch() -> rule_service.BatchResult:
+            async with resources.sessions() as session, session.begin():
+                return await rule_service.evaluate_batch(session, run_id, None)
+
+        running = asyncio.create_task(batch())
+        await asyncio.sleep(0.5)  # the batch is now waiting for the category
+        await rule_service.start_evaluation(edit, "category renamed")
+    result = await asyncio.wait_for(running, timeout=10)
+    assert result.run is None  # superseded by the edit's run: it stops
