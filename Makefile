@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint typecheck migrate bench test-pyannote clean
+.PHONY: install run test test-fast lint typecheck migrate bench bench-gpu test-pyannote clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ migrate: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The pipeline with DEVICE=cuda (RTF, fp16/int8, GPU memory); exits 2 and says why without CUDA.
+bench-gpu: $(STAMP)
+	$(BIN)/python -m bench.gpu
 
 clean:
 	rm -rf $(VENV)

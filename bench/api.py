@@ -1,6 +1,6 @@
-"""API benchmark (issue 3): upload memory, nested-page cost, live status latency.
+"""API benchmark (issue 3): upload memory and nested-page cost.
 
-    .venv/bin/python -m bench.api [--upload-mb 200] [--subscribers 500] [--events 10]
+    .venv/bin/python -m bench.api [--upload-mb 200] [--rounds 15]
 
 Starts embedded PostgreSQL and Redis (app.embedded), builds the schema with Alembic, and
 runs the real API (`python -m app.cli api`, uvicorn) as a subprocess on 127.0.0.1. Then:
@@ -10,11 +10,8 @@ runs the real API (`python -m app.cli api`, uvicorn) as a subprocess on 127.0.0.
 (b) times nested `calls(first: 50)` against `calls(first: 5)` with every nested field on 50
     SUCCESS calls (results written by the calls service's save_results, as the worker does),
     interleaved in one run; target: median ratio < 2x;
-(c) opens `--subscribers` graphql-transport-ws connections to the one API process, each
-    subscribed to `callStatus` of one RUNNING call, then does what the worker does per step:
-    record_progress in a unit of work whose after-commit effect publishes the status event;
-    reports p50/p99 latency from the progress write to receipt over all subscribers and
-    events, and the API's RSS with them open.
+(`callStatus` with many subscribers is bench.watchers; the big call detail is bench.transcript;
+upload to SUCCESS through the worker is bench.worker.)
 
 Results go to bench/results/api-<timestamp>.json and a table is printed. Runs in a few
 minutes; everything stays on 127.0.0.1 and in a temporary directory.
@@ -35,8 +32,8 @@ import tempfile
 import threading
 import time
 import wave
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,13 +42,12 @@ from typing import Any
 import httpx
 import numpy as np
 import psutil
-import websockets
 from arq import create_pool
 from arq.connections import RedisSettings
 
 from app.db.engine import SessionFactory, create_engine, create_session_factory
 from app.db.migrations import upgrade_head
-from app.db.models import Call, PipelineStage, Role
+from app.db.models import Call, Role
 from app.embedded import EmbeddedServices, free_tcp_port
 from app.queue import QUEUE_NAME, ArqJobQueue
 from app.schema.ids import parse_global_id
@@ -83,7 +79,6 @@ query($first: Int) { calls(first: $first) { totalCount edges { cursor node {
              actions { description } keypoints { text } }
 } } } }
 """
-SUBSCRIBE = "subscription($id: ID!) { callStatus(id: $id) { callId status stage progress at } }"
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -168,7 +163,8 @@ class Api:
 
 
 @contextmanager
-def api_process(root: Path) -> Iterator[tuple[str, str, int, str]]:
+def api_process(root: Path, cpus: set[int] | None = None) -> Iterator[tuple[str, str, int, str]]:
+    """The API as a subprocess on embedded servers; `cpus` pins it (sched_setaffinity)."""
     services = EmbeddedServices(root / "embedded")
     database_url, redis_url = services.start(None, None)
     process: subprocess.Popen[bytes] | None = None
@@ -195,6 +191,7 @@ def api_process(root: Path) -> Iterator[tuple[str, str, int, str]]:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
         )
         base_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -328,122 +325,6 @@ async def bench_nested(api: Api, client: httpx.AsyncClient, token: str, rounds: 
     }
 
 
-# --- (c) status latency ---------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def subscriber(
-    url: str, token: str, call_id: str, received: list[tuple[float, float]], ready: asyncio.Event
-) -> AsyncIterator[asyncio.Task[None]]:
-    ws = await websockets.connect(
-        url,
-        subprotocols=[websockets.Subprotocol("graphql-transport-ws")],
-        open_timeout=60,
-        max_queue=None,
-    )
-    try:
-        await ws.send(
-            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
-        )
-        ack = json.loads(await ws.recv())
-        assert ack["type"] == "connection_ack", ack
-        await ws.send(
-            json.dumps(
-                {
-                    "id": "1",
-                    "type": "subscribe",
-                    "payload": {"query": SUBSCRIBE, "variables": {"id": call_id}},
-                }
-            )
-        )
-        first = json.loads(await ws.recv())
-        assert first["type"] == "next", first
-        ready.set()
-
-        async def listen() -> None:
-            async for raw in ws:
-                now = time.perf_counter()
-                message = json.loads(raw)
-                if message["type"] != "next":
-                    return
-                received.append((message["payload"]["data"]["callStatus"]["progress"], now))
-
-        task = asyncio.create_task(listen())
-        yield task
-        task.cancel()
-    finally:
-        await ws.close()
-
-
-async def bench_status(
-    api: Api, client: httpx.AsyncClient, token: str, subscribers: int, events: int
-) -> None:
-    call = await upload_bytes(client, token, "live.wav", small_wav())
-    _, call_id = parse_global_id(call["id"])
-    async with api.sessions() as session:
-        row = await session.get(Call, call_id)
-        assert row is not None and row.job_id is not None
-        job_token = row.job_id
-    ws_url = api.ws_url
-    rss_before = psutil.Process(api.pid).memory_info().rss
-    received: list[list[tuple[float, float]]] = [[] for _ in range(subscribers)]
-    readies = [asyncio.Event() for _ in range(subscribers)]
-    stack: list[Any] = []
-    connect_started = time.perf_counter()
-    semaphore = asyncio.Semaphore(50)
-
-    async def open_one(n: int) -> None:
-        async with semaphore:
-            context = subscriber(ws_url, token, call["id"], received[n], readies[n])
-            await context.__aenter__()
-            stack.append(context)
-
-    try:
-        await asyncio.gather(*(open_one(n) for n in range(subscribers)))
-        connect_s = time.perf_counter() - connect_started
-        rss_open = psutil.Process(api.pid).memory_info().rss
-        published: dict[float, float] = {}
-        for n in range(1, events + 1):
-            progress = round(n / (events + 1), 4)
-            # What the worker does per step: the progress write, and after its commit the
-            # status event (the unit of work's effect).
-            published[progress] = time.perf_counter()
-            async with unit_of_work(api.sessions, api.effects) as session:
-                updated = await call_service.record_progress(
-                    session, call_id, job_token, PipelineStage.TRANSCRIBING, progress
-                )
-                assert updated is not None
-            await asyncio.sleep(0.5)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and sum(len(r) for r in received) < subscribers * events:
-            await asyncio.sleep(0.1)
-        rss_peak = psutil.Process(api.pid).memory_info().rss
-    finally:
-        for context in stack:
-            await context.__aexit__(None, None, None)
-    latencies = [
-        (at - published[progress]) * 1000
-        for per_subscriber in received
-        for progress, at in per_subscriber
-        if progress in published
-    ]
-    api.results["status"] = {
-        "subscribers": subscribers,
-        "events": events,
-        "deliveries": len(latencies),
-        "expected_deliveries": subscribers * events,
-        "connect_all_s": round(connect_s, 2),
-        "latency_p50_ms": round(percentile(latencies, 50), 1),
-        "latency_p99_ms": round(percentile(latencies, 99), 1),
-        "latency_max_ms": round(max(latencies, default=float("nan")), 1),
-        "api_rss_before_mb": round(rss_before / (1024 * 1024), 1),
-        "api_rss_with_subscribers_mb": round(max(rss_open, rss_peak) / (1024 * 1024), 1),
-        "api_rss_per_subscriber_kb": round(
-            (max(rss_open, rss_peak) - rss_before) / 1024 / subscribers, 1
-        ),
-    }
-
-
 # --- main -----------------------------------------------------------------------------------
 
 
@@ -472,7 +353,6 @@ async def run(
                 agent = await login(client, "bench-agent", PASSWORD)
                 await bench_upload(api, client, admin, root, args.upload_mb)
                 await bench_nested(api, client, agent, args.rounds)
-                await bench_status(api, client, agent, args.subscribers, args.events)
             api.results["api_rss_end_mb"] = round(
                 psutil.Process(pid).memory_info().rss / (1024 * 1024), 1
             )
@@ -483,7 +363,7 @@ async def run(
 
 
 def print_table(results: dict[str, Any]) -> None:
-    up, nested, status = results["upload"], results["nested"], results["status"]
+    up, nested = results["upload"], results["nested"]
     rows = [
         ("upload size", f"{up['file_mb']} MB in {up['seconds']} s", ""),
         (
@@ -499,18 +379,6 @@ def print_table(results: dict[str, Any]) -> None:
             f"{nested['ratio_median']}x",
             f"< {nested['target_ratio']}x: {'PASS' if nested['pass'] else 'FAIL'}",
         ),
-        (
-            "status subscribers",
-            str(status["subscribers"]),
-            f"{status['deliveries']}/{status['expected_deliveries']} delivered",
-        ),
-        ("status latency p50", f"{status['latency_p50_ms']} ms", "report"),
-        ("status latency p99", f"{status['latency_p99_ms']} ms", "report"),
-        (
-            "API RSS with subscribers",
-            f"{status['api_rss_with_subscribers_mb']} MB",
-            f"{status['api_rss_per_subscriber_kb']} KB each",
-        ),
     ]
     width = max(len(r[0]) for r in rows)
     for name, value, verdict in rows:
@@ -520,8 +388,6 @@ def print_table(results: dict[str, Any]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--upload-mb", type=int, default=200)
-    parser.add_argument("--subscribers", type=int, default=500)
-    parser.add_argument("--events", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ovozly-bench-api-") as tmp:

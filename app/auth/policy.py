@@ -22,6 +22,11 @@ def visible_calls(viewer: User) -> ColumnElement[bool]:
     return Call.owner_id == viewer.id
 
 
+def can_see_call(viewer: User, call: Call) -> bool:
+    """`visible_calls` for a row already in memory (one read shared by many viewers)."""
+    return viewer.role is Role.ADMIN or call.owner_id == viewer.id
+
+
 def upload_owner(viewer: User, requested_owner_id: uuid.UUID | None) -> uuid.UUID:
     """An agent uploads for themselves; an admin may upload on an agent's behalf (the
     contract's `agentId`; inside, the user a call belongs to is its owner)."""

@@ -7,16 +7,27 @@ then runs the effects the service asked for (enqueue, publish, delete stored aud
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncGenerator
+from functools import partial
 
 import strawberry
 from starlette.datastructures import UploadFile
 from strawberry.file_uploads import Upload
 
+from app.db.engine import SessionFactory
 from app.db.models import Call as CallModel
 from app.errors import BadUserInput, NotFound
 from app.ml.types import SpeakerHints
-from app.schema.call import Call, CallConnection, CallEdge, CallFilter, CallStatusEvent, PageInfo
+from app.schema.call import (
+    Call,
+    CallConnection,
+    CallEdge,
+    CallFilter,
+    CallSnapshot,
+    CallStatusEvent,
+    PageInfo,
+)
 from app.schema.context import Info
 from app.schema.ids import parse_typed_id, to_global_id
 from app.schema.loaders import Loaders
@@ -132,14 +143,31 @@ async def delete_call(info: Info, id: strawberry.ID) -> strawberry.ID:
     return id
 
 
-def _event(state: StatusEvent, call_model: CallModel | None = None) -> CallStatusEvent:
-    return from_row(
-        CallStatusEvent,
-        state,
-        call_id=strawberry.ID(to_global_id("Call", state.call_id)),
-        _call=call_model,
-        _call_uuid=state.call_id,
-    )
+class _StatusUpdate:
+    """One status change as a process's subscribers relay it: decoded once, with one GraphQL
+    event (and so one call read and one execution per selection) and one set of DataLoaders
+    shared by every subscriber."""
+
+    def __init__(
+        self, state: StatusEvent, sessions: SessionFactory, call_model: CallModel | None = None
+    ) -> None:
+        self.state = state
+        self.loaders = Loaders(sessions)
+        self.event = from_row(
+            CallStatusEvent,
+            state,
+            call_id=strawberry.ID(to_global_id("Call", state.call_id)),
+            _snapshot=CallSnapshot(partial(_read_call, sessions, state.call_id), call_model),
+        )
+
+
+async def _read_call(sessions: SessionFactory, call_id: uuid.UUID) -> CallModel | None:
+    async with sessions() as session:
+        return await call_service.get_call(session, call_id)
+
+
+def _decode_update(message: bytes, sessions: SessionFactory) -> _StatusUpdate:
+    return _StatusUpdate(StatusEvent.from_json(message), sessions)
 
 
 def _is_news(event: StatusEvent, last: StatusEvent) -> bool:
@@ -166,28 +194,36 @@ async def call_status(
     context.forget_viewer()
     context.loaders = Loaders(context.resources.sessions)
     await context.require_viewer()
+    resources = context.resources
+    channel = status_channel(call_id)
     # Subscribe before reading the state, so no change can fall in between.
-    async with context.resources.broadcaster.subscribe(status_channel(call_id)) as messages:
-        current = await info.context.visible_call(call_id)
-        last = StatusEvent.of(current)
-        yield _event(last, current)
+    async with resources.broadcaster.subscribe(channel) as messages:
+        current = await context.visible_call(call_id)
+        # Held until the next message: while any subscriber holds an update, the others
+        # share it (see StatusBroadcaster.shared).
+        update = _StatusUpdate(StatusEvent.of(current), resources.sessions, current)
+        last = update.state
+        yield update.event
         if last.is_final:
             return
         async for message in messages:
             if isinstance(message, MessagesLost):
                 # Some events were dropped: the database has the current state.
-                current = await info.context.visible_call(call_id)
-                event = StatusEvent.of(current)
+                current = await context.visible_call(call_id)
+                update = _StatusUpdate(StatusEvent.of(current), resources.sessions, current)
             else:
-                event = StatusEvent.from_json(message)
+                update = resources.broadcaster.shared(
+                    channel, message, partial(_decode_update, message, resources.sessions)
+                )
+            event = update.state
             if event.deleted:
                 raise NotFound("Call")
             if not _is_news(event, last):
                 continue
             last = event
-            # Fresh loaders per event: a connection's loaders would otherwise cache the
+            # The event's own loaders: a connection's loaders would otherwise cache the
             # call's empty results from before SUCCESS.
-            context.loaders = Loaders(context.resources.sessions)
-            yield _event(event)
+            context.loaders = update.loaders
+            yield update.event
             if event.is_final:
                 return

@@ -13,11 +13,13 @@ from strawberry.extensions import (
     QueryDepthLimiter,
 )
 from strawberry.extensions.base_extension import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from app.config import Settings
-from app.schema.call import Call
+from app.schema.call import WORD_TIMINGS_SCALAR, Call, WordTimings
 from app.schema.errors import ErrorCodes, log_unexpected
+from app.schema.execution import SharingExecutor
 from app.schema.root import Mutation, Query, Subscription
 from app.schema.user import User
 
@@ -46,4 +48,6 @@ def build_schema(settings: Settings) -> Schema:
         subscription=Subscription,
         types=[User, Call],
         extensions=extensions,
+        execution_context_class=SharingExecutor,
+        config=StrawberryConfig(scalar_map={WordTimings: WORD_TIMINGS_SCALAR}),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, cast
 
@@ -13,6 +13,7 @@ from strawberry.fastapi import BaseContext
 from strawberry.file_uploads import Upload
 from strawberry.types import Info as StrawberryInfo
 
+from app.auth.policy import can_see_call
 from app.auth.tokens import bearer_token, decode_access_token
 from app.db.models import Call as CallModel
 from app.db.models import User
@@ -75,6 +76,10 @@ class Context(BaseContext):
         async with self.session() as session:
             return await call_service.get_visible_call(session, viewer, call_id)
 
+    async def may_see_call(self, call: CallModel) -> bool:
+        """`visible_call`'s rule for a row already read (one read shared by many viewers)."""
+        return can_see_call(await self.require_viewer(), call)
+
     def _authorization_value(self) -> str | None:
         if self._authorization is not None:
             return self._authorization
@@ -89,6 +94,13 @@ class Context(BaseContext):
     def forget_viewer(self) -> None:
         """The next `viewer()` checks the token and the user again."""
         self._viewer = _UNSET
+
+    def viewer_key(self) -> Hashable | None:
+        """Who the results are for, once the viewer is known (no I/O): results computed
+        for one viewer may be given to another with the same key (SharingExecutor)."""
+        if self._viewer is _UNSET or self._viewer is None:
+            return None
+        return (self._viewer.id, self._viewer.role)
 
     async def viewer(self) -> User | None:
         """The authenticated user, or None without a token. A bad token raises."""

@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from sqlalchemy import Row as SqlRow
 from sqlalchemy import select
 from strawberry.dataloader import DataLoader
 
@@ -27,13 +28,27 @@ from app.db.models import (
 from app.schema.desk_loaders import DeskLoaders
 
 Row = TypeVar("Row")
+SegmentRow = SqlRow[Any]
+"""A segment's columns as the API serves them (see SEGMENT_COLUMNS), by attribute name."""
+SEGMENT_COLUMNS = (
+    Segment.call_id,
+    Segment.speaker,
+    Segment.role,
+    Segment.channel,
+    Segment.start_s,
+    Segment.end_s,
+    Segment.text,
+    Segment.words,
+    Segment.sentiment,
+    Segment.language,
+)
 
 
 class Loaders:
     def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
         self.user_by_id = DataLoader[uuid.UUID, User | None](load_fn=self._load_users)
-        self.segments = self._list_loader(Segment)
+        self.segments = DataLoader[uuid.UUID, list[SegmentRow]](load_fn=self._load_segments)
         self.speakers = self._list_loader(CallSpeaker)
         self.intents = self._list_loader(AnalysisIntent)
         self.entities = self._list_loader(AnalysisEntity)
@@ -49,6 +64,20 @@ class Loaders:
             rows = (await session.execute(select(User).where(User.id.in_(ids)))).scalars()
             by_id = {user.id: user for user in rows}
         return [by_id.get(user_id) for user_id in ids]
+
+    async def _load_segments(self, call_ids: Sequence[uuid.UUID]) -> list[list[SegmentRow]]:
+        """Plain rows, not ORM objects: a 60-minute call has hundreds of segments, and
+        building an ORM instance for each cost more than the query."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(*SEGMENT_COLUMNS)
+                .where(Segment.call_id.in_(call_ids))
+                .order_by(Segment.call_id, Segment.position)
+            )
+            grouped: dict[uuid.UUID, list[SegmentRow]] = defaultdict(list)
+            for row in rows:
+                grouped[row.call_id].append(row)
+        return [grouped.get(call_id, []) for call_id in call_ids]
 
     def _list_loader(self, model: type[Row]) -> DataLoader[uuid.UUID, list[Row]]:
         """Rows of `model` per call, in `position` order."""

@@ -19,6 +19,10 @@ Contract for subscribers (read this before using `subscribe`):
   only yielded once the subscription is active again, so the right reaction is to re-read
   the authoritative state (the database) and carry on iterating.
 * On `stop()` iteration raises `BroadcasterClosed`.
+* Every local subscriber of a channel receives the same message; `shared(channel, message,
+  build)` gives them one object per message (built by the first, reused by the rest while
+  anyone holds it), so decoding a message and reading what it refers to is done once per
+  process rather than once per subscriber.
 
 Publishing is not done here: `app.services.status.RedisStatusPublisher` publishes on an
 ordinary pooled client, and publishers need no subscription connection.
@@ -29,11 +33,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -45,6 +50,7 @@ from app.errors import OvozlyError
 logger = logging.getLogger(__name__)
 
 PUBSUB_CLIENT_NAME = "ovozly-pubsub"
+Shared = TypeVar("Shared")
 _CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, EOFError)
 
 
@@ -161,6 +167,11 @@ class StatusBroadcaster:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_received = 0.0
         self._stopping = False
+        # Weak values: an object lives as long as some subscriber still holds it, so memory
+        # follows the subscribers, not the message history.
+        self._shared: weakref.WeakValueDictionary[tuple[str, bytes], Any] = (
+            weakref.WeakValueDictionary()
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -245,6 +256,20 @@ class StatusBroadcaster:
                 self._spawn(self._release(state))
             elif state.users == 0:
                 self._channels.pop(channel, None)
+
+    def shared(self, channel: str, message: bytes, build: Callable[[], Shared]) -> Shared:
+        """The one object built from `message` in this process.
+
+        The first subscriber to call this builds it; every other subscriber of the channel
+        gets the same object for as long as any of them keeps a reference to it (so keep it
+        until you move on to the next message). The object must be weak-referenceable.
+        """
+        key = (channel, message)
+        found = self._shared.get(key)
+        if found is None:
+            found = build()
+            self._shared[key] = found
+        return cast(Shared, found)
 
     def subscriber_count(self, channel: str) -> int:
         state = self._channels.get(channel)

@@ -250,3 +250,33 @@ async def test_stop_ends_subscriptions(redis_server: str) -> None:
         await broadcaster.stop()
         with pytest.raises(BroadcasterClosed):
             await waiting
+
+
+async def test_subscribers_of_a_message_share_one_object_built_once(
+    broadcaster: StatusBroadcaster, admin: Redis
+) -> None:
+    class Decoded:
+        def __init__(self, payload: bytes) -> None:
+            self.payload = payload
+
+    channel = "test:shared"
+    built: list[bytes] = []
+
+    def build(message: bytes) -> Decoded:
+        built.append(message)
+        return Decoded(message)
+
+    async with broadcaster.subscribe(channel) as first, broadcaster.subscribe(channel) as second:
+        await admin.publish(channel, b"event-1")
+        one = await next_item(first)
+        two = await next_item(second)
+        assert isinstance(one, bytes) and isinstance(two, bytes)
+        shared_one = broadcaster.shared(channel, one, lambda: build(one))
+        shared_two = broadcaster.shared(channel, two, lambda: build(two))
+        assert shared_one is shared_two
+        assert built == [b"event-1"]
+        # Held by nobody any more: the next subscriber builds afresh, so memory follows the
+        # subscribers, not the history of messages.
+        del shared_one, shared_two
+        broadcaster.shared(channel, one, lambda: build(one))
+        assert built == [b"event-1", b"event-1"]

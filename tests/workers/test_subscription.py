@@ -268,3 +268,100 @@ async def test_deleting_a_watched_call_ends_it_and_deactivation_reaches_open_soc
             while not replies or replies[-1]["type"] not in {"complete", "error"}:
                 replies.append(json.loads(await ws.recv()))
     assert _error_codes(replies) == ["UNAUTHENTICATED"]
+
+
+async def _open_subscription(
+    address: str, token: str, query: str, call_global_id: str
+) -> websockets.ClientConnection:
+    ws = await websockets.connect(
+        f"ws://{address}/graphql", subprotocols=[websockets.Subprotocol("graphql-transport-ws")]
+    )
+    await ws.send(
+        json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+    )
+    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    await ws.send(
+        json.dumps(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {"query": query, "variables": {"id": call_global_id}},
+            }
+        )
+    )
+    first = json.loads(await ws.recv())
+    assert first["type"] == "next" and not first["payload"].get("errors"), first
+    return ws
+
+
+async def test_an_event_reads_the_call_once_per_process_for_all_its_subscribers(
+    server: str, settings: Settings, short_speech: Path, app: Any
+) -> None:
+    """Many watchers (issue 12): one status event, 12 agent and 3 admin subscribers with
+    different selections: the call and its agent are read once, and each viewer gets what
+    their own selection asks for."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from app.db.models import PipelineStage, Role
+    from app.services import calls as call_service
+    from app.services.effects import unit_of_work
+
+    resources: Resources = app.state.resources
+    owner = await agent_id(resources.sessions)
+    await make_user(resources.sessions, "boss", Role.ADMIN)
+    agent_token = await _token(server, "agent1")
+    admin_token = await _token(server, "boss")
+    call = await create_stored_call(resources, owner, short_speech, enqueue=False)
+    call_id = to_global_id("Call", call.id)
+    agent_query = (
+        "subscription($id: ID!) { callStatus(id: $id) "
+        "{ progress call { id progress agent { username } } } }"
+    )
+    admin_query = (
+        "subscription($id: ID!) { callStatus(id: $id) { stage call { filename progress } } }"
+    )
+    sockets = [
+        *[await _open_subscription(server, agent_token, agent_query, call_id) for _ in range(12)],
+        *[await _open_subscription(server, admin_token, admin_query, call_id) for _ in range(3)],
+    ]
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        # What the worker does per step: the progress write, published after its commit.
+        async with unit_of_work(resources.sessions, resources.effect_targets) as session:
+            assert call.job_id is not None
+            updated = await call_service.record_progress(
+                session, call.id, call.job_id, PipelineStage.TRANSCRIBING, 0.5
+            )
+            assert updated is not None
+        async with asyncio.timeout(30):
+            replies = [json.loads(await ws.recv()) for ws in sockets]
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+        for ws in sockets:
+            await ws.close()
+
+    agent_events = [r["payload"]["data"]["callStatus"] for r in replies[:12]]
+    admin_events = [r["payload"]["data"]["callStatus"] for r in replies[12:]]
+    assert (
+        agent_events
+        == [
+            {
+                "progress": 0.5,
+                "call": {"id": call_id, "progress": 0.5, "agent": {"username": "agent1"}},
+            }
+        ]
+        * 12
+    )
+    assert (
+        admin_events
+        == [{"stage": "TRANSCRIBING", "call": {"filename": short_speech.name, "progress": 0.5}}] * 3
+    )
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len([s for s in reads if "FROM calls" in s]) == 1, reads
+    assert len([s for s in reads if "FROM users" in s]) == 1, reads

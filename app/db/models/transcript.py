@@ -50,6 +50,10 @@ class Segment(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     # 'simple' configuration: transcripts mix Uzbek, Russian and English, and no single
     # stemmer fits all three.
+    # Deferred: only the search filter reads it, and loading it with every segment would
+    # roughly double what a transcript read transfers and decodes.
     text_search: Mapped[str] = mapped_column(
-        TSVECTOR, Computed("to_tsvector('simple'::regconfig, text)", persisted=True)
+        TSVECTOR,
+        Computed("to_tsvector('simple'::regconfig, text)", persisted=True),
+        deferred=True,
     )

@@ -1,0 +1,253 @@
+"""Seconds from upload to answer (issue 12, items 1 and 3), through the real API and worker.
+
+    .venv/bin/python -m bench.worker [--calls 3] [--long-minutes 60] [--four-hours]
+
+Starts embedded PostgreSQL and Redis, the API (`python -m app.cli api`) and one worker
+(`python -m app.cli worker`, default configuration) as subprocesses, then:
+
+- the first 30 s call (`pyannote_sample.wav`) uploaded right after the worker was started:
+  start-up to SUCCESS, which includes loading the models;
+- `--calls` more uploads of it to the now warm worker, one after the other: upload to SUCCESS
+  (the status polled every 50 ms). Target: the median under 0.10 x the call's duration;
+- a `--long-minutes` call built from the shared clips: upload to SUCCESS as a real-time
+  factor (target <= 0.05) and the worker's peak RSS (target < 1.5 GB), and with
+  `--four-hours` the same for a 4-hour call (its peak RSS < 1.5 GB too).
+
+The worker's RSS is sampled every 50 ms throughout. Results go to
+bench/results/worker-<timestamp>.json. With only 2 shared cores, compare ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from app.db.engine import create_engine, create_session_factory
+from bench.api import PASSWORD, RssSampler, api_process, make_users, upload_bytes
+from tests.factories import login
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+AUDIO = Path(os.environ.get("OVOZLY_TEST_AUDIO", REPO.parent / "shared" / "data" / "audio"))
+SHORT_CALL = AUDIO / "pyannote_sample.wav"
+SHORT_TARGET = 0.10
+LONG_RTF_TARGET = 0.05
+RSS_TARGET_MB = 1536.0
+STATUS = "query($id: ID!) { call(id: $id) { status stage progress error durationSeconds } }"
+
+
+@contextmanager
+def worker_process(root: Path, database_url: str, redis_url: str) -> Iterator[int]:
+    """One worker with the default configuration, sharing the API's servers and storage."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "OVOZLY_DATA_DIR": str(root / "data"),
+            "OVOZLY_ENV": "development",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    with (root / "worker.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process.pid
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def say(message: str) -> None:
+    print(f"bench.worker: {message}", file=sys.stderr, flush=True)
+
+
+def cpu_s(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+async def until_final(
+    client: httpx.AsyncClient, token: str, call_id: str, timeout_s: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        response = await client.post(
+            "/graphql",
+            json={"query": STATUS, "variables": {"id": call_id}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        call: dict[str, Any] = response.json()["data"]["call"]
+        if call["status"] != "RUNNING":
+            if call["status"] != "SUCCESS":
+                raise RuntimeError(f"call {call_id} ended {call['status']}: {call['error']}")
+            return call
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"call {call_id} still {call['stage']} after {timeout_s} s")
+        await asyncio.sleep(0.05)
+
+
+async def upload_to_success(
+    client: httpx.AsyncClient, token: str, path: Path, timeout_s: float
+) -> tuple[float, float]:
+    """Seconds from the start of the upload to SUCCESS seen, and the call's duration."""
+    started = time.perf_counter()
+    with path.open("rb") as handle:
+        call = await upload_bytes(client, token, path.name, handle)
+    final = await until_final(client, token, call["id"], timeout_s)
+    return time.perf_counter() - started, float(final["durationSeconds"])
+
+
+async def run(
+    args: argparse.Namespace, root: Path, base_url: str, database_url: str, redis_url: str
+) -> dict[str, Any]:
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        await make_users(create_session_factory(engine))
+    finally:
+        await engine.dispose()
+    results: dict[str, Any] = {}
+    async with httpx.AsyncClient(base_url=base_url, timeout=600) as client:
+        token = await login(client, "bench-agent", PASSWORD)
+        started = time.perf_counter()
+        with worker_process(root, database_url, redis_url) as pid:
+            with RssSampler(pid, interval_s=0.05) as rss:
+                first_s, duration = await upload_to_success(client, token, SHORT_CALL, 600)
+                results["first_call_after_start_s"] = round(time.perf_counter() - started, 2)
+                say(f"first call SUCCESS {results['first_call_after_start_s']} s after start")
+                warm: list[float] = []
+                warm_cpu: list[float] = []
+                for _ in range(args.calls):
+                    cpu_before = cpu_s(pid)
+                    seconds, duration = await upload_to_success(client, token, SHORT_CALL, 600)
+                    warm.append(seconds)
+                    warm_cpu.append(cpu_s(pid) - cpu_before)
+                    say(f"warm call: {seconds:.2f} s, worker CPU {warm_cpu[-1]:.2f} s")
+            median = statistics.median(warm)
+            results["short"] = {
+                "file": SHORT_CALL.name,
+                "duration_s": round(duration, 2),
+                "first_upload_to_success_s": round(first_s, 2),
+                "warm_upload_to_success_s": [round(s, 2) for s in warm],
+                "warm_median_s": round(median, 2),
+                "warm_ratio": round(median / duration, 3),
+                # CPU seconds the worker spent per call (all its threads): unlike wall time,
+                # barely inflated by other work on a shared machine.
+                "warm_worker_cpu_s": round(statistics.median(warm_cpu), 2),
+                "target_ratio": SHORT_TARGET,
+                "pass": median / duration <= SHORT_TARGET,
+                "worker_peak_rss_mb": round(rss.peak / 2**20, 1),
+            }
+            long_runs = [(f"long_{args.long_minutes:g}min", args.long_minutes)]
+            if args.four_hours:
+                long_runs.append(("long_4h", 240.0))
+            for name, minutes in long_runs:
+                if minutes <= 0:
+                    continue
+                from bench.pipeline import build_long_call
+
+                path = root / f"{name}.flac"
+                build_long_call(path, minutes)
+                with RssSampler(pid, interval_s=0.05) as rss:
+                    cpu_before = cpu_s(pid)
+                    seconds, duration = await upload_to_success(
+                        client, token, path, timeout_s=minutes * 60
+                    )
+                    cpu = cpu_s(pid) - cpu_before
+                say(f"{name}: {seconds:.1f} s, worker CPU {cpu:.1f} s")
+                path.unlink()
+                rtf = seconds / duration
+                results[name] = {
+                    "duration_s": round(duration, 1),
+                    "upload_to_success_s": round(seconds, 1),
+                    "rtf": round(rtf, 4),
+                    "worker_cpu_s": round(cpu, 1),
+                    "target_rtf": LONG_RTF_TARGET,
+                    "rtf_pass": rtf <= LONG_RTF_TARGET,
+                    "worker_peak_rss_mb": round(rss.peak / 2**20, 1),
+                    "target_rss_mb": RSS_TARGET_MB,
+                    "rss_pass": rss.peak / 2**20 < RSS_TARGET_MB,
+                }
+    return results
+
+
+def print_table(results: dict[str, Any]) -> None:
+    short = results["short"]
+    rows = [
+        ("worker start -> first 30 s call SUCCESS", f"{results['first_call_after_start_s']} s", ""),
+        (
+            "warm worker: upload -> SUCCESS, 30 s call",
+            f"{short['warm_median_s']} s",
+            f"{short['warm_ratio']} x duration, target <= {short['target_ratio']}: "
+            f"{'PASS' if short['pass'] else 'FAIL'}",
+        ),
+        ("worker CPU per warm 30 s call", f"{short['warm_worker_cpu_s']} s", "all threads"),
+        ("worker peak RSS, 30 s calls", f"{short['worker_peak_rss_mb']} MB", ""),
+    ]
+    for name, row in results.items():
+        if not name.startswith("long_"):
+            continue
+        rows += [
+            (
+                f"{name}: upload -> SUCCESS",
+                f"RTF {row['rtf']}",
+                f"target <= {row['target_rtf']}: {'PASS' if row['rtf_pass'] else 'FAIL'}",
+            ),
+            (
+                f"{name}: worker peak RSS",
+                f"{row['worker_peak_rss_mb']} MB",
+                f"< {row['target_rss_mb']:.0f} MB: {'PASS' if row['rss_pass'] else 'FAIL'}",
+            ),
+        ]
+    width = max(len(r[0]) for r in rows)
+    for name, value, verdict in rows:
+        print(f"{name:<{width}}  {value:>12}  {verdict}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--calls", type=int, default=3)
+    parser.add_argument("--long-minutes", type=float, default=60.0)
+    parser.add_argument("--four-hours", action="store_true")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="ovozly-bench-worker-") as tmp:
+        root = Path(tmp)
+        with api_process(root) as (base_url, database_url, _pid, redis_url):
+            results = asyncio.run(run(args, root, base_url, database_url, redis_url))
+    results["when"] = datetime.now(UTC).isoformat()
+    results["cpus"] = os.cpu_count()
+    results["machine_note"] = "2-core machine shared with other work; compare ratios"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"worker-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+    print(f"\nresults: {out.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
