@@ -158,6 +158,7 @@ class _StatusUpdate:
             state,
             call_id=strawberry.ID(to_global_id("Call", state.call_id)),
             _snapshot=CallSnapshot(partial(_read_call, sessions, state.call_id), call_model),
+            shared_results={},
         )
 
 
