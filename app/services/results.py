@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import Delete, delete, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import Base
@@ -111,9 +111,25 @@ def result_rows(
 async def replace_results(
     session: AsyncSession, call_id: uuid.UUID, rows: Sequence[tuple[type[Base], list[Any]]]
 ) -> None:
-    """Deletes the call's earlier results and inserts `rows` (from `result_rows`)."""
-    for table in RESULT_TABLES:
-        await session.execute(delete(table).where(table.__table__.c.call_id == call_id))
+    """Deletes the call's earlier results and inserts `rows` (from `result_rows`): one
+    statement for all the deletes, one (pipelined) statement per table with rows."""
+    await session.execute(_delete_results(call_id))
     for model, values in rows:
         if values:
             await session.execute(insert(model), values)
+
+
+def _delete_results(call_id: uuid.UUID) -> Delete:
+    """Every result table's rows of the call deleted in one round trip: PostgreSQL runs each
+    data-modifying CTE to completion whether or not the main statement reads it."""
+    first, *others = RESULT_TABLES
+    statement = delete(first).where(first.__table__.c.call_id == call_id)
+    for table in others:
+        column = table.__table__.c.call_id
+        statement = statement.add_cte(
+            delete(table)
+            .where(column == call_id)
+            .returning(column)
+            .cte(f"deleted_{table.__tablename__}")
+        )
+    return statement

@@ -390,6 +390,53 @@ async def test_results_are_saved_once_per_job_and_replaced_by_the_next_run(
     assert await segment_count(sessions, call.id) == 1
 
 
+async def test_saving_results_takes_few_round_trips_however_long_the_call(
+    sessions: SessionFactory, targets: EffectTargets, agent: User, audio: Path
+) -> None:
+    """Per-call fixed cost (issue 12): one statement deletes every earlier result, each table
+    is one (pipelined) insert, so 300 turns cost what 3 do; and a rerun leaves no row of the
+    earlier results in any table."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from app.services.results import RESULT_TABLES, result_rows
+    from tests.factories import conversation_results
+
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    call = await new_call(sessions, targets, agent, audio)
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        await succeeded(sessions, targets, call, conversation_results(turns=300))
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+    deletes = [s for s in statements if s.lstrip().upper().startswith(("DELETE", "WITH"))]
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
+    assert len(deletes) == 1
+    assert len(inserts) <= len(RESULT_TABLES)
+    assert len(statements) <= len(RESULT_TABLES) + 8, statements
+    assert await segment_count(sessions, call.id) == 300
+
+    async with unit_of_work(sessions, targets) as session:
+        rerun = await call_service.reprocess_call(session, agent, call.id, None)
+    transcript, insight = simple_results("a different conversation")
+    await succeeded(sessions, targets, rerun, (transcript, insight))
+    expected = {
+        model: len(rows)
+        for model, rows in result_rows(call.id, transcript, insight, analysis_backend="test")
+    }
+    async with sessions() as session:
+        for table in RESULT_TABLES:
+            column = table.__table__.c.call_id
+            count = (
+                await session.execute(select(func.count()).where(column == call.id))
+            ).scalar_one()
+            assert count == expected[table], table.__tablename__
+
+
 async def test_fail_ends_the_running_call_of_its_job_or_of_any_job(
     sessions: SessionFactory, targets: EffectTargets, agent: User, audio: Path, events: PubSub
 ) -> None:
