@@ -6,10 +6,19 @@ codec frame and the resampler's small filter state are alive at once. The output
 preallocated from the container's declared duration; when a container under-declares
 (some MP3/WebM files), it grows geometrically, which is the only case where a transient
 copy exists.
+
+A call longer than `SPILL_AFTER_S` is decoded into a file-backed array (an unlinked
+temporary file, mapped): the stages read it as any array, and `release_pages()`, which the
+pipeline calls as it moves on, drops the pages already read from the worker's resident
+memory. So resident memory stays bounded by what a stage touches between two releases
+(seconds of audio), not by the call's duration: a 4-hour call's 920 MB of samples live in
+the file and the page cache, which the kernel reclaims as needed.
 """
 
 from __future__ import annotations
 
+import mmap
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +39,32 @@ FloatArray = npt.NDArray[np.float32]
 # while two parties on separate channels correlate near 0, and crosstalk stays far below.
 _DUAL_MONO_CORRELATION = 0.98
 _DUAL_MONO_BLOCK = SAMPLE_RATE * 60
+
+SPILL_AFTER_S = 600.0
+"""Calls longer than this are decoded into a file-backed array (see the module docstring);
+shorter ones (under 40 MB of samples per channel) stay in memory."""
+_RELEASE_EVERY = SAMPLE_RATE * 60
+"""Decoding drops its resident pages every minute of audio."""
+
+
+def allocate_samples(channels: int, frames: int, *, file_backed: bool) -> FloatArray:
+    """An uninitialised (channels, frames) float32 array, in memory or file-backed."""
+    if not file_backed:
+        return np.empty((channels, frames), dtype=np.float32)
+    # Unlinked at once: the space is freed when the last view of the array is gone.
+    with tempfile.TemporaryFile(prefix="ovozly-samples-") as backing:
+        mapped: FloatArray = np.memmap(
+            backing, dtype=np.float32, mode="w+", shape=(channels, frames)
+        )
+    return mapped
+
+
+def release_pages(samples: npt.NDArray[np.generic]) -> None:
+    """Drop a file-backed array's pages from this process's resident memory; the data stays
+    in the file and is read back on the next access. Does nothing to an in-memory array."""
+    mapping: mmap.mmap | None = getattr(samples, "_mmap", None)
+    if mapping is not None and not mapping.closed:
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 class AudioDecodeError(ProcessingError):
@@ -65,12 +100,27 @@ class DecodedAudio:
     def duration_s(self) -> float:
         return float(self.samples.shape[1]) / SAMPLE_RATE
 
+    @property
+    def file_backed(self) -> bool:
+        return getattr(self.samples, "_mmap", None) is not None
+
+    def release_pages(self) -> None:
+        """See `release_pages`: call it as a stage moves on through a long call."""
+        release_pages(self.samples)
+
     def mono(self) -> FloatArray:
-        """One channel: the only one, or the mean of all (a copy only when there are several)."""
+        """One channel: the only one, or the mean of all (a copy only when there are several,
+        file-backed like the samples, mixed a minute at a time)."""
         if self.channels == 1:
             mono: FloatArray = self.samples[0]
             return mono
-        mixed: FloatArray = self.samples.mean(axis=0, dtype=np.float32)
+        frames = self.samples.shape[1]
+        mixed: FloatArray = allocate_samples(1, frames, file_backed=self.file_backed)[0]
+        for start in range(0, frames, _RELEASE_EVERY):
+            block = self.samples[:, start : start + _RELEASE_EVERY]
+            mixed[start : start + block.shape[1]] = block.mean(axis=0, dtype=np.float32)
+            release_pages(mixed)
+            self.release_pages()
         return mixed
 
 
@@ -118,16 +168,21 @@ def decode_audio(
     *,
     fold_dual_mono: bool = True,
     progress: Callable[[float, float], None] | None = None,
+    spill_after_s: float = SPILL_AFTER_S,
 ) -> DecodedAudio:
     """Decode `path` to 16 kHz float32 per channel; fold identical channels into one.
 
     `progress(decoded_s, total_s)` is called about once per second of audio decoded: a
-    long decode reports how far it got, and the caller may stop it by raising from there."""
+    long decode reports how far it got, and the caller may stop it by raising from there.
+    Calls longer than `spill_after_s` are decoded into a file-backed array (module
+    docstring)."""
     channels, source_rate, declared_s = probe(path)
     capacity = int((declared_s or 60.0) * SAMPLE_RATE) + SAMPLE_RATE
-    out = np.empty((channels, capacity), dtype=np.float32)
+    file_backed = capacity > spill_after_s * SAMPLE_RATE
+    out = allocate_samples(channels, capacity, file_backed=file_backed)
     filled = 0
     reported = 0
+    released_at = 0
     for block in iter_chunks(path):
         if progress is not None and filled - reported >= SAMPLE_RATE:
             reported = filled
@@ -135,16 +190,23 @@ def decode_audio(
         n = block.shape[1]
         if filled + n > capacity:
             capacity = max(filled + n, int(capacity * 1.5))
-            grown = np.empty((channels, capacity), dtype=np.float32)
+            file_backed = file_backed or capacity > spill_after_s * SAMPLE_RATE
+            grown = allocate_samples(channels, capacity, file_backed=file_backed)
             grown[:, :filled] = out[:, :filled]
             out = grown
         out[:, filled : filled + n] = block
         filled += n
+        if filled - released_at >= _RELEASE_EVERY:
+            release_pages(out)
+            released_at = filled
     if filled == 0:
         raise AudioDecodeError(f"{path.name} contains no audio samples")
     # A view, not a copy: the slack past `filled` is released with the array.
     samples = out[:, :filled]
-    np.clip(samples, -1.0, 1.0, out=samples)
+    for start in range(0, filled, _RELEASE_EVERY):
+        block = samples[:, start : start + _RELEASE_EVERY]
+        np.clip(block, -1.0, 1.0, out=block)
+        release_pages(samples)
     dual_mono = fold_dual_mono and channels > 1 and is_dual_mono(samples)
     if dual_mono:
         samples = samples[:1]
@@ -170,6 +232,7 @@ def is_dual_mono(samples: FloatArray, *, min_correlation: float = _DUAL_MONO_COR
             cross += float(np.dot(a, b))
             energy_a += float(np.dot(a, a))
             energy_b += float(np.dot(b, b))
+            release_pages(samples)
         if energy_a == 0.0 and energy_b == 0.0:
             continue
         if energy_a == 0.0 or energy_b == 0.0:

@@ -13,13 +13,14 @@ Synchronous: the worker runs it in a thread, off the event loop.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from app.ml.audio import DecodedAudio, decode_audio
+from app.ml.audio import DecodedAudio, decode_audio, release_pages
 from app.ml.compute import MODELS, configure_threads, out_of_memory_as_error, resolve_device
 from app.ml.diarization import Diarizer, build_mono_diarizer
 from app.ml.diarization.channel import ChannelDiarizer
@@ -46,6 +47,28 @@ from app.ml.vad import Region, SileroVad, total_speech_s
 
 TRANSCRIBE_CHUNK_SPEECH_S = 300.0
 """Speech seconds per STT call: bounds STT memory and gives the hook a step on long calls."""
+
+
+RELEASE_INTERVAL_S = 1.0
+
+
+def releasing_pages(hook: ProgressCallback, samples: npt.NDArray[np.float32]) -> ProgressCallback:
+    """`hook`, and with each report (at most once a second) the pages of a long call's
+    file-backed samples that the stage has read are dropped from resident memory: the
+    stages report progress as they go, so memory stays bounded by a second's work."""
+    if getattr(samples, "_mmap", None) is None:
+        return hook
+    last = time.monotonic()
+
+    def report(stage: Stage, completed: float, total: float) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= RELEASE_INTERVAL_S:
+            release_pages(samples)
+            last = now
+        hook(stage, completed, total)
+
+    return report
 
 
 class SpeechPipeline:
@@ -108,6 +131,7 @@ class SpeechPipeline:
             Path(audio_path), progress=lambda done, total: hook(Stage.DECODING, done, total)
         )
         hook(Stage.DECODING, 1, 1)
+        hook = releasing_pages(hook, audio.samples)
         if self._by_channel(audio, hints):
             return self._stereo(audio, hints, hook)
         return self._mono(audio, hints, hook)
@@ -150,6 +174,7 @@ class SpeechPipeline:
 
     def _mono(self, audio: DecodedAudio, hints: SpeakerHints, hook: ProgressCallback) -> Transcript:
         signal = audio.mono()
+        hook = releasing_pages(hook, signal)
         # The VAD fills the first half of DIARIZING, the diarizer the second.
         regions = self.vad(signal, part_of(hook, 0.0, 0.5))
         mono = (

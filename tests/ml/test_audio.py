@@ -125,3 +125,54 @@ def test_decoding_memory_is_the_output_plus_a_constant(tmp_path: Path) -> None:
     output_bytes, peak_bytes = map(int, result.stdout.split())
     assert output_bytes == pytest.approx(4 * SAMPLE_RATE * seconds, rel=0.01)
     assert peak_bytes < output_bytes * 1.1 + 8 * 2**20
+
+
+RESIDENT_PROBE = """
+import sys
+from pathlib import Path
+import numpy as np
+import psutil
+from app.ml.audio import decode_audio
+process = psutil.Process()
+before = process.memory_info().rss
+spilled = decode_audio(Path(sys.argv[1]))
+after_decode = process.memory_info().rss - before
+checksum = float(np.abs(spilled.samples, dtype=np.float64).sum())
+after_read = process.memory_info().rss - before
+spilled.release_pages()
+after_release = process.memory_info().rss - before
+print(spilled.file_backed, spilled.samples.nbytes, after_decode, after_read, after_release)
+in_memory = decode_audio(Path(sys.argv[1]), spill_after_s=float("inf"))
+print(in_memory.file_backed, np.array_equal(in_memory.samples, spilled.samples), checksum)
+"""
+
+
+def test_a_long_call_is_decoded_into_a_file_its_pages_released_as_stages_move_on(
+    tmp_path: Path,
+) -> None:
+    """Memory bounded by design (issue 12): a call over SPILL_AFTER_S lives in a file-backed
+    array, the same samples as in memory, and only what was touched since the last release
+    is resident."""
+    rate = 8_000
+    seconds = 720
+    rng = np.random.default_rng(2)
+    path = tmp_path / "twelve-minutes.flac"
+    samples = (0.1 * rng.standard_normal((1, rate * seconds))).astype(np.float32)
+    encode(path, "flac", "flac", rate, samples)
+    del samples
+    result = subprocess.run(
+        [sys.executable, "-c", RESIDENT_PROBE, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    spilled_line, memory_line = result.stdout.splitlines()
+    file_backed, nbytes, after_decode, after_read, after_release = spilled_line.split()
+    assert file_backed == "True"
+    mb = 2**20
+    assert int(nbytes) == 4 * SAMPLE_RATE * seconds  # 44 MB of samples
+    assert int(after_decode) < 16 * mb  # decoding released as it went
+    assert int(after_read) > int(nbytes) * 0.8  # reading it all maps it all in ...
+    assert int(after_release) < 16 * mb  # ... and the release hands it back
+    in_memory_file_backed, equal, _ = memory_line.split()
+    assert (in_memory_file_backed, equal) == ("False", "True")
