@@ -11,6 +11,8 @@ import os
 import secrets
 import signal
 import sys
+import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
