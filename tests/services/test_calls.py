@@ -394,30 +394,34 @@ async def test_saving_results_takes_few_round_trips_however_long_the_call(
     sessions: SessionFactory, targets: EffectTargets, agent: User, audio: Path
 ) -> None:
     """Per-call fixed cost (issue 12): one statement deletes every earlier result, each table
-    is one (pipelined) insert, so 300 turns cost what 3 do; and a rerun leaves no row of the
-    earlier results in any table."""
+    is one (pipelined) insert, so 300 turns cost the statements 3 do; and a rerun leaves no
+    row of the earlier results in any table."""
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
     from app.services.results import RESULT_TABLES, result_rows
     from tests.factories import conversation_results
 
-    statements: list[str] = []
+    async def statements_saving(call: Call, turns: int) -> list[str]:
+        statements: list[str] = []
 
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        statements.append(statement)
+        def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+            statements.append(statement)
 
+        event.listen(Engine, "before_cursor_execute", record)
+        try:
+            await succeeded(sessions, targets, call, conversation_results(turns=turns))
+        finally:
+            event.remove(Engine, "before_cursor_execute", record)
+        return statements
+
+    short = await statements_saving(await new_call(sessions, targets, agent, audio), 3)
     call = await new_call(sessions, targets, agent, audio)
-    event.listen(Engine, "before_cursor_execute", record)
-    try:
-        await succeeded(sessions, targets, call, conversation_results(turns=300))
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)
-    deletes = [s for s in statements if s.lstrip().upper().startswith(("DELETE", "WITH"))]
-    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
-    assert len(deletes) == 1
-    assert len(inserts) <= len(RESULT_TABLES)
-    assert len(statements) <= len(RESULT_TABLES) + 8, statements
+    long = await statements_saving(call, 300)
+    assert len(long) == len(short), long
+    deleting = [("DELETE FROM", table.__tablename__) for table in RESULT_TABLES]
+    result_deletes = [s for s in long if any(f"{verb} {name} " in s for verb, name in deleting)]
+    assert len(result_deletes) == 1, result_deletes
     assert await segment_count(sessions, call.id) == 300
 
     async with unit_of_work(sessions, targets) as session:
