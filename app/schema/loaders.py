@@ -32,6 +32,7 @@ SegmentRow = SqlRow[Any]
 """A segment's columns as the API serves them (see SEGMENT_COLUMNS), by attribute name."""
 SEGMENT_COLUMNS = (
     Segment.call_id,
+    Segment.position,
     Segment.speaker,
     Segment.role,
     Segment.channel,
@@ -40,6 +41,7 @@ SEGMENT_COLUMNS = (
     Segment.text,
     Segment.words,
     Segment.sentiment,
+    Segment.sentiment_score,
     Segment.language,
 )
 
