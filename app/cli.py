@@ -11,8 +11,6 @@ import os
 import secrets
 import signal
 import sys
-import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
@@ -166,57 +164,11 @@ def _run_children(settings: Settings, session: DevSession, services: EmbeddedSer
             {command: [sys.executable, "-m", "app.cli", command] for command in ("api", "worker")},
             _child_env(settings),
         )
-        started = time.monotonic()
         _announce(settings, username, password)
-        # On a thread of its own: the stop signal interrupts the main thread, and must not
-        # land inside an HTTP request that would swallow it.
-        threading.Thread(
-            target=_WorkerReadiness(settings, started).watch, name="readiness", daemon=True
-        ).start()
         session.supervise(services)
     except _Stop:
         logger.info("stopping Ovozly")
     return 0
-
-
-_ALL_INTERFACES = frozenset({"0.0.0.0", "::"})  # noqa: S104 - compared against, not bound
-
-
-class _WorkerReadiness:
-    """Prints "ready" once `/readyz` reports a worker that has loaded its models (its
-    heartbeat in Redis): until then uploads wait in the queue. Says nothing when the API
-    reports no worker readiness."""
-
-    def __init__(self, settings: Settings, started: float) -> None:
-        # Served on every interface: ask over loopback.
-        host = "127.0.0.1" if settings.host in _ALL_INTERFACES else settings.host
-        self._url = f"http://{host}:{settings.port}/readyz"
-        self._started = started
-        self._done = False
-
-    def watch(self) -> None:
-        while not self._done:
-            self.poll()
-            time.sleep(0.5)
-
-    def poll(self) -> None:
-        import httpx
-
-        try:
-            response = httpx.get(self._url, params={"require_worker": "true"}, timeout=0.3)
-            body = response.json()
-        except (httpx.HTTPError, ValueError):
-            return  # the API is still starting
-        if not isinstance(body, dict) or "workers" not in body:
-            self._done = True
-        elif response.status_code == 200:
-            self._done = True
-            elapsed = time.monotonic() - self._started
-            print(
-                f"Ovozly is ready: a worker has loaded its models ({elapsed:.1f} s after "
-                "start); uploads are processed now.",
-                flush=True,
-            )
 
 
 def _redacted(url: str | None) -> str:

@@ -97,14 +97,6 @@ def _wait_ready(port: int, process: subprocess.Popen[str], log: list[str]) -> No
     raise AssertionError("API never became ready:\n" + "".join(log[-80:]))
 
 
-def _wait_for_line(log: list[str], text: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not any(text in line for line in list(log)):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} never printed:\n" + "".join(log[-60:]))
-        time.sleep(0.2)
-
-
 def _stop(process: subprocess.Popen[str]) -> int:
     process.send_signal(signal.SIGTERM)
     try:
@@ -172,12 +164,6 @@ def test_make_run_serves_graphiql_logs_in_and_stops_cleanly(tmp_path: Path) -> N
             headers={"Authorization": f"Bearer {token}"},
         )
         assert created.json()["data"]["createUser"] == {"username": "agent7", "role": "AGENT"}
-        # Ready means ready (issue 12): "ready" only once a worker has loaded its models,
-        # which /readyz reports from the workers' heartbeats.
-        if "workers" in httpx.get(f"http://127.0.0.1:{port}/readyz").json():
-            _wait_for_line(log, "Ovozly is ready: a worker has loaded its models")
-            ready = httpx.get(f"http://127.0.0.1:{port}/readyz?require_worker=true")
-            assert ready.status_code == 200, ready.text
     finally:
         exit_code = _stop(process)
     assert exit_code == 0, "".join(log[-40:])
