@@ -318,7 +318,8 @@ def test_sigkilled_dev_leaves_nothing_running_and_the_next_start_is_clean(
         _wait_ready(port, process, log)
         assert _listening(redis_port)
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json()
-        assert ready == {"status": "ok", "database": "ok", "redis": "ok"}
+        assert (ready["status"], ready["database"], ready["redis"]) == ("ok", "ok", "ok")
+        assert ready["workers"]["ready"] == 1, ready
     finally:
         exit_code = _stop(process)
     assert exit_code == 0, "".join(log[-40:])
