@@ -32,15 +32,23 @@ def asyncpg_url(libpq_uri: str) -> str:
     return libpq_uri.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
-def _running_pid(pid_file: Path) -> int | None:
-    """The pid in the first line of a pid file, when that process is alive."""
+def _alive(pid: int) -> bool:
+    """True for a running process; a zombie (killed, not yet reaped by its parent) is dead."""
     import psutil
 
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return False
+
+
+def _running_pid(pid_file: Path) -> int | None:
+    """The pid in the first line of a pid file, when that process is alive."""
     try:
         pid = int(pid_file.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    return pid if pid > 0 and psutil.pid_exists(pid) else None
+    return pid if pid > 0 and _alive(pid) else None
 
 
 def _terminate(pid: int, sig: signal.Signals, timeout_s: float) -> None:
@@ -58,20 +66,19 @@ def _terminate(pid: int, sig: signal.Signals, timeout_s: float) -> None:
         pass
 
 
-def _prune_dead_handles(pgdata: Path) -> None:
+def _prune_dead_handles(pgdata: Path) -> list[int]:
     """pgserver stops PostgreSQL when the last process holding a handle releases it, and
     keeps those pids in a file. A process that was SIGKILLed stays listed forever, so the
-    server would never be stopped again: dead pids are dropped before a new handle."""
-    import psutil
-
+    server would never be stopped again: dead pids are dropped. Returns the live ones."""
     handles = pgdata / ".handle_pids.json"
     try:
         pids = json.loads(handles.read_text())
     except (OSError, ValueError):
-        return
-    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+        return []
+    alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
     if alive != pids:
         handles.write_text(json.dumps(alive))
+    return alive
 
 
 @dataclass
@@ -109,10 +116,19 @@ class EmbeddedPostgres:
         logger.warning("embedded PostgreSQL restarted at %s", self.data_dir)
 
     def stop(self) -> None:
-        if self._server is not None:
-            # pgserver counts handles per process; cleanup stops postgres with the last one.
-            self._server._cleanup()
-            self._server = None
+        if self._server is None:
+            return
+        # pgserver counts handles per process; cleanup stops postgres with the last one.
+        self._server._cleanup()
+        self._server = None
+        # It counts a handle whose process died (or is a zombie its parent has not reaped
+        # yet) as live and then leaves the server running: when no live process holds a
+        # handle any more, the server is stopped here.
+        postmaster = _running_pid(self.data_dir / "postmaster.pid")
+        if postmaster is not None and not _prune_dead_handles(self.data_dir):
+            logger.info("stopping embedded PostgreSQL (pid %d)", postmaster)
+            # SIGINT is PostgreSQL's "fast" shutdown: clients are disconnected, data is safe.
+            _terminate(postmaster, signal.SIGINT, timeout_s=30)
 
 
 @dataclass

@@ -45,6 +45,15 @@ def _processes_using(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
+def _assert_nothing_left(data_dir: Path) -> None:
+    """After `ovozly dev` exited: no process (PostgreSQL, Redis, children) uses its data.
+    A process that was told to stop may take a moment to go, so this waits a little."""
+    deadline = time.monotonic() + 15
+    while (left := _processes_using(data_dir)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left == [], [(p.pid, p.info.get("cmdline")) for p in left]
+
+
 def _start_dev(
     data_dir: Path, port: int, extra_env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
@@ -167,8 +176,7 @@ def test_make_run_serves_graphiql_logs_in_and_stops_cleanly(tmp_path: Path) -> N
     finally:
         exit_code = _stop(process)
     assert exit_code == 0, "".join(log[-40:])
-    time.sleep(0.5)
-    assert _processes_using(data_dir) == []
+    _assert_nothing_left(data_dir)
     assert not _listening(redis_port)
     assert not _listening(port)
 
@@ -187,8 +195,7 @@ def test_make_run_serves_graphiql_logs_in_and_stops_cleanly(tmp_path: Path) -> N
     finally:
         exit_code = _stop(process)
     assert exit_code == 0, "".join(log[-60:])
-    time.sleep(0.5)
-    assert _processes_using(data_dir) == []
+    _assert_nothing_left(data_dir)
 
 
 def _children(process: subprocess.Popen[str]) -> dict[str, psutil.Process]:
@@ -259,8 +266,7 @@ def test_dev_restarts_a_dead_worker_and_redis_without_taking_the_api_down(tmp_pa
     finally:
         exit_code = _stop(process)
     assert exit_code == 0, "".join(log[-40:])
-    time.sleep(0.5)
-    assert _processes_using(data_dir) == []
+    _assert_nothing_left(data_dir)
     assert not _listening(redis_port) and not _listening(port)
 
 
@@ -323,8 +329,7 @@ def test_sigkilled_dev_leaves_nothing_running_and_the_next_start_is_clean(
     finally:
         exit_code = _stop(process)
     assert exit_code == 0, "".join(log[-40:])
-    time.sleep(0.5)
-    assert _processes_using(data_dir) == []
+    _assert_nothing_left(data_dir)
 
 
 @pytest.mark.slow
@@ -359,8 +364,7 @@ def test_a_leftover_embedded_redis_is_stopped_not_misannounced(tmp_path: Path) -
     finally:
         exit_code = _stop(process)
     assert exit_code == 0, "".join(log[-40:])
-    time.sleep(0.5)
-    assert _processes_using(data_dir) == []
+    _assert_nothing_left(data_dir)
     assert _postgres_pid(data_dir) is None
 
 
@@ -481,6 +485,5 @@ def test_calls_end_after_a_worker_sigkill_and_a_redis_restart_mid_job(
     finally:
         exit_code = _stop(process)
     assert exit_code == 0, "".join(log[-60:])
-    time.sleep(0.5)
-    assert _processes_using(data_dir) == []
+    _assert_nothing_left(data_dir)
     assert not _listening(redis_port)
