@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -119,3 +121,33 @@ def test_a_fetched_model_loads_from_models_dir(tmp_path: Path) -> None:
     shutil.copytree(bundled_model_dir(), fetched)
     stt = FasterWhisperStt.load("tiny.en", models_dir=tmp_path)
     assert not stt.is_multilingual
+
+
+def _temperature_redecodes(stt: FasterWhisperStt, audio: np.ndarray, caplog: Any) -> int:
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="faster_whisper"):
+        stt.transcribe(audio, regions=speech_regions(audio), language="en")
+    return sum("threshold is not met with temperature" in r.getMessage() for r in caplog.records)
+
+
+def test_cpu_default_does_not_redecode_the_last_fraction_of_a_second(
+    test_audio_dir: Path, caplog: Any
+) -> None:
+    """The 30 s call's speech ends 0.14 s after the decoder's last word; with the log-prob
+    rule that remnant was re-decoded at 5 temperatures x 5 samples (about 3 s, half the
+    call's cost) for no word. On CPU it is off by default, and `on` brings it back."""
+    audio = load_audio(test_audio_dir / "pyannote_sample.wav")
+
+    def loaded(setting: str) -> FasterWhisperStt:
+        settings = PipelineSettings(
+            _env_file=None, stt_model="bundled-tiny.en", stt_log_prob_fallback=setting
+        )
+        stt = FasterWhisperStt.from_settings(settings, "cpu")
+        return stt
+
+    default = loaded("auto")
+    assert default._options.log_prob_threshold is None
+    assert _temperature_redecodes(default, audio, caplog) == 0
+    forced = loaded("on")
+    assert forced._options.log_prob_threshold == -1.0
+    assert _temperature_redecodes(forced, audio, caplog) >= 1

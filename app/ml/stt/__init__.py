@@ -59,6 +59,7 @@ def load_model(
         settings.stt_compute_type,
         settings.stt_batch_size,
         settings.stt_beam_size,
+        settings.stt_log_prob_fallback,
         settings.cpu_threads,
         device,
     )

@@ -73,7 +73,8 @@ class DecodingOptions:
 
     beam_size: int = 5
     compression_ratio_threshold: float = 2.4
-    log_prob_threshold: float = -1.0
+    log_prob_threshold: float | None = -1.0
+    """None: no re-decoding for low confidence alone (settings' STT_LOG_PROB_FALLBACK)."""
     no_speech_threshold: float = 0.6
     temperature: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     repetition_penalty: float = 1.0
@@ -127,7 +128,13 @@ class FasterWhisperStt:
             # keeps memory flat.
             batch_size=settings.stt_batch_size if kind == "cuda" else 1,
             options=DecodingOptions(
-                beam_size=settings.stt_beam_size or (5 if kind == "cuda" else 1)
+                beam_size=settings.stt_beam_size or (5 if kind == "cuda" else 1),
+                log_prob_threshold=(
+                    -1.0
+                    if settings.stt_log_prob_fallback == "on"
+                    or (settings.stt_log_prob_fallback == "auto" and kind == "cuda")
+                    else None
+                ),
             ),
         )
 
