@@ -5,10 +5,12 @@ failure, recovery, and effects that run only after the commit."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from arq import create_pool
@@ -20,11 +22,13 @@ from sqlalchemy import func, select, update
 from app.config import Settings
 from app.db.engine import SessionFactory
 from app.db.models import Call, CallStatus, PipelineStage, Role, Segment, User
+from app.db.models.desk import CallCategory, Category, WebhookDelivery, WebhookEvent
 from app.embedded import free_tcp_port
 from app.errors import BadUserInput, Forbidden, NotFound
 from app.ml.types import SpeakerHints
 from app.queue import QUEUE_NAME, ArqJobQueue, JobState
 from app.services import calls as call_service
+from app.services import webhooks as webhook_service
 from app.services.effects import EffectTargets, after_commit, unit_of_work
 from app.services.status import RedisStatusPublisher, StatusEvent
 from app.storage import LocalDiskStorage
@@ -388,6 +392,39 @@ async def test_results_are_saved_once_per_job_and_replaced_by_the_next_run(
         rerun = await call_service.reprocess_call(session, agent, call.id, None)
     await succeeded(sessions, targets, rerun, simple_results("a different conversation"))
     assert await segment_count(sessions, call.id) == 1
+
+
+async def test_a_rule_that_cannot_be_evaluated_never_fails_the_call(
+    sessions: SessionFactory, targets: EffectTargets, agent: User, audio: Path, caplog: Any
+) -> None:
+    """A category rule an older version stored and this one cannot read: the call still
+    ends SUCCESS with its results, the failure is logged with the call's id, and the other
+    work of the finishing transaction (webhook deliveries) still happens."""
+    async with sessions() as session, session.begin():
+        session.add(Category(name="from an older version", rule={"kind": "no-such-rule"}))
+        endpoint, _ = await webhook_service.create_endpoint(
+            session,
+            webhook_service.EndpointInput(
+                url="https://crm.example.com/hooks/ovozly", events=[WebhookEvent.CALL_SUCCEEDED]
+            ),
+            allow_private=False,
+        )
+    call = await new_call(sessions, targets, agent, audio)
+    with caplog.at_level(logging.ERROR, logger="app.services.call_finished"):
+        done = await succeeded(sessions, targets, call)
+
+    assert done.status is CallStatus.SUCCESS
+    assert await segment_count(sessions, call.id) == 3
+    assert any(str(call.id) in record.getMessage() and record.exc_info for record in caplog.records)
+    async with sessions() as session:
+        categories = await session.execute(
+            select(func.count()).select_from(CallCategory).where(CallCategory.call_id == call.id)
+        )
+        assert categories.scalar_one() == 0
+        deliveries = await session.execute(
+            select(WebhookDelivery).where(WebhookDelivery.call_id == call.id)
+        )
+        assert [d.endpoint_id for d in deliveries.scalars()] == [endpoint.id]
 
 
 async def test_saving_results_takes_few_round_trips_however_long_the_call(
