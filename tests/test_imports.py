@@ -56,3 +56,41 @@ def test_every_app_module_imports_on_its_own() -> None:
             if returncode != 0
         ]
     assert not failures, "\n\n".join(failures)
+
+
+# Which packages a layer may not import: the API layer never reaches the worker, and the
+# domain (services, ML, storage, database) never reaches GraphQL or the worker.
+LAYER_RULES = {
+    "app.schema": ("app.workers",),
+    "app.resolvers": ("app.workers",),
+    "app.services": ("app.schema", "app.resolvers", "app.workers"),
+    "app.ml": ("app.schema", "app.resolvers", "app.workers", "app.services"),
+    "app.db": ("app.schema", "app.resolvers", "app.workers", "app.services"),
+    "app.storage": ("app.schema", "app.resolvers", "app.workers"),
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_layers_import_only_downwards() -> None:
+    """Static: reads every module's imports (lazy ones inside functions included)."""
+    violations = []
+    for path in sorted(APP.rglob("*.py")):
+        module = ".".join(path.relative_to(APP.parent).with_suffix("").parts)
+        for layer, forbidden in LAYER_RULES.items():
+            if module != layer and not module.startswith(layer + "."):
+                continue
+            for imported in imported_modules(path):
+                if any(imported == f or imported.startswith(f + ".") for f in forbidden):
+                    violations.append(f"{module} imports {imported}")
+    assert not violations, "\n".join(violations)

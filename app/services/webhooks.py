@@ -37,7 +37,7 @@ from app.db.models import (
     WebhookEvent,
 )
 from app.errors import BadUserInput, NotFound
-from app.schema.ids import to_global_id
+from app.ids import to_global_id
 from app.services.effects import after_commit
 
 SIGNATURE_HEADER = "Ovozly-Signature"
