@@ -20,7 +20,12 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from starlette.websockets import WebSocket
 
-from app.services.broadcast import BroadcasterClosed, MessagesLost, StatusBroadcaster
+from app.services.broadcast import (
+    BroadcasterClosed,
+    FeedInterrupted,
+    MessagesLost,
+    StatusBroadcaster,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +109,7 @@ class WebSocketRegistry:
             try:
                 async with broadcaster.subscribe(CREDENTIALS_CHANGED_CHANNEL) as messages:
                     async for message in messages:
-                        if isinstance(message, MessagesLost):
+                        if isinstance(message, FeedInterrupted | MessagesLost):
                             continue
                         try:
                             user_id = uuid.UUID(message.decode())

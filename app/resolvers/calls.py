@@ -33,7 +33,7 @@ from app.schema.ids import parse_typed_id, to_global_id
 from app.schema.loaders import Loaders
 from app.schema.rows import from_row
 from app.services import calls as call_service
-from app.services.broadcast import MessagesLost
+from app.services.broadcast import FeedInterrupted, MessagesLost
 from app.services.status import StatusEvent, status_channel
 
 logger = logging.getLogger(__name__)
@@ -149,7 +149,12 @@ class _StatusUpdate:
     shared by every subscriber."""
 
     def __init__(
-        self, state: StatusEvent, sessions: SessionFactory, call_model: CallModel | None = None
+        self,
+        state: StatusEvent,
+        sessions: SessionFactory,
+        call_model: CallModel | None = None,
+        *,
+        live: bool = True,
     ) -> None:
         self.state = state
         self.loaders = Loaders(sessions)
@@ -159,6 +164,7 @@ class _StatusUpdate:
             call_id=strawberry.ID(to_global_id("Call", state.call_id)),
             _snapshot=CallSnapshot(partial(_read_call, sessions, state.call_id), call_model),
             shared_results={},
+            live=live,
         )
 
 
@@ -207,11 +213,28 @@ async def call_status(
         yield update.event
         if last.is_final:
             return
+        interrupted = False
         async for message in messages:
+            if isinstance(message, FeedInterrupted):
+                # Redis is gone: say so at once with the last state sent (the database may
+                # be unreachable too), and keep the subscription open.
+                interrupted = True
+                context.loaders = Loaders(resources.sessions)
+                yield _StatusUpdate(last, resources.sessions, live=False).event
+                continue
             if isinstance(message, MessagesLost):
                 # Some events were dropped: the database has the current state.
                 current = await context.visible_call(call_id)
                 update = _StatusUpdate(StatusEvent.of(current), resources.sessions, current)
+                if interrupted:
+                    # The feed is back: said even when nothing changed meanwhile.
+                    interrupted = False
+                    last = update.state
+                    context.loaders = update.loaders
+                    yield update.event
+                    if last.is_final:
+                        return
+                    continue
             else:
                 update = resources.broadcaster.shared(
                     channel, message, partial(_decode_update, message, resources.sessions)

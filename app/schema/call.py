@@ -432,6 +432,15 @@ class CallStatusEvent:
     shared_results: strawberry.Private[dict[Hashable, Any]] = dataclasses.field(
         default_factory=dict
     )
+    live: bool = strawberry.field(
+        default=True,
+        description=(
+            "False while the server has lost its live feed of status changes (Redis is "
+            "unreachable): the event repeats the last known state, and no update arrives "
+            "until an event with live: true, re-read from the database, says the feed is "
+            "back. The subscription stays open throughout."
+        ),
+    )
 
     # The call as it is now, read when the event is sent.
     @strawberry.field

@@ -12,7 +12,9 @@ Contract for subscribers (read this before using `subscribe`):
   subscribe first, then read the current state from the database, then iterate; a change
   committed in between arrives as a message (possibly one you already saw in the database:
   consumers must tolerate duplicates).
-* Iterating yields `bytes` (the published payload) or `MessagesLost`. `MessagesLost` means
+* Iterating yields `bytes` (the published payload), `FeedInterrupted` or `MessagesLost`.
+  `FeedInterrupted` comes as soon as the Redis connection is lost: nothing will arrive until
+  it is back, which a consumer may tell its own clients. `MessagesLost` means
   some messages could not be delivered: the subscriber fell more than `queue_size` messages
   behind (its queue is then emptied: drop-all-keep-marker, so one slow WebSocket never slows
   the others or grows memory), or the Redis connection dropped and was re-established. It is
@@ -73,6 +75,16 @@ class MessagesLost:
     reason: Literal["overflow", "reconnect"]
 
 
+@dataclass(frozen=True, slots=True)
+class FeedInterrupted:
+    """The connection to Redis is lost: no message arrives until it is back, and then a
+    `MessagesLost("reconnect")` follows (re-read the state then)."""
+
+
+Delivery = bytes | FeedInterrupted | MessagesLost
+"""What a subscriber's iterator yields."""
+
+
 class _ConnectionLost(Exception):
     pass
 
@@ -84,6 +96,7 @@ class _Mailbox:
         self._items: deque[bytes] = deque()
         self._maxsize = maxsize
         self._lost: MessagesLost | None = None
+        self._interrupted = False
         self._closed = False
         self._wakeup = asyncio.Event()
 
@@ -100,16 +113,25 @@ class _Mailbox:
         self._lost = MessagesLost(reason)
         self._wakeup.set()
 
+    def mark_interrupted(self) -> None:
+        self._interrupted = True
+        self._wakeup.set()
+
     def close(self) -> None:
         self._closed = True
         self._wakeup.set()
 
-    def __aiter__(self) -> AsyncIterator[bytes | MessagesLost]:
+    def __aiter__(self) -> AsyncIterator[Delivery]:
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[bytes | MessagesLost]:
+    async def _iterate(self) -> AsyncIterator[Delivery]:
         while True:
-            if self._lost is not None:
+            if self._interrupted:
+                # Before anything queued: the consumer learns of the outage at once; what is
+                # queued is still delivered after it.
+                self._interrupted = False
+                yield FeedInterrupted()
+            elif self._lost is not None:
                 lost, self._lost = self._lost, None
                 yield lost
             elif self._items:
@@ -222,7 +244,7 @@ class StatusBroadcaster:
     # -- subscribing -------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[bytes | MessagesLost]]:
+    async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[Delivery]]:
         """Yield an iterator of this channel's messages, with the subscription already live.
 
         See the module docstring for the delivery contract. Raises `BroadcasterUnavailable`
@@ -414,6 +436,8 @@ class StatusBroadcaster:
         for state in self._channels.values():
             if state.confirmed_epoch is not None and state.mailboxes:
                 state.needs_resync = True
+                for mailbox in state.mailboxes:
+                    mailbox.mark_interrupted()
             state.confirmed_epoch = state.sent_epoch = None
 
     def _fail_pending(self, error: Exception) -> None:
@@ -476,6 +500,7 @@ __all__ = [
     "BroadcastError",
     "BroadcasterClosed",
     "BroadcasterUnavailable",
+    "FeedInterrupted",
     "MessagesLost",
     "RedisError",
     "StatusBroadcaster",

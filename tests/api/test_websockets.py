@@ -21,7 +21,7 @@ from app.api import create_app
 from app.config import Settings
 from app.db.engine import SessionFactory
 from app.db.models import Role
-from app.embedded import free_tcp_port
+from app.embedded import EmbeddedRedis, free_tcp_port
 from tests.api.helpers import GraphQLClient, tone_bytes, upload_ok
 from tests.conftest import clear_login_throttle
 from tests.factories import PASSWORD, make_user
@@ -195,3 +195,47 @@ async def _apply(gql: GraphQLClient, change: str, agent_token: str) -> None:
                 token=admin,
             )
     assert not result.errors, result.errors
+
+
+async def test_a_subscription_reports_a_redis_outage_and_recovers(
+    sessions: SessionFactory, serve: Server, audio_dir: Path, tmp_path: Path
+) -> None:
+    """Redis (the live feed) stops under an open `callStatus`: the subscriber is told at once
+    (`live: false`, the last state), the socket stays open, and once Redis is back on its
+    address an event re-read from the database says `live: true`."""
+    own = EmbeddedRedis(tmp_path / "redis")
+    own.start()
+    try:
+        await make_user(sessions, "agent1")
+        async with serve(redis_url=f"redis://127.0.0.1:{own.port}/0") as address:
+            token = await _login(address, "agent1")
+            async with httpx.AsyncClient(base_url=f"http://{address}") as client:
+                call = await upload_ok(client, tone_bytes(audio_dir), token=token)
+            query = "subscription($id: ID!) { callStatus(id: $id) { status stage live } }"
+            async with websockets.connect(f"ws://{address}/graphql", subprotocols=PROTOCOL) as ws:
+                assert await _init(ws, _bearer(token)) == {"type": "connection_ack"}
+                await ws.send(
+                    json.dumps(
+                        {
+                            "id": "1",
+                            "type": "subscribe",
+                            "payload": {"query": query, "variables": {"id": call["id"]}},
+                        }
+                    )
+                )
+
+                async def next_event() -> dict[str, Any]:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                    assert message["type"] == "next", message
+                    event: dict[str, Any] = message["payload"]["data"]["callStatus"]
+                    return event
+
+                queued = {"status": "RUNNING", "stage": "QUEUED"}
+                assert await next_event() == {**queued, "live": True}
+                own.stop()
+                assert await next_event() == {**queued, "live": False}
+                own.revive()
+                assert await next_event() == {**queued, "live": True}
+                assert ws.close_code is None
+    finally:
+        own.stop()

@@ -12,12 +12,13 @@ from redis.asyncio import Redis
 from app.services.broadcast import (
     PUBSUB_CLIENT_NAME,
     BroadcasterClosed,
+    FeedInterrupted,
     MessagesLost,
     StatusBroadcaster,
 )
 from app.services.status import status_channel
 
-Item = bytes | MessagesLost
+Item = bytes | FeedInterrupted | MessagesLost
 
 
 @pytest.fixture
@@ -223,6 +224,8 @@ async def test_reconnects_and_signals_lost_messages(
             "CLIENT KILL", "TYPE", "pubsub"
         )
         assert int(killed) == 1
+        # The outage is told at once, before the connection is back.
+        assert await next_item(messages) == FeedInterrupted()
         # The marker arrives only once the subscription is live again on the new connection,
         # so a publish right after it must be delivered.
         assert await next_item(messages) == MessagesLost("reconnect")
