@@ -91,7 +91,7 @@ class OvozlyTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         websocket = context.connection
         if isinstance(websocket, WebSocket):
             try:
-                context.resources.websockets.bind(websocket, viewer.id)
+                context.resources.websockets.bind(websocket, viewer.id, viewer.token_version)
             except ConnectionLimitReached as limit:
                 self.connection_init_received = True
                 if self.connection_init_timeout_task:

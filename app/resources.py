@@ -76,7 +76,9 @@ class Resources:
             ),
         )
         resources._background.append(
-            asyncio.create_task(resources.websockets.follow_credential_changes(broadcaster))
+            asyncio.create_task(
+                resources.websockets.follow_credential_changes(broadcaster, resources.sessions)
+            )
         )
         return resources
 

@@ -5,7 +5,9 @@ Every connection is admitted against a per-process cap at the handshake and boun
 user at `connection_init` against a per-user cap. When a user's password is changed or reset,
 or the user is deactivated, the API that did it publishes the user's id on a Redis channel;
 every API process closes that user's sockets (4403), open subscriptions included, so a stolen
-token's live streams end at once and not at the token's expiry.
+token's live streams end at once and not at the token's expiry. A process that was cut off
+from Redis may have missed such a message: once it is back, it checks every open socket's
+token version against the database instead.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from starlette.websockets import WebSocket
 
+from app.db.engine import SessionFactory
+from app.services import users as user_service
 from app.services.broadcast import (
     BroadcasterClosed,
     FeedInterrupted,
@@ -53,6 +57,7 @@ class WebSocketRegistry:
         default_factory=lambda: defaultdict(set)
     )
     _user_of: dict[WebSocket, uuid.UUID] = field(default_factory=dict)
+    _version_of: dict[WebSocket, int] = field(default_factory=dict)
 
     def admit(self, websocket: WebSocket) -> None:
         if len(self._open) >= self.max_connections:
@@ -61,8 +66,10 @@ class WebSocketRegistry:
             )
         self._open.add(websocket)
 
-    def bind(self, websocket: WebSocket, user_id: uuid.UUID) -> None:
+    def bind(self, websocket: WebSocket, user_id: uuid.UUID, token_version: int) -> None:
+        """`token_version`: the user's, checked against the socket's token at init."""
         previous = self._user_of.get(websocket)
+        self._version_of[websocket] = token_version
         if previous == user_id:
             return
         sockets = self._by_user[user_id]
@@ -76,6 +83,7 @@ class WebSocketRegistry:
 
     def release(self, websocket: WebSocket) -> None:
         self._open.discard(websocket)
+        self._version_of.pop(websocket, None)
         user_id = self._user_of.pop(websocket, None)
         if user_id is not None:
             sockets = self._by_user.get(user_id)
@@ -91,7 +99,24 @@ class WebSocketRegistry:
 
     async def close_user(self, user_id: uuid.UUID) -> int:
         """Closes every socket of this user in this process; returns how many."""
-        sockets = list(self._by_user.get(user_id, ()))
+        return await self._close(user_id, list(self._by_user.get(user_id, ())))
+
+    async def close_stale(self, sessions: SessionFactory) -> int:
+        """Closes the sockets whose user is gone or inactive, or whose token predates the
+        user's current token version; returns how many."""
+        async with sessions() as session:
+            current = await user_service.active_token_versions(session, set(self._by_user))
+        closed = 0
+        for user_id, sockets in list(self._by_user.items()):
+            stale = [
+                websocket
+                for websocket in sockets
+                if self._version_of.get(websocket) != current.get(user_id)
+            ]
+            closed += await self._close(user_id, stale)
+        return closed
+
+    async def _close(self, user_id: uuid.UUID, sockets: list[WebSocket]) -> int:
         for websocket in sockets:
             self.release(websocket)
             with contextlib.suppress(Exception):
@@ -102,14 +127,20 @@ class WebSocketRegistry:
             )
         return len(sockets)
 
-    async def follow_credential_changes(self, broadcaster: StatusBroadcaster) -> None:
+    async def follow_credential_changes(
+        self, broadcaster: StatusBroadcaster, sessions: SessionFactory
+    ) -> None:
         """Runs for the life of the process: closes sockets of users whose credentials
-        changed in any API process. Survives Redis outages by subscribing again."""
+        changed in any API process. Survives Redis outages by subscribing again, and then
+        checks every open socket, since announcements made meanwhile were missed."""
         while True:
             try:
                 async with broadcaster.subscribe(CREDENTIALS_CHANGED_CHANNEL) as messages:
                     async for message in messages:
-                        if isinstance(message, FeedInterrupted | MessagesLost):
+                        if isinstance(message, FeedInterrupted):
+                            continue
+                        if isinstance(message, MessagesLost):
+                            await self.close_stale(sessions)
                             continue
                         try:
                             user_id = uuid.UUID(message.decode())

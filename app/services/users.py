@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
@@ -98,6 +98,18 @@ async def get_by_username(session: AsyncSession, username: str) -> User | None:
 async def get_active_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     user = await session.get(User, user_id)
     return user if user is not None and user.is_active else None
+
+
+async def active_token_versions(
+    session: AsyncSession, user_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """The current token version of each of these users that is still active."""
+    if not user_ids:
+        return {}
+    rows = await session.execute(
+        select(User.id, User.token_version).where(User.id.in_(user_ids), User.is_active)
+    )
+    return {row.id: row.token_version for row in rows}
 
 
 async def list_users(session: AsyncSession) -> Sequence[User]:

@@ -239,3 +239,30 @@ async def test_a_subscription_reports_a_redis_outage_and_recovers(
                 assert ws.close_code is None
     finally:
         own.stop()
+
+
+async def test_a_password_change_missed_during_a_redis_outage_closes_sockets_once_back(
+    sessions: SessionFactory, serve: Server, audio_dir: Path, tmp_path: Path
+) -> None:
+    """The change is made on one API process while Redis is down, so its announcement never
+    reaches the process holding the socket: once Redis is back, that process checks its
+    sockets' token versions against the database and closes the stale one (4403)."""
+    own = EmbeddedRedis(tmp_path / "redis")
+    own.start()
+    try:
+        await make_user(sessions, "agent1")
+        redis_url = f"redis://127.0.0.1:{own.port}/0"
+        async with serve(redis_url=redis_url) as watched, serve(redis_url=redis_url) as other:
+            token = await _login(watched, "agent1")
+            async with websockets.connect(f"ws://{watched}/graphql", subprotocols=PROTOCOL) as ws:
+                assert await _init(ws, _bearer(token)) == {"type": "connection_ack"}
+                own.stop()
+                async with httpx.AsyncClient(base_url=f"http://{other}") as client:
+                    await _apply(GraphQLClient(client), "changePassword", token)
+                # Nothing can tell the watching process yet.
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(ws.recv(), 1.0)
+                own.revive()
+                assert await _closed_with(ws) == 4403
+    finally:
+        own.stop()
