@@ -69,15 +69,18 @@ class PipelineSettings(BaseSettings):
     stt_compute_type: str = "auto"
     """CTranslate2 compute type; `auto` = int8 on CPU, float16 on CUDA."""
     stt_batch_size: int = Field(default=8, ge=1)
+    """Whisper windows decoded together (faster-whisper's batched pipeline), on CPU and
+    CUDA; 1 = the sequential decoder (Whisper's own windowing and temperature fallback)."""
     stt_beam_size: int = Field(default=0, ge=0)
     """0 = auto: greedy on CPU (about 2x faster, pooled WER 6.3% vs 4.9% with tiny.en on
     the shared English references), beam 5 on CUDA."""
     stt_log_prob_fallback: Literal["auto", "on", "off"] = "auto"
-    """Re-decode a Whisper window at rising temperatures when its mean log-probability is
-    below -1 (openai-whisper's rule). `auto` = on for CUDA, off on CPU: there it mostly fired
-    on the fraction of a second left after a group's last word, where 6 re-decodes with 5
-    samples each cost about 3 s per call and changed no word on the shared references.
-    Windows that look like a loop (compression ratio) are re-decoded either way."""
+    """Sequential decoder only (STT_BATCH_SIZE=1): re-decode a Whisper window at rising
+    temperatures when its mean log-probability is below -1 (openai-whisper's rule). `auto` =
+    on for CUDA, off on CPU: there it mostly fired on the fraction of a second left after a
+    group's last word, where 6 re-decodes with 5 samples each cost about 3 s per call and
+    changed no word on the shared references. Windows that look like a loop (compression
+    ratio) are re-decoded either way."""
     stt_allow_download: bool = False
     """Retired: workers never download. `true` is refused with the command that replaces it
     (`ovozly models fetch`), so an old deployment's setting is not silently ignored."""

@@ -140,7 +140,10 @@ def test_cpu_default_does_not_redecode_the_last_fraction_of_a_second(
 
     def loaded(setting: str) -> FasterWhisperStt:
         settings = PipelineSettings(
-            _env_file=None, stt_model="bundled-tiny.en", stt_log_prob_fallback=setting
+            _env_file=None,
+            stt_model="bundled-tiny.en",
+            stt_batch_size=1,
+            stt_log_prob_fallback=setting,
         )
         stt = FasterWhisperStt.from_settings(settings, "cpu")
         return stt
@@ -151,3 +154,21 @@ def test_cpu_default_does_not_redecode_the_last_fraction_of_a_second(
     forced = loaded("on")
     assert forced._options.log_prob_threshold == -1.0
     assert _temperature_redecodes(forced, audio, caplog) >= 1
+
+
+def test_batched_decoding_goes_on_where_whisper_stopped_early(test_audio_dir: Path) -> None:
+    """On the 8 kHz clip the batched decoder's single pass over its one 28 s clip ends
+    after the ninth sentence; the pass over the undecoded rest finds the tenth."""
+    audio = load_audio(test_audio_dir / "osr_us_000_0034_8k.wav")
+    settings = PipelineSettings(_env_file=None, stt_model="bundled-tiny.en")
+    stt = FasterWhisperStt.from_settings(settings, "cpu")
+    assert stt._batched is not None, "the CPU default decodes in batches"
+    regions = speech_regions(audio)
+
+    result = stt.transcribe(audio, regions=regions, language="en")
+
+    text = normalise_text(" ".join(w.text for w in result.words))
+    reference = normalise_text((test_audio_dir / "osr_us_000_0034_8k.txt").read_text())
+    assert text.endswith("when you hear the bell come quickly"), text
+    assert len(text.split()) == len(reference.split())
+    assert_words_well_formed(result.words, regions)

@@ -83,6 +83,11 @@ class DecodingOptions:
     """Windows of up to 30 s sampled across the call for language identification."""
 
 
+TAIL_MIN_S = 1.0
+"""Undecoded audio at the end of a batched clip worth another pass (a word or more)."""
+TAIL_PASSES = 2
+
+
 def _ct2_device(device: str) -> tuple[str, int]:
     kind, _, index = device.partition(":")
     if kind not in {"cpu", "cuda"}:
@@ -124,9 +129,10 @@ class FasterWhisperStt:
             compute_type=compute_type,
             cpu_threads=settings.cpu_threads,
             models_dir=settings.models_dir,
-            # Batching pays off on a GPU; on CPU the sequential decoder is as fast and
-            # keeps memory flat.
-            batch_size=settings.stt_batch_size if kind == "cuda" else 1,
+            # Batched on CPU too: on a 10-minute call it transcribed the same speech 1.6-2.5x
+            # faster than the sequential decoder on 2 threads, with the same WER on the
+            # shared references (1 = sequential, Whisper's own windowing and fallback).
+            batch_size=settings.stt_batch_size,
             options=DecodingOptions(
                 beam_size=settings.stt_beam_size or (5 if kind == "cuda" else 1),
                 log_prob_threshold=(
@@ -319,37 +325,56 @@ class FasterWhisperStt:
     def _transcribe_batched(
         self, audio: np.ndarray, regions: Sequence[tuple[float, float]], language: str | None
     ) -> list[Word]:
-        """All groups in one batched call: one clip per group, decoded `batch_size` at a time.
+        """All groups batched: one clip per group, decoded `batch_size` at a time.
 
-        The batched pipeline reads only the first 30 s of a clip, so long regions are split.
+        The batched pipeline decodes each clip once, from its start, and Whisper may stop
+        before the clip's end (on the shared 8 kHz clip it ended 2.4 s early, dropping the
+        last sentence), where the sequential decoder would go on from its last word. So
+        the rest of every clip whose decoded words end at least `TAIL_MIN_S` before it is
+        decoded again, in one more batched pass (at most `TAIL_PASSES`). Timestamps are
+        decoded (`without_timestamps=False`): without them the decoder sometimes wrote one
+        sentence for 30 s of speech. Long regions are split, as a clip is at most 30 s.
         """
         groups = pack_regions(audio, regions, split_long=True)
         offsets_s = np.cumsum([0.0] + [len(group.audio) / SAMPLE_RATE for group in groups])
+        buffer = np.concatenate([group.audio for group in groups])
+        options = {**self._decode_options(language), "without_timestamps": False}
         clips = [
-            {"start": float(offsets_s[i]), "end": float(offsets_s[i + 1])}
-            for i in range(len(groups))
+            (index, float(offsets_s[index]), float(offsets_s[index + 1]))
+            for index in range(len(groups))
         ]
-        segments, _ = self._batched.transcribe(
-            np.concatenate([group.audio for group in groups]),
-            batch_size=self._batch_size,
-            clip_timestamps=clips,
-            **self._decode_options(language),
-        )
         words: list[Word] = []
-        for segment in segments:
-            index = int(np.searchsorted(offsets_s, segment.start + 1e-3, side="right")) - 1
-            index = min(max(index, 0), len(groups) - 1)
-            offset = float(offsets_s[index])
-            for word in segment.words or ():
-                if word.word.strip():
-                    words.append(
-                        groups[index].map_word(
-                            word.word.strip(),
-                            word.start - offset,
-                            word.end - offset,
-                            _probability(word),
+        for _ in range(1 + TAIL_PASSES):
+            if not clips:
+                break
+            segments, _ = self._batched.transcribe(
+                buffer,
+                batch_size=self._batch_size,
+                clip_timestamps=[{"start": start, "end": end} for _, start, end in clips],
+                **options,
+            )
+            last_end: dict[int, float] = {}
+            for segment in segments:
+                index = int(np.searchsorted(offsets_s, segment.start + 1e-3, side="right")) - 1
+                index = min(max(index, 0), len(groups) - 1)
+                offset = float(offsets_s[index])
+                for word in segment.words or ():
+                    if word.word.strip():
+                        words.append(
+                            groups[index].map_word(
+                                word.word.strip(),
+                                word.start - offset,
+                                word.end - offset,
+                                _probability(word),
+                            )
                         )
-                    )
+                        last_end[index] = max(last_end.get(index, 0.0), float(word.end))
+            # Only clips that yielded words: one the decoder found silent stays silent.
+            clips = [
+                (index, last_end[index], end)
+                for index, _, end in clips
+                if index in last_end and end - last_end[index] >= TAIL_MIN_S
+            ]
         return words
 
 
