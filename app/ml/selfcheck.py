@@ -13,7 +13,7 @@ time, instead of inside the first call.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,25 +42,23 @@ def speech_like_signal(seconds: float = CHECK_SECONDS, *, seed: int = 0) -> Floa
     Whisper answers a sustained "aaa" with a repetition loop that runs to its length limit
     at every fallback temperature, which turned a one-second check into minutes.
     """
-    from scipy.signal import lfilter
-
     rng = np.random.default_rng(seed)
     vowels = ((700, 1200, 2600), (300, 2200, 2900), (500, 900, 2400), (400, 1900, 2600))
     pieces: list[npt.NDArray[np.float64]] = []
     for index, formants in enumerate(vowels):
-        burst = lfilter([1.0, -0.9], [1.0], rng.normal(0, 1.0, int(0.05 * SAMPLE_RATE)))
+        burst = _iir_filter([1.0, -0.9], [1.0], rng.normal(0, 1.0, int(0.05 * SAMPLE_RATE)))
         pieces.append(0.3 * burst / max(float(np.max(np.abs(burst))), 1e-9))
         n = int(0.16 * SAMPLE_RATE)
         t = np.arange(n) / SAMPLE_RATE
         pitch_hz = 120 + 30 * np.sin(np.pi * t / 0.16) + 10 * index
         phase = np.cumsum(pitch_hz / SAMPLE_RATE)
         pulses = (np.diff(np.floor(phase), prepend=0.0) > 0).astype(np.float64)
-        source = lfilter([1.0], [1.0, -0.95], pulses)  # glottal roll-off
+        source = _iir_filter([1.0], [1.0, -0.95], pulses)  # glottal roll-off
         vowel = np.zeros(n)
         for frequency, bandwidth in zip(formants, (90, 110, 160), strict=True):
             r = np.exp(-np.pi * bandwidth / SAMPLE_RATE)
             theta = 2 * np.pi * frequency / SAMPLE_RATE
-            vowel += lfilter([1 - r], [1, -2 * r * np.cos(theta), r * r], source)
+            vowel += _iir_filter([1 - r], [1, -2 * r * np.cos(theta), r * r], source)
         vowel *= np.hanning(n)
         pieces.append(vowel / max(float(np.max(np.abs(vowel))), 1e-9))
         pieces.append(np.zeros(int(0.04 * SAMPLE_RATE)))
@@ -70,6 +68,23 @@ def speech_like_signal(seconds: float = CHECK_SECONDS, *, seed: int = 0) -> Floa
     signal += rng.normal(0, 0.002, signal.size)
     signal *= 0.5 / max(float(np.max(np.abs(signal))), 1e-9)
     return signal.astype(np.float32)
+
+
+def _iir_filter(
+    b: Sequence[float], a: Sequence[float], x: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """`scipy.signal.lfilter(b, a, x)` for the filters above (a[0] == 1, at most two
+    poles): importing scipy.signal costs about a second of a worker's start-up."""
+    feed_forward = np.convolve(x, b)[: x.size].tolist()
+    a1 = a[1] if len(a) > 1 else 0.0
+    a2 = a[2] if len(a) > 2 else 0.0
+    out = [0.0] * len(feed_forward)
+    y1 = y2 = 0.0
+    for n, value in enumerate(feed_forward):
+        y = value - a1 * y1 - a2 * y2
+        out[n] = y
+        y1, y2 = y, y1
+    return np.asarray(out, dtype=np.float64)
 
 
 @dataclass(slots=True)
@@ -113,6 +128,16 @@ class SelfCheckReport:
         local = [c for c in self.checks if c.source != ModelSource.HOSTED.value]
         return f"{len(local)} models loaded and run on {self.device} in {self.total_s:.1f} s" + (
             f" (+{len(self.checks) - len(local)} hosted)" if len(local) < len(self.checks) else ""
+        )
+
+    def joined(self, later: SelfCheckReport) -> SelfCheckReport:
+        """This report followed by a later check's (the analysis models after the speech
+        models): one report of every model."""
+        return SelfCheckReport(
+            device=self.device,
+            checks=[*self.checks, *later.checks],
+            total_s=self.total_s + later.total_s,
+            error=self.error or later.error,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -160,12 +185,19 @@ Runner = Callable[[Any], str]
 
 
 def run_self_check(
-    pipeline: PipelineSettings, analysis: AnalysisSettings | None = None
+    pipeline: PipelineSettings,
+    analysis: AnalysisSettings | None = None,
+    *,
+    speech: bool = True,
 ) -> SelfCheckReport:
+    """Every model of the configuration; with `speech=False` only the analysis models
+    (a worker checks those after it says ready, see app.workers.processor)."""
     started = time.perf_counter()
     try:
         device = resolve_device(pipeline.device)
         specs = required_models(pipeline, analysis)
+        if not speech:
+            specs = specs[len(required_models(pipeline)) :]
     except Exception as exc:
         return SelfCheckReport(device=None, error=str(exc))
     configure_threads(pipeline.cpu_threads)
@@ -254,6 +286,13 @@ def _steps(
         purpose = ", ".join(spec.languages) or "language identification"
 
         def run_stt(stt: Any) -> str:
+            if getattr(stt, "is_multilingual", False) and hasattr(stt, "language_probabilities"):
+                # The encoder over the check's second and one decoder step: proof the model
+                # runs, at ~0.2 s instead of a 30 s padded window decoded to the end.
+                ranked: dict[str, float] = stt.language_probabilities(signal)
+                best = max(ranked, key=lambda code: ranked[code])
+                routes = "+".join(spec.languages) or "language identification"
+                return f"encoder and decoder run (language {best}); routes {routes}"
             if not spec.languages:
                 detected = stt.detect_language(signal, [(0.0, CHECK_SECONDS)])
                 return f"language identification answers ({detected[0] if detected else '-'})"

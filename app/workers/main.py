@@ -85,6 +85,8 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     ctx["heartbeat"] = publisher
     if report is not None:
         logger.info("worker ready: %s", report.summary())
+    processor.analysis.start()
+    ctx["analysis_watch"] = asyncio.create_task(watch_analysis_models(ctx, processor, publisher))
     state = WorkerState(
         settings=settings,
         sessions=create_session_factory(engine),
@@ -103,7 +105,44 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         ctx["sweeper"] = asyncio.create_task(sweep_forever(state))
 
 
+async def watch_analysis_models(
+    ctx: dict[str, Any], processor: CallProcessor, publisher: HeartbeatPublisher
+) -> None:
+    """Once the analysis models are loaded (after the worker said ready), the heartbeat's
+    check lists them too; if they fail, the heartbeat says so, as a failed start-up check
+    would, and the worker stops (the calls it holds fail their analysis with the reason)."""
+    try:
+        _, analysis_report = await asyncio.wrap_future(processor.analysis.future)
+    except ModelCheckFailed as failed:
+        heartbeat = publisher.heartbeat
+        heartbeat.ready = False
+        heartbeat.error = failed.report.summary()
+        heartbeat.check = failed.report.as_dict()
+        await publisher.stop()
+        await write_heartbeat(ctx["redis"], heartbeat, FAILED_TTL_S)
+        logger.error("worker stopping: the analysis models failed: %s", heartbeat.error)
+        request_stop = ctx.get(REQUEST_STOP)
+        if request_stop is not None:
+            request_stop()
+        return
+    except Exception:
+        logger.exception("worker: loading the analysis models failed")
+        raise
+    if processor.check is not None:
+        publisher.heartbeat.check = processor.check.joined(analysis_report).as_dict()
+    logger.info("analysis models ready: %s", analysis_report.summary())
+
+
+REQUEST_STOP = "request_stop"
+"""ctx key of a callable that stops the worker process (set by `serve`)."""
+
+
 async def on_shutdown(ctx: dict[str, Any]) -> None:
+    watch: asyncio.Task[None] | None = ctx.get("analysis_watch")
+    if watch is not None and not watch.done():
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
     publisher: HeartbeatPublisher | None = ctx.get("heartbeat")
     if publisher is not None:
         await publisher.stop()
@@ -236,6 +275,8 @@ async def serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop, signum)
+    for worker in workers:
+        worker.ctx[REQUEST_STOP] = lambda: stop(signal.SIGTERM)
     try:
         await asyncio.gather(*(keep_running(worker, stopping) for worker in workers))
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,8 +21,10 @@ from app.ml.types import (
 
 if TYPE_CHECKING:
     from app.ml.analysis import Analyzer
+    from app.ml.analysis.settings import AnalysisSettings
     from app.ml.pipeline import SpeechPipeline
     from app.ml.selfcheck import SelfCheckReport
+    from app.ml.settings import PipelineSettings
 
 
 class JobDeadlineExceeded(OvozlyError):
@@ -77,21 +80,67 @@ class ModelCheckFailed(ProcessingError):
         self.report = report
 
 
+class AnalysisModels:
+    """The analysis models (language identification, sentence embeddings, Russian names),
+    loaded and checked in a thread of their own once the worker has said it is ready.
+
+    They are needed only after a call's speech pipeline, and loading them is most of a
+    worker's start-up (about 10 s of CPU on the default configuration, most of it importing
+    sentence-transformers), so the worker takes its first job as soon as the speech models
+    pass their check; that job waits here, at its analysis stage, only if the load is not
+    done by then. No job ends later than if the worker had waited for every model first.
+    """
+
+    def __init__(self, pipeline: PipelineSettings, settings: AnalysisSettings) -> None:
+        self._pipeline = pipeline
+        self._settings = settings
+        self.future: Future[tuple[Analyzer, SelfCheckReport]] = Future()
+        self._started = False
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Begins loading in a daemon thread (once; later calls do nothing)."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        threading.Thread(target=self._load, name="analysis-models", daemon=True).start()
+
+    def _load(self) -> None:
+        from app.ml.analysis import build_analyzer
+        from app.ml.analysis.models import warm_up
+        from app.ml.selfcheck import run_self_check
+
+        try:
+            report = run_self_check(self._pipeline, self._settings, speech=False)
+            if not report.ok:
+                raise ModelCheckFailed(report)
+            warm_up(embeddings=self._settings.intent_embeddings, names=self._settings.person_names)
+            self.future.set_result((build_analyzer(self._settings), report))
+        except BaseException as exc:
+            self.future.set_exception(exc)
+
+    def analyzer(self) -> Analyzer:
+        """The analyzer, once its models are loaded (starting the load if nobody has)."""
+        self.start()
+        return self.future.result()[0]
+
+
 @dataclass
 class CallProcessor:
     pipeline: SpeechPipeline
-    analyzer: Analyzer
+    analysis: AnalysisModels
     analysis_backend: str
     check: SelfCheckReport | None = None
-    """The start-up self-check that loaded the models (None when built around given parts)."""
+    """The start-up self-check of the speech models (None when built around given parts);
+    the analysis models' own check comes with `analysis.future`."""
     interruption_threshold_s: float = 0.5
 
     @classmethod
     def load(cls) -> CallProcessor:
-        """Loads and checks every configured model (`ovozly worker --check` runs the same
-        check), then builds the pipeline and analyzer from the now-cached models."""
-        from app.ml.analysis import build_analyzer
-        from app.ml.analysis.models import warm_up
+        """Loads and checks every speech model (`ovozly worker --check` runs the same check
+        on every model) and builds the pipeline from the now-cached models; the analysis
+        models load later (`AnalysisModels`)."""
         from app.ml.analysis.settings import AnalysisSettings
         from app.ml.pipeline import SpeechPipeline
         from app.ml.selfcheck import run_self_check
@@ -99,19 +148,20 @@ class CallProcessor:
 
         pipeline_settings = PipelineSettings()
         analysis_settings = AnalysisSettings()
-        report = run_self_check(pipeline_settings, analysis_settings)
+        report = run_self_check(pipeline_settings)
         if not report.ok:
             raise ModelCheckFailed(report)
-        warm_up(
-            embeddings=analysis_settings.intent_embeddings, names=analysis_settings.person_names
-        )
         return cls(
             pipeline=SpeechPipeline(pipeline_settings),
-            analyzer=build_analyzer(analysis_settings),
+            analysis=AnalysisModels(pipeline_settings, analysis_settings),
             analysis_backend=str(analysis_settings.analysis_backend),
             check=report,
             interruption_threshold_s=analysis_settings.interruption_threshold_s,
         )
+
+    @property
+    def analyzer(self) -> Analyzer:
+        return self.analysis.analyzer()
 
     def process(
         self, audio_path: Path, hints: SpeakerHints, progress: ThrottledProgress

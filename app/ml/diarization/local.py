@@ -7,18 +7,28 @@ with no download. Its embeddings are ReLU outputs, all in the positive orthant, 
 cosine similarity is high even between different people; clustering therefore works on
 embeddings centred on the recording's mean voice, and the single-speaker decision (where
 centring would only amplify noise) is made on the raw embeddings.
+
+Memory and time are bounded by design, whatever the call's length: average-linkage
+clustering and silhouettes are quadratic in the windows they see (a 4-hour call has ~25,000
+windows, a 2.5 GB distance matrix), so above `max_clustered_windows` they run on an evenly
+spread sample of the windows and every window then goes to the nearest speaker centroid
+(then the k-means refinement runs over all windows, linear in their number). What stays
+per window for the whole call is its centre and its 256-dim embedding: 1 KB.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
 from app.ml.audio import SAMPLE_RATE, DecodedAudio
+from app.ml.compute import ModelLoadError
 from app.ml.diarization.base import (
     Diarization,
     SpeakerTurn,
@@ -35,6 +45,12 @@ _N_FFT = 400
 _HOP = 160
 _N_MELS = 40
 _TARGET_DBFS = -30.0
+_EMBEDDING_DIM = 256
+_MEL_LINEAR_HZ = 200.0 / 3
+"""Slaney's mel scale: 200/3 Hz per mel below 1 kHz..."""
+_MEL_LOG_START = 1000.0 / _MEL_LINEAR_HZ
+_MEL_LOG_STEP = float(np.log(6.4) / 27.0)
+"""...and log-spaced above it, 27 mels per factor of 6.4."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,19 +76,26 @@ class LocalDiarizationParams:
     region_merge_gap_s: float = 0.0
     """Pauses are where speakers change: joining regions across them mixes voices in one
     window (pyannote_sample: DER 23% joined at 0.3 s, 17% unjoined)."""
+    max_clustered_windows: int = 2000
+    """The hierarchical clustering and the speaker-count choice see at most this many
+    windows (about 17 minutes of speech at the 0.5 s step): an evenly spread sample of a
+    longer call, so their memory (~16 MB of distances for 2000) and time stay bounded."""
 
 
 class ResemblyzerEmbedder:
-    """Embeds fixed-length windows of 16 kHz audio; one instance per process."""
+    """Embeds fixed-length windows of 16 kHz audio; one instance per process.
+
+    Resemblyzer's network (a 3-layer LSTM over 40 mel bands, a linear layer, ReLU, L2 norm)
+    is built here and given the weights file its package ships: importing `resemblyzer`
+    itself pulls librosa, scipy.signal, scipy.ndimage and numba for its own preprocessing,
+    about 2-4 s of a worker's start-up for nothing this class uses."""
 
     def __init__(self, device: str = "cpu") -> None:
-        from resemblyzer import VoiceEncoder
-
-        self._encoder = VoiceEncoder(device=device, verbose=False)
+        self._encoder = _voice_encoder(device)
         self.device = device
         self._window = _hann(_N_FFT)
         # Transposed once, contiguous: the product below reads it row by row.
-        self._mel_basis_t = np.ascontiguousarray(_mel_basis().T)
+        self._mel_basis_t = np.ascontiguousarray(mel_basis().T)
 
     def mel(self, audio: FloatArray) -> FloatArray:
         """(frames, 40) power mel spectrogram, as resemblyzer.wav_to_mel_spectrogram computes
@@ -92,8 +115,50 @@ class ResemblyzerEmbedder:
         import torch
 
         with torch.inference_mode():
-            tensor = torch.from_numpy(mels).to(self._encoder.device)
+            tensor = torch.from_numpy(mels).to(self.device)
             return np.asarray(self._encoder(tensor).cpu().numpy(), dtype=np.float32)
+
+
+def resemblyzer_weights() -> Path:
+    """The GE2E weights inside the installed Resemblyzer package, found without importing
+    the package."""
+    spec = importlib.util.find_spec("resemblyzer")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError("the Resemblyzer package is not installed (pip install Resemblyzer)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
+    if not path.is_file():
+        raise ModelLoadError(f"the Resemblyzer weights are missing: {path}")
+    return path
+
+
+def _voice_encoder(device: str) -> Any:
+    """Resemblyzer's VoiceEncoder network with its bundled weights, in inference mode."""
+    import torch
+    from torch import nn
+
+    class VoiceEncoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = nn.LSTM(_N_MELS, _EMBEDDING_DIM, 3, batch_first=True)
+            self.linear = nn.Linear(_EMBEDDING_DIM, _EMBEDDING_DIM)
+            self.relu = nn.ReLU()
+
+        def forward(self, mels: torch.Tensor) -> torch.Tensor:
+            _, (hidden, _) = self.lstm(mels)
+            raw: torch.Tensor = self.relu(self.linear(hidden[-1]))
+            unit: torch.Tensor = raw / torch.norm(raw, dim=1, keepdim=True)
+            return unit
+
+    encoder = VoiceEncoder()
+    checkpoint = torch.load(resemblyzer_weights(), map_location="cpu", weights_only=True)
+    # The checkpoint also holds the training-time similarity scale and bias, unused here.
+    state = {
+        key: value
+        for key, value in checkpoint["model_state"].items()
+        if key.split(".")[0] in {"lstm", "linear"}
+    }
+    encoder.load_state_dict(state, strict=True)
+    return encoder.to(device).eval()
 
 
 def _hann(length: int) -> npt.NDArray[np.float64]:
@@ -101,11 +166,34 @@ def _hann(length: int) -> npt.NDArray[np.float64]:
     return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(length) / length)
 
 
-def _mel_basis() -> FloatArray:
-    import librosa
+def _hz_to_mel(hz: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Slaney's mel scale (librosa's default, htk=False): linear to 1 kHz, log above."""
+    linear = hz / _MEL_LINEAR_HZ
+    log_part = _MEL_LOG_START + np.log(np.maximum(hz, 1e-10) / 1000.0) / _MEL_LOG_STEP
+    return np.where(hz >= 1000.0, log_part, linear)
 
-    basis = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=_N_FFT, n_mels=_N_MELS)
-    return np.asarray(basis, dtype=np.float32)
+
+def _mel_to_hz(mel: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    linear = mel * _MEL_LINEAR_HZ
+    log_part = 1000.0 * np.exp(_MEL_LOG_STEP * (mel - _MEL_LOG_START))
+    return np.where(mel >= _MEL_LOG_START, log_part, linear)
+
+
+def mel_basis() -> FloatArray:
+    """(40, 201) Slaney-normalised triangular mel filters for 16 kHz and n_fft 400: what
+    librosa.filters.mel(sr=16000, n_fft=400, n_mels=40) returns, without importing librosa
+    (its import brings numba and scipy.signal, seconds of start-up)."""
+    fft_hz = np.fft.rfftfreq(_N_FFT, 1.0 / SAMPLE_RATE)
+    edges = np.array([0.0, SAMPLE_RATE / 2.0])
+    low_mel, high_mel = _hz_to_mel(edges)
+    mel_hz = _mel_to_hz(np.linspace(low_mel, high_mel, _N_MELS + 2))
+    widths = np.diff(mel_hz)
+    ramps = np.subtract.outer(mel_hz, fft_hz)
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (mel_hz[2:] - mel_hz[:-2]))[:, None]
+    return np.asarray(weights, dtype=np.float32)
 
 
 @dataclass(slots=True)
@@ -244,24 +332,57 @@ def cluster(
 
     With `num_speakers` the count is exactly that (given at least that many windows);
     with min/max the automatic choice is made only among counts inside the range.
+    Above `params.max_clustered_windows` windows the tree and the count come from an evenly
+    spread sample, and each window takes the nearest of the sample's speaker centroids.
     """
     n = embeddings.shape[0]
     low, high = speaker_bounds(hints, default_max=params.default_max_speakers)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    high = min(high, n)
+    sample = clustering_sample(n, params.max_clustered_windows)
+    high = min(high, sample.size)
     low = min(low, high)
     if high == 1:
         return np.zeros(n, dtype=np.int64)
 
     centred = embeddings - embeddings.mean(axis=0, keepdims=True)
     centred /= np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-8)
-    tree = _linkage(centred)
-    k = low if low == high else _automatic_count(embeddings, tree, low, high, params)
-    labels = _cut(tree, k) if k > 1 else np.zeros(n, dtype=np.int64)
-    if k > 1:
-        labels = _refine(labels, centred, k, params.refine_iterations)
+    sampled = sample.size < n
+    tree = _linkage(centred[sample] if sampled else centred)
+    raw = embeddings[sample] if sampled else embeddings
+    k = low if low == high else _automatic_count(raw, tree, low, high, params)
+    if k == 1:
+        return np.zeros(n, dtype=np.int64)
+    labels = _cut(tree, k)
+    if sampled:
+        labels = _assign_to_centroids(centred, sample, labels, k)
+    labels = _refine(labels, centred, k, params.refine_iterations)
     return _renumber(labels)
+
+
+def clustering_sample(n: int, cap: int) -> npt.NDArray[np.int64]:
+    """Indices of at most `cap` of `n` windows, evenly spread over the call (every window
+    when there are no more than `cap`): each speaker who holds a real share of the call
+    holds about the same share of the sample."""
+    if n <= cap:
+        return np.arange(n, dtype=np.int64)
+    return np.unique(np.linspace(0, n - 1, cap).round().astype(np.int64))
+
+
+def _assign_to_centroids(
+    centred: FloatArray,
+    sample: npt.NDArray[np.int64],
+    sample_labels: npt.NDArray[np.int64],
+    k: int,
+) -> npt.NDArray[np.int64]:
+    """Every window's label: the nearest (cosine) centroid of the sample's clusters. The
+    sampled windows keep their own labels if nearest-centroid assignment would empty a
+    cluster, so an exact speaker count asked for is still met."""
+    cents = np.stack([_unit(centred[sample[sample_labels == c]].mean(axis=0)) for c in range(k)])
+    labels: npt.NDArray[np.int64] = np.argmax(centred @ cents.T, axis=1).astype(np.int64)
+    if np.unique(labels).size < k:
+        labels[sample] = sample_labels
+    return labels
 
 
 def _automatic_count(
@@ -350,12 +471,15 @@ def label_regions(
     if labels.size == 0:
         return turns
     step = min(resolution_s, 0.1)
+    # Sorted once: each instant finds its nearest centre by bisection, so labelling is
+    # O(instants x log windows) instead of a instants-by-windows distance matrix per region.
+    order = np.argsort(centers_s, kind="stable")
+    sorted_centers = centers_s[order].astype(np.float64)
     for start, end in regions:
         times = np.arange(start, end, step, dtype=np.float64)
         if times.size == 0:
             continue
-        nearest = np.abs(centers_s[None, :] - times[:, None]).argmin(axis=1)
-        point_labels = labels[nearest]
+        point_labels = labels[order[_nearest_sorted(sorted_centers, times)]]
         boundary = start
         for i in range(1, times.size):
             if point_labels[i] != point_labels[i - 1]:
@@ -364,6 +488,21 @@ def label_regions(
                 boundary = cut
         turns.append(SpeakerTurn(speaker_label(int(point_labels[-1])), boundary, end))
     return turns
+
+
+def _nearest_sorted(
+    sorted_values: npt.NDArray[np.float64], points: npt.NDArray[np.float64]
+) -> npt.NDArray[np.int64]:
+    """Index of the nearest value in ascending `sorted_values` for each point; on a tie
+    the first such index, as argmin over the distances picks."""
+    if sorted_values.size == 1:
+        return np.zeros(points.size, dtype=np.int64)
+    above = np.searchsorted(sorted_values, points, side="left").clip(1, sorted_values.size - 1)
+    # The first index of each neighbouring value, so duplicates resolve as argmin does.
+    left = np.searchsorted(sorted_values, sorted_values[above - 1], side="left")
+    right = np.searchsorted(sorted_values, sorted_values[above], side="left")
+    take_left = points - sorted_values[left] <= sorted_values[right] - points
+    return np.asarray(np.where(take_left, left, right), dtype=np.int64)
 
 
 def smooth_turns(
