@@ -34,6 +34,7 @@ from app.workers.desk import WEBHOOK_CLIENT, deliver_webhook, desk_sweep, evalua
 from app.workers.errors import TRANSIENT_INFRASTRUCTURE_ERRORS
 from app.workers.heartbeat import (
     FAILED_TTL_S,
+    HEARTBEAT_TTL_S,
     HeartbeatPublisher,
     WorkerHeartbeat,
     write_heartbeat,
@@ -130,6 +131,8 @@ async def watch_analysis_models(
         raise
     if processor.check is not None:
         publisher.heartbeat.check = processor.check.joined(analysis_report).as_dict()
+        with contextlib.suppress(*TRANSIENT_INFRASTRUCTURE_ERRORS):
+            await write_heartbeat(ctx["redis"], publisher.heartbeat, HEARTBEAT_TTL_S)
     logger.info("analysis models ready: %s", analysis_report.summary())
 
 

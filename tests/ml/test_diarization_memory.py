@@ -20,6 +20,7 @@ from app.ml.diarization.local import (
     _nearest_sorted,
     cluster,
     clustering_sample,
+    cosine_silhouette,
 )
 from app.ml.pipeline import SpeechPipeline
 from app.ml.types import SpeakerHints
@@ -88,6 +89,24 @@ def test_an_exact_speaker_count_is_met_above_the_sample_cap() -> None:
     labels = cluster(embeddings, SpeakerHints(num_speakers=4), params)
     assert set(labels.tolist()) == {0, 1, 2, 3}
     assert agreement(labels, truth) > 0.99
+
+
+def test_the_silhouette_is_sklearns() -> None:
+    from sklearn.metrics import silhouette_score
+
+    rng = np.random.default_rng(5)
+    for size, clusters in ((12, 2), (300, 3), (500, 6)):
+        vectors = rng.random((size, 32)).astype(np.float32)
+        labels = (np.arange(size) % clusters).astype(np.int64)
+        rng.shuffle(labels)
+        expected = silhouette_score(vectors, labels, metric="cosine")
+        assert cosine_silhouette(vectors, labels) == pytest.approx(expected, abs=1e-5)
+    # A window alone in its cluster scores 0, and label numbers need not be contiguous.
+    singles = np.array([0, 0, 0, 7], dtype=np.int64)
+    vectors = rng.random((4, 8)).astype(np.float32)
+    assert cosine_silhouette(vectors, singles) == pytest.approx(
+        silhouette_score(vectors, singles, metric="cosine"), abs=1e-5
+    )
 
 
 def test_nearest_centre_by_bisection_matches_the_distance_matrix() -> None:

@@ -53,6 +53,16 @@ async def test_a_started_worker_is_ready_until_it_stops(
         assert heartbeat.ready and heartbeat.pid == os.getpid()
         assert {model["role"] for model in heartbeat.check["models"]} >= {"vad", "speech-to-text"}
         assert 0 < await resources.redis.ttl(heartbeat.key) <= HEARTBEAT_TTL_S
+        # The analysis models load after the worker said ready; then the heartbeat lists
+        # them too.
+        await ctx["analysis_watch"]
+        (heartbeat,) = await read_heartbeats(resources.redis)
+        assert heartbeat.ready
+        assert {model["role"] for model in heartbeat.check["models"]} >= {
+            "vad",
+            "speech-to-text",
+            "language-id",
+        }
         alive = healthcheck(settings.redis_url)
         assert alive.returncode == 0, alive.stderr
     finally:
@@ -92,6 +102,61 @@ async def test_a_worker_whose_models_fail_reports_failing(
     finally:
         # The failed record outlives this test by design (FAILED_TTL_S); other tests'
         # readiness must not see it.
+        leftover = [key async for key in resources.redis.scan_iter(KEY_PREFIX + "*")]
+        if leftover:
+            await resources.redis.delete(*leftover)
+
+
+async def test_a_worker_whose_analysis_models_fail_after_ready_reports_failing_and_stops(
+    settings: Settings,
+    processor: CallProcessor,
+    resources: Resources,
+    http: httpx.AsyncClient,
+    tmp_path: Any,
+) -> None:
+    """The analysis models load once the worker is ready; if their check fails, the
+    heartbeat turns to failing and the worker asks to stop."""
+    from app.ml.analysis.settings import AnalysisSettings
+    from app.ml.selfcheck import run_self_check
+    from app.ml.settings import PipelineSettings
+    from app.workers.main import REQUEST_STOP
+    from app.workers.processor import AnalysisModels
+
+    # A real failing check report (a model that is not on this machine) stands for the
+    # analysis check's.
+    report = run_self_check(
+        PipelineSettings(_env_file=None, stt_model="large-v3", models_dir=tmp_path)
+    )
+    assert not report.ok
+    analysis = AnalysisModels(processor.pipeline.settings, AnalysisSettings(_env_file=None))
+    analysis._started = True  # nothing loads: the outcome is given below
+    analysis.future.set_exception(ModelCheckFailed(report))
+    failing = CallProcessor(
+        pipeline=processor.pipeline,
+        analysis=analysis,
+        analysis_backend=processor.analysis_backend,
+        check=processor.check,
+    )
+    stops: list[bool] = []
+    ctx: dict[str, Any] = {
+        "settings": settings,
+        "redis": resources.redis,
+        "processor": failing,
+        REQUEST_STOP: lambda: stops.append(True),
+    }
+    await on_startup(ctx)
+    try:
+        await ctx["analysis_watch"]
+        assert stops == [True]
+        readiness = await http.get("/readyz", params={"require_worker": "true"})
+        assert readiness.status_code == 503
+        workers = readiness.json()["workers"]
+        assert workers["ready"] == 0 and workers["failing"] == 1
+        assert "speech-to-text" in workers["workers"][0]["error"]
+        with pytest.raises(ModelCheckFailed):
+            _ = failing.analyzer
+    finally:
+        await on_shutdown(ctx)
         leftover = [key async for key in resources.redis.scan_iter(KEY_PREFIX + "*")]
         if leftover:
             await resources.redis.delete(*leftover)

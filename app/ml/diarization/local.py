@@ -399,8 +399,6 @@ def _automatic_count(
     voice does not become an extra speaker. Only counts whose every cluster holds a real
     share of the speech are candidates.
     """
-    from sklearn.metrics import silhouette_score
-
     n = raw.shape[0]
     min_size = max(2, int(np.ceil(params.min_cluster_share * n)))
     scores: dict[int, float] = {}
@@ -408,7 +406,7 @@ def _automatic_count(
         labels = _cut(tree, k)
         if np.bincount(labels).min() < min_size:
             continue
-        scores[k] = float(silhouette_score(raw, labels, metric="cosine"))
+        scores[k] = cosine_silhouette(raw, labels)
     if not scores:
         return low
     if low == 1 and scores.get(2, -1.0) < params.min_two_speaker_silhouette:
@@ -418,6 +416,31 @@ def _automatic_count(
         if k > best and scores[k] > scores[best] + params.extra_speaker_gain:
             best = k
     return best
+
+
+def cosine_silhouette(vectors: FloatArray, labels: npt.NDArray[np.int64]) -> float:
+    """Mean silhouette with cosine distance, as sklearn.metrics.silhouette_score(vectors,
+    labels, metric="cosine") gives (a window alone in its cluster scores 0), in one
+    (n, n) matrix: `n` is at most `max_clustered_windows`, and importing sklearn would cost
+    the first job about 2 s."""
+    unit = vectors.astype(np.float64)
+    unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    distances = np.clip(1.0 - unit @ unit.T, 0.0, 2.0)
+    np.fill_diagonal(distances, 0.0)
+    labels = np.unique(labels, return_inverse=True)[1].reshape(-1)
+    k = int(labels.max()) + 1
+    counts = np.bincount(labels, minlength=k).astype(np.float64)
+    to_cluster = distances @ np.eye(k)[labels]
+    rows = np.arange(labels.size)
+    own = counts[labels]
+    within = to_cluster[rows, labels] / np.maximum(own - 1, 1)
+    mean_to_cluster = to_cluster / np.maximum(counts, 1)
+    mean_to_cluster[rows, labels] = np.inf
+    nearest_other = mean_to_cluster.min(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scores = (nearest_other - within) / np.maximum(within, nearest_other)
+    scores = np.where(own > 1, np.nan_to_num(scores), 0.0)
+    return float(scores.mean())
 
 
 def _refine(
