@@ -402,11 +402,12 @@ def _automatic_count(
     n = raw.shape[0]
     min_size = max(2, int(np.ceil(params.min_cluster_share * n)))
     scores: dict[int, float] = {}
+    distances = cosine_distances(raw)
     for k in range(max(2, low), min(high, n - 1) + 1):
         labels = _cut(tree, k)
         if np.bincount(labels).min() < min_size:
             continue
-        scores[k] = cosine_silhouette(raw, labels)
+        scores[k] = silhouette(distances, labels)
     if not scores:
         return low
     if low == 1 and scores.get(2, -1.0) < params.min_two_speaker_silhouette:
@@ -418,19 +419,24 @@ def _automatic_count(
     return best
 
 
-def cosine_silhouette(vectors: FloatArray, labels: npt.NDArray[np.int64]) -> float:
-    """Mean silhouette with cosine distance, as sklearn.metrics.silhouette_score(vectors,
-    labels, metric="cosine") gives (a window alone in its cluster scores 0), in one
-    (n, n) matrix: `n` is at most `max_clustered_windows`, and importing sklearn would cost
-    the first job about 2 s."""
-    unit = vectors.astype(np.float64)
-    unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
-    distances = np.clip(1.0 - unit @ unit.T, 0.0, 2.0)
+def cosine_distances(vectors: FloatArray) -> FloatArray:
+    """(n, n) cosine distances in float32: 16 MB for `max_clustered_windows` windows."""
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    distances = np.asarray(unit @ unit.T, dtype=np.float32)
+    np.subtract(1.0, distances, out=distances)
+    np.clip(distances, 0.0, 2.0, out=distances)
     np.fill_diagonal(distances, 0.0)
+    return distances
+
+
+def silhouette(distances: FloatArray, labels: npt.NDArray[np.int64]) -> float:
+    """Mean silhouette over precomputed distances, as sklearn.metrics.silhouette_score(...,
+    metric="precomputed") gives (a window alone in its cluster scores 0): importing sklearn
+    would cost the first job about 2 s."""
     labels = np.unique(labels, return_inverse=True)[1].reshape(-1)
     k = int(labels.max()) + 1
     counts = np.bincount(labels, minlength=k).astype(np.float64)
-    to_cluster = distances @ np.eye(k)[labels]
+    to_cluster = distances @ np.eye(k, dtype=np.float32)[labels]
     rows = np.arange(labels.size)
     own = counts[labels]
     within = to_cluster[rows, labels] / np.maximum(own - 1, 1)
@@ -441,6 +447,11 @@ def cosine_silhouette(vectors: FloatArray, labels: npt.NDArray[np.int64]) -> flo
         scores = (nearest_other - within) / np.maximum(within, nearest_other)
     scores = np.where(own > 1, np.nan_to_num(scores), 0.0)
     return float(scores.mean())
+
+
+def cosine_silhouette(vectors: FloatArray, labels: npt.NDArray[np.int64]) -> float:
+    """sklearn.metrics.silhouette_score(vectors, labels, metric="cosine")."""
+    return silhouette(cosine_distances(vectors), labels)
 
 
 def _refine(
