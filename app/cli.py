@@ -265,6 +265,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 2
     with resolved_services(settings) as resolved:
         run_worker(resolved, burst=args.burst, processor=processor)
+    if processor.analysis.loading:
+        # Stopped while the analysis models still load in their thread: the interpreter's
+        # exit would wait for that thread's imports (tens of seconds); nothing is left to
+        # save, so leave now.
+        logger.info("worker stopped while its analysis models were loading")
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 

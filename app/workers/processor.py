@@ -120,6 +120,11 @@ class AnalysisModels:
         except BaseException as exc:
             self.future.set_exception(exc)
 
+    @property
+    def loading(self) -> bool:
+        """Started and not finished."""
+        return self._started and not self.future.done()
+
     def analyzer(self) -> Analyzer:
         """The analyzer, once its models are loaded (starting the load if nobody has)."""
         self.start()
