@@ -113,7 +113,9 @@ async def watch_analysis_models(
     check lists them too; if they fail, the heartbeat says so, as a failed start-up check
     would, and the worker stops (the calls it holds fail their analysis with the reason)."""
     try:
-        _, analysis_report = await asyncio.wrap_future(processor.analysis.future)
+        # Shielded: this watcher's cancellation (one of the worker's loops stopping) must
+        # not reach the load, which the processor's other users share.
+        _, analysis_report = await asyncio.shield(asyncio.wrap_future(processor.analysis.future))
     except ModelCheckFailed as failed:
         heartbeat = publisher.heartbeat
         heartbeat.ready = False

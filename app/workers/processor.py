@@ -104,6 +104,8 @@ class AnalysisModels:
             if self._started:
                 return
             self._started = True
+            # Running: a waiter that gives up (a cancelled asyncio wrapper) cannot cancel it.
+            self.future.set_running_or_notify_cancel()
         threading.Thread(target=self._load, name="analysis-models", daemon=True).start()
 
     def _load(self) -> None:

@@ -155,8 +155,11 @@ def der(diarizer: LocalDiarizer, audio: DecodedAudio, ref: Annotation, speakers:
 def test_sampled_clustering_diarizes_real_speech_as_well_as_clustering_every_window(
     pipeline: SpeechPipeline, test_audio_dir: Path
 ) -> None:
-    """Seven real voices over a 4-minute call of about 400 windows, clustered once on every
-    window and once on an evenly spread sample of a quarter of them."""
+    """Seven real voices over a 4-minute call of about 220 windows, clustered once on every
+    window and once on an evenly spread sample of half of them (about 16 windows per voice;
+    in production the cap is 2000 windows, so a voice with a real share of a long call has
+    a hundred or more). Measured: DER 25.7 % on every window, 25.8 % sampled; with a
+    quarter (8 windows a voice) it rose to 29.6 %."""
     full = pipeline.mono_diarizer
     assert isinstance(full, LocalDiarizer)
     audio, ref = concatenated_call(test_audio_dir, repeats=3)
@@ -165,8 +168,8 @@ def test_sampled_clustering_diarizes_real_speech_as_well_as_clustering_every_win
     windows = full._embed_windows(
         signal, full.vad(signal), lambda *_: None, signal.size / SAMPLE_RATE
     )
-    cap = windows.embeddings.shape[0] // 4
-    assert cap > 50
+    cap = windows.embeddings.shape[0] // 2
+    assert cap > 100
     sampled = LocalDiarizer(
         full.vad, full.embedder, LocalDiarizationParams(max_clustered_windows=cap)
     )

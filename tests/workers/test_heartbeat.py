@@ -130,6 +130,7 @@ async def test_a_worker_whose_analysis_models_fail_after_ready_reports_failing_a
     assert not report.ok
     analysis = AnalysisModels(processor.pipeline.settings, AnalysisSettings(_env_file=None))
     analysis._started = True  # nothing loads: the outcome is given below
+    analysis.future.set_running_or_notify_cancel()
     analysis.future.set_exception(ModelCheckFailed(report))
     failing = CallProcessor(
         pipeline=processor.pipeline,
