@@ -300,14 +300,11 @@ def _steps(
             # only ever sent English turns: check it on English.
             english_only = not getattr(stt, "is_multilingual", True)
             language = pipeline.stt_language or ("en" if english_only else spec.languages[0])
-            if hasattr(stt, "quick_text"):
-                # One greedy pass, no temperature fallback or word timing: the whole
-                # decoder runs, at a fraction of a full transcription's cost.
-                text = stt.quick_text(signal, language).text
-                return (
-                    f"decoded as {language} ({len(text.split())} words); "
-                    f"routes {'+'.join(spec.languages)}"
-                )
+            if hasattr(stt, "decoder_step"):
+                # The encoder over the check's second and one decoder step, as above: a
+                # padded 30 s window decoded to the end took seconds of a worker's start.
+                stt.decoder_step(signal, language)
+                return f"encoder and decoder run ({language}); routes {'+'.join(spec.languages)}"
             result = stt.transcribe(signal, regions=[(0.0, CHECK_SECONDS)], language=language)
             return (
                 f"transcribed as {language} ({len(result.words)} words); "

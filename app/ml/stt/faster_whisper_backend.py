@@ -208,6 +208,35 @@ class FasterWhisperStt:
         (ranked,) = self._model.model.detect_language(encoded)
         return {token.strip("<|>"): float(probability) for token, probability in ranked}
 
+    def decoder_step(self, audio: np.ndarray, language: str = "en") -> int:
+        """The encoder over `audio`'s own length (at most 30 s) and one greedy decoder step
+        in `language`: proof that the model loads and runs, for the start-up self-check, at
+        a fraction of a padded 30 s window decoded to the end. Returns the token chosen."""
+        import ctranslate2
+        from faster_whisper.tokenizer import Tokenizer
+
+        samples = _mono_float32(audio)[: 30 * SAMPLE_RATE]
+        features = self._model.feature_extractor(samples)
+        frames = min(features.shape[-1], self._model.feature_extractor.nb_max_frames)
+        encoded = self._model.model.encode(
+            ctranslate2.StorageView.from_array(
+                np.ascontiguousarray(features[None, :, :frames], dtype=np.float32)
+            ),
+            to_cpu=False,
+        )
+        tokenizer = Tokenizer(
+            self._model.hf_tokenizer,
+            self.is_multilingual,
+            task="transcribe",
+            language=language if self.is_multilingual else None,
+        )
+        prompt = self._model.get_prompt(tokenizer, [], without_timestamps=True)
+        (result,) = self._model.model.generate(
+            encoded, [prompt], beam_size=1, max_length=len(prompt) + 1
+        )
+        sequence = result.sequences_ids[0]
+        return int(sequence[-1]) if sequence else int(tokenizer.eot)
+
     def quick_text(self, audio: np.ndarray, language: str) -> QuickText:
         """Greedy text of one short stretch of speech written in `language`, with no
         temperature fallback and no word times, and how sure the decoder was: cheap evidence
