@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from datetime import datetime, timedelta
 from typing import Any, NewType, NoReturn
 
+import orjson
 import strawberry
 
 from app.db.models import Call as CallModel
@@ -73,8 +74,15 @@ class Segment:
     text: str
     sentiment: Sentiment | None  # type: ignore[valid-type]
     language: str | None = strawberry.field(description="ISO 639-1 language of this turn.")
-    # The stored JSON, turned into GraphQL objects only when a client selects them.
-    _words: strawberry.Private[list[dict[str, Any]]]
+    # The stored JSON as PostgreSQL sent it, decoded only when a client selects words (a
+    # 60-minute call's words are ~700 KB of JSON), and then once for both word fields.
+    _words_json: strawberry.Private[str]
+    _decoded_words: strawberry.Private[list[dict[str, Any]] | None] = None
+
+    def _words(self) -> list[dict[str, Any]]:
+        if self._decoded_words is None:
+            self._decoded_words = orjson.loads(self._words_json)
+        return self._decoded_words
 
     @strawberry.field
     def words(self) -> list[Word]:
@@ -86,13 +94,13 @@ class Segment:
                 end=word["end_s"],
                 confidence=word.get("confidence"),
             )
-            for word in self._words
+            for word in self._words()
         ]
 
     # `words` in one compact value (see the WordTimings scalar): the fast path for long calls.
     @strawberry.field
     def word_timings(self) -> WordTimings:
-        words = self._words
+        words = self._words()
         return WordTimings(
             {
                 "text": [word["text"] for word in words],
@@ -262,7 +270,21 @@ class Call(Node):
         if self._model.status is not CallStatusModel.SUCCESS:
             return []
         rows = await info.context.loaders.segments.load(self._model.id)
-        return [from_row(Segment, row, _words=row.words) for row in rows]
+        # Built directly rather than through from_row: a 60-minute call has ~600 turns.
+        return [
+            Segment(
+                speaker=row.speaker,
+                role=row.role,
+                channel=row.channel,
+                start=row.start_s,
+                end=row.end_s,
+                text=row.text,
+                sentiment=row.sentiment,
+                language=row.language,
+                _words_json=row.words_json,
+            )
+            for row in rows
+        ]
 
     # By talk time, largest first; empty until SUCCESS.
     @strawberry.field

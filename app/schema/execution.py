@@ -19,7 +19,8 @@ from typing import Any, Protocol, cast
 
 from graphql import ExecutionResult, OperationType
 from graphql.pyutils import AwaitableOrValue
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from app.schema.plain_fields import PlainFieldsExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class ViewerKeyed(Protocol):
     def viewer_key(self) -> Hashable | None: ...
 
 
-class SharingExecutor(StrawberryGraphQLCoreExecutionContext):
+class SharingExecutor(PlainFieldsExecutor):
     """Strawberry's executor, sharing one execution per key among a `SharedEvent`'s
     subscribers. Anything else (queries, mutations, unshared payloads) runs as usual."""
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Row as SqlRow
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from strawberry.dataloader import DataLoader
 
 from app.db.engine import SessionFactory
@@ -30,7 +30,7 @@ from app.schema.desk_loaders import DeskLoaders
 Row = TypeVar("Row")
 SegmentRow = SqlRow[Any]
 """A segment's columns as the API serves them (see SEGMENT_COLUMNS), by attribute name."""
-SEGMENT_COLUMNS = (
+SEGMENT_COLUMNS: tuple[Any, ...] = (
     Segment.call_id,
     Segment.position,
     Segment.speaker,
@@ -39,7 +39,8 @@ SEGMENT_COLUMNS = (
     Segment.start_s,
     Segment.end_s,
     Segment.text,
-    Segment.words,
+    # As text: decoded by the GraphQL type only when words are selected.
+    cast(Segment.words, Text).label("words_json"),
     Segment.sentiment,
     Segment.sentiment_score,
     Segment.language,

@@ -14,12 +14,16 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import event
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app.db.engine import SessionFactory
 from app.ml.types import (
     Sentiment,
 )
 from app.queue import QUEUE_NAME
+from app.schema.build import build_schema
+from app.schema.context import Context
+from app.schema.execution import SharingExecutor
 from app.schema.ids import parse_global_id
 from tests.api.helpers import (
     CALL,
@@ -490,3 +494,66 @@ async def test_nested_page_issues_the_same_statements_whatever_its_size(
     # viewer, count, page, then one batch each: agents, segments, metrics, speakers,
     # analysis and its five lists.
     assert len(fifty) == 13, fifty
+
+
+# --- big transcripts: words, wordTimings, and the fast execution path ------------------------
+
+WORD_FIELDS = f"""query($id: ID!) {{ call(id: $id) {{ {NESTED}
+  again: segments {{ __typename who: speaker wordTimings
+                    words {{ __typename text start end confidence }} }} }} }}"""
+
+
+async def test_words_and_word_timings_agree_and_match_graphql_core(
+    app: FastAPI,
+    http: httpx.AsyncClient,
+    gql: GraphQLClient,
+    agent_token: str,
+    audio_dir: Path,
+) -> None:
+    """`words` and `wordTimings` serve the stored words (Uzbek text, a null confidence)
+    faithfully; and the API's response body, built by the plain-field executor and encoded
+    by orjson, holds exactly what Strawberry's stock executor and the standard library's
+    JSON give for the same document: key order, values and all."""
+    transcript, insight = rich_results()
+    call = await success_call(app, http, agent_token, audio_dir, (transcript, insight))
+    variables = {"id": call["id"]}
+    response = await http.post(
+        "/graphql",
+        json={"query": WORD_FIELDS, "variables": variables},
+        headers={"Authorization": f"Bearer {agent_token}"},
+    )
+    body = response.json()
+    assert "errors" not in body, body
+    got = body["data"]["call"]
+    assert got["segments"] == expected_segments(insight)
+    for segment, turn in zip(got["again"], insight.segments, strict=True):
+        assert segment["__typename"] == "Segment" and segment["who"] == turn.speaker
+        assert segment["wordTimings"] == {
+            "text": [w.text for w in turn.words],
+            "start": [w.start_s for w in turn.words],
+            "end": [w.end_s for w in turn.words],
+            "confidence": [w.confidence for w in turn.words],
+        }
+        assert segment["words"] == [
+            {
+                "__typename": "Word",
+                "text": w.text,
+                "start": w.start_s,
+                "end": w.end_s,
+                "confidence": w.confidence,
+            }
+            for w in turn.words
+        ]
+    assert any(w.confidence is None for s in insight.segments for w in s.words)
+
+    # The same document through Strawberry's own executor, in this process.
+    stock = build_schema(resources_of(app).settings)
+    assert stock.execution_context_class is SharingExecutor
+    stock.execution_context_class = StrawberryGraphQLCoreExecutionContext
+    context = Context(resources_of(app), f"Bearer {agent_token}")
+    expected = await stock.execute(WORD_FIELDS, variable_values=variables, context_value=context)
+    assert not expected.errors, expected.errors
+    assert (
+        response.content
+        == json.dumps({"data": expected.data}, ensure_ascii=False, separators=(",", ":")).encode()
+    )
