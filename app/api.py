@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,28 @@ from app.workers.heartbeat import read_heartbeats, workers_readiness
 logger = logging.getLogger(__name__)
 
 READINESS_TIMEOUT_S = 2.0
+
+# Young-generation threshold of the serving process's garbage collector (CPython's default
+# is 700 allocations). See `tune_garbage_collection`.
+GC_YOUNG_THRESHOLD = 50_000
+GC_OLDER_THRESHOLDS = (20, 100)
+
+
+def tune_garbage_collection() -> None:
+    """For the API server process, once its application is built.
+
+    Measured with 500 `callStatus` subscribers (bench.watchers): with CPython's default
+    thresholds the collector took about half the API's CPU time while events fanned out,
+    and its full collections, which walk every live object (the schema, the modules, every
+    connection's state), were the latency spikes (p99 1.3 s against p50 150 ms).
+    Freezing what exists at start-up keeps it out of every later collection (it lives as
+    long as the process anyway), and a larger young generation lets a fan-out's
+    short-lived objects die between collections instead of being promoted and walked
+    again. Reference cycles are still collected, just less often.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *GC_OLDER_THRESHOLDS)
 
 
 def create_app(settings: Settings) -> FastAPI:

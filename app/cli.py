@@ -214,12 +214,14 @@ def _announce(settings: Settings, username: str, password: str | None) -> None:
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.api import create_app
+    from app.api import create_app, tune_garbage_collection
 
     settings = with_dev_secret(Settings())
     with resolved_services(settings) as resolved:
+        app = create_app(resolved)
+        tune_garbage_collection()
         uvicorn.run(
-            create_app(resolved),
+            app,
             host=resolved.host,
             port=resolved.port,
             # Our logging configuration (app.logs) applies to uvicorn's loggers too.

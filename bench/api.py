@@ -163,8 +163,11 @@ class Api:
 
 
 @contextmanager
-def api_process(root: Path, cpus: set[int] | None = None) -> Iterator[tuple[str, str, int, str]]:
-    """The API as a subprocess on embedded servers; `cpus` pins it (sched_setaffinity)."""
+def api_process(
+    root: Path, cpus: set[int] | None = None, settings: dict[str, str] | None = None
+) -> Iterator[tuple[str, str, int, str]]:
+    """The API as a subprocess on embedded servers; `cpus` pins it (sched_setaffinity);
+    `settings` are extra environment variables (e.g. a bench's connection limits)."""
     services = EmbeddedServices(root / "embedded")
     database_url, redis_url = services.start(None, None)
     process: subprocess.Popen[bytes] | None = None
@@ -183,6 +186,7 @@ def api_process(root: Path, cpus: set[int] | None = None) -> Iterator[tuple[str,
                 "PORT": str(port),
                 "OVOZLY_ENV": "development",
                 "PYTHONUNBUFFERED": "1",
+                **(settings or {}),
             }
         )
         process = subprocess.Popen(

@@ -420,7 +420,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     with tempfile.TemporaryDirectory(prefix="ovozly-bench-watchers-") as tmp:
         root = Path(tmp)
-        with api_process(root, cpus={API_CPU}) as (base_url, database_url, pid, redis_url):
+        # One bench user holds every connection: the per-user and per-process caps are
+        # raised above what the bench opens.
+        limits = {
+            "WS_MAX_CONNECTIONS": str(max(args.subscribers, args.idle) + 100),
+            "WS_MAX_CONNECTIONS_PER_USER": str(max(args.subscribers, args.idle) + 100),
+        }
+        with api_process(root, cpus={API_CPU}, settings=limits) as (
+            base_url,
+            database_url,
+            pid,
+            redis_url,
+        ):
             results = asyncio.run(run(args, base_url, database_url, pid, redis_url))
     results["when"] = datetime.now(UTC).isoformat()
     results["cpus"] = os.cpu_count()
