@@ -49,8 +49,8 @@ from app.db.engine import SessionFactory, create_engine, create_session_factory
 from app.db.migrations import upgrade_head
 from app.db.models import Call, Role
 from app.embedded import EmbeddedServices, free_tcp_port
+from app.ids import parse_global_id
 from app.queue import QUEUE_NAME, ArqJobQueue
-from app.schema.ids import parse_global_id
 from app.services import calls as call_service
 from app.services.effects import EffectTargets, unit_of_work
 from app.services.status import RedisStatusPublisher

@@ -35,6 +35,7 @@ from arq.connections import RedisSettings
 
 from app.db.engine import create_engine, create_session_factory
 from app.db.models import Call
+from app.ids import parse_global_id
 from app.ml.types import (
     AnalysisResult,
     CallInsight,
@@ -47,7 +48,6 @@ from app.ml.types import (
     Word,
 )
 from app.queue import QUEUE_NAME, ArqJobQueue
-from app.schema.ids import parse_global_id
 from app.services import calls as call_service
 from app.services.effects import EffectTargets, unit_of_work
 from app.services.status import RedisStatusPublisher

@@ -18,6 +18,7 @@ from strawberry.file_uploads import Upload
 from app.db.engine import SessionFactory
 from app.db.models import Call as CallModel
 from app.errors import BadUserInput, NotFound
+from app.ids import parse_typed_id, to_global_id
 from app.ml.types import SpeakerHints
 from app.schema.call import (
     Call,
@@ -29,7 +30,6 @@ from app.schema.call import (
     PageInfo,
 )
 from app.schema.context import Info
-from app.schema.ids import parse_typed_id, to_global_id
 from app.schema.loaders import Loaders
 from app.schema.rows import from_row
 from app.services import calls as call_service

@@ -4,9 +4,9 @@ import strawberry
 
 from app.db.models import Role
 from app.errors import NotFound
+from app.ids import parse_global_id
 from app.schema.call import Call
 from app.schema.context import Info
-from app.schema.ids import parse_global_id
 from app.schema.node import Node
 from app.schema.user import User
 

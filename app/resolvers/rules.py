@@ -10,6 +10,7 @@ from sqlalchemy import select
 from app.auth.policy import require_admin
 from app.db.models import RuleEvaluation as RuleEvaluationModel
 from app.errors import NotFound
+from app.ids import parse_typed_id
 from app.schema.context import Info
 from app.schema.desk import (
     Category,
@@ -20,7 +21,6 @@ from app.schema.desk import (
     ScorecardInput,
     ScorecardPayload,
 )
-from app.schema.ids import parse_typed_id
 from app.services import categories as category_service
 from app.services import scorecards as scorecard_service
 

@@ -7,8 +7,8 @@ import strawberry
 from app.auth.policy import require_admin
 from app.db.models import User as UserModel
 from app.errors import Unauthenticated
+from app.ids import parse_typed_id
 from app.schema.context import Info
-from app.schema.ids import parse_typed_id
 from app.schema.user import AuthPayload, CreateUserInput, UpdateUserInput, User
 from app.services import users as user_service
 from app.ws_connections import announce_credentials_changed

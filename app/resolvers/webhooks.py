@@ -13,6 +13,7 @@ import strawberry
 
 from app.auth.policy import require_admin
 from app.errors import BadUserInput
+from app.ids import parse_typed_id
 from app.schema.context import Info
 from app.schema.desk import (
     WebhookDelivery,
@@ -22,7 +23,6 @@ from app.schema.desk import (
     WebhookEndpointInput,
     WebhookEndpointPayload,
 )
-from app.schema.ids import parse_typed_id
 from app.services import webhooks as webhook_service
 
 MAX_PAGE = 100

@@ -16,12 +16,12 @@ from app.db.models import Call as CallModel
 from app.db.models import CallStatus as CallStatusModel
 from app.db.models import PipelineStage as PipelineStageModel
 from app.errors import NotFound
+from app.ids import parse_typed_id, to_global_id
 from app.ml.types import Sentiment as SentimentModel
 from app.ml.types import SpeakerRole as SpeakerRoleModel
 from app.rules.facts import SegmentFact, sentiment_trend
 from app.schema.context import Info
 from app.schema.desk import CallCategory, CallScorecard, SentimentTrendPoint
-from app.schema.ids import parse_typed_id, to_global_id
 from app.schema.node import Node
 from app.schema.rows import from_row
 from app.schema.user import User

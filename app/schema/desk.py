@@ -20,10 +20,10 @@ from app.db.models import WebhookAttempt as WebhookAttemptModel
 from app.db.models import WebhookDelivery as WebhookDeliveryModel
 from app.db.models import WebhookEndpoint as WebhookEndpointModel
 from app.db.models import WebhookEvent as WebhookEventModel
+from app.ids import to_global_id
 from app.ml.types import Sentiment as SentimentModel
 from app.ml.types import SpeakerRole as SpeakerRoleModel
 from app.schema.context import Info
-from app.schema.ids import to_global_id
 from app.schema.user import User
 from app.services.stats import StatsGroup as StatsGroupModel
 from app.services.stats import StatsRow

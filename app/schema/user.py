@@ -6,7 +6,7 @@ import strawberry
 
 from app.db.models import Role as RoleModel
 from app.db.models import User as UserModel
-from app.schema.ids import to_global_id
+from app.ids import to_global_id
 from app.schema.node import Node
 
 Role = strawberry.enum(RoleModel, name="Role")

@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 
 from app.config import Settings
 from app.db.models import Call as CallModel
+from app.ids import parse_global_id
 from app.ml.types import CallInsight, Transcript
 from app.resources import Resources
-from app.schema.ids import parse_global_id
 from app.services import calls as call_service
 from app.services.effects import unit_of_work
 from app.services.results import RESULT_TABLES

@@ -13,8 +13,8 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.db.engine import SessionFactory
+from app.ids import to_global_id
 from app.queue import QUEUE_NAME
-from app.schema.ids import to_global_id
 from tests.api.helpers import (
     CALL,
     CALLS,

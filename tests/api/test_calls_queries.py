@@ -17,6 +17,7 @@ from sqlalchemy import event
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app.db.engine import SessionFactory
+from app.ids import parse_global_id
 from app.ml.types import (
     Sentiment,
 )
@@ -24,7 +25,6 @@ from app.queue import QUEUE_NAME
 from app.schema.build import build_schema
 from app.schema.context import Context
 from app.schema.execution import SharingExecutor
-from app.schema.ids import parse_global_id
 from tests.api.helpers import (
     CALL,
     CALLS,

@@ -20,8 +20,8 @@ from app.api import create_app
 from app.config import Settings
 from app.db.engine import SessionFactory
 from app.db.models import Role
+from app.ids import parse_global_id, to_global_id
 from app.queue import QUEUE_NAME
-from app.schema.ids import parse_global_id, to_global_id
 from tests.api.helpers import (
     FORMATS,
     KEY_RE,

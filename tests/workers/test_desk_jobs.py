@@ -24,9 +24,9 @@ from app.db.models import (
     WebhookEvent,
 )
 from app.errors import BadUserInput
+from app.ids import to_global_id
 from app.ml.types import SpeakerRole
 from app.resources import Resources
-from app.schema.ids import to_global_id
 from app.services.webhooks import (
     EndpointInput,
     TargetRefused,

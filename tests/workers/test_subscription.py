@@ -18,8 +18,8 @@ from app.api import create_app
 from app.config import Settings
 from app.db.engine import SessionFactory
 from app.embedded import free_tcp_port
+from app.ids import to_global_id
 from app.resources import Resources
-from app.schema.ids import to_global_id
 from app.workers.processor import CallProcessor
 from tests.factories import login, make_user
 from tests.workers.helpers import agent_id, create_stored_call, run_worker_burst
