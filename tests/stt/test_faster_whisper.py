@@ -174,6 +174,52 @@ def test_batched_decoding_goes_on_where_whisper_stopped_early(test_audio_dir: Pa
     assert_words_well_formed(result.words, regions)
 
 
+def test_cpu_batches_encode_and_align_one_item_at_a_time_with_the_same_words(
+    test_audio_dir: Path,
+) -> None:
+    """The encoder and word alignment run per item on CPU (their attention memory grows
+    with the batch); the words must be the ones a whole-batch encoder gives."""
+    from app.ml.stt import faster_whisper_backend as backend
+
+    clips = ["openai_whisper_jfk.flac", "osr_us_000_0034_8k.wav", "pyannote_sample.wav"]
+    audio = np.concatenate([load_audio(test_audio_dir / name) for name in clips])
+    regions = speech_regions(audio)
+    settings = PipelineSettings(_env_file=None, stt_model="bundled-tiny.en", stt_batch_size=8)
+    per_item = FasterWhisperStt.from_settings(settings, "cpu")
+    assert isinstance(per_item._model.model, backend.SubBatchedWhisper)
+    calls: list[int] = []
+    inner = per_item._model.model._model
+    per_item._model.model._model = _Counting(inner, calls)
+    whole = FasterWhisperStt.from_settings(settings, "cpu")
+    whole_calls: list[int] = []
+    whole._model.model = _Counting(inner, whole_calls)  # unwrapped: one pass per batch
+
+    words = per_item.transcribe(audio, regions=regions, language="en").words
+    expected = whole.transcribe(audio, regions=regions, language="en").words
+
+    assert max(whole_calls) >= 3, "the clips share a batch"
+    assert set(calls) == {backend.CPU_ENCODER_BATCH}
+    assert sum(calls) == sum(whole_calls)
+    assert [(w.text, w.start_s, w.end_s) for w in words] == [
+        (w.text, w.start_s, w.end_s) for w in expected
+    ]
+
+
+class _Counting:
+    """Delegates to a CTranslate2 model, recording the batch size of each encoder pass."""
+
+    def __init__(self, model: Any, calls: list[int]) -> None:
+        self._model = model
+        self._calls = calls
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def encode(self, features: Any, to_cpu: bool = False) -> Any:
+        self._calls.append(int(features.shape[0]))
+        return self._model.encode(features, to_cpu=to_cpu)
+
+
 def test_one_decoder_step_proves_a_model_runs(bundled_stt: FasterWhisperStt) -> None:
     """What the worker's start-up check runs: the encoder on a second of audio and one
     greedy step, giving a token of the model's vocabulary."""
