@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from app.ml.stt.base import SAMPLE_RATE
 from app.ml.stt.faster_whisper_backend import FasterWhisperStt
 from app.ml.stt.languages import UNDER_REPRESENTED, fold_relatives
 from app.ml.stt.regions import pack_regions
@@ -43,6 +44,11 @@ TEXT_MIN_LOGPROB = -0.65
 TEXT_MAX_COMPRESSION = 2.0
 PRIOR_FLOOR = 0.05
 """No language is ruled out by the call prior alone."""
+MAX_EXCERPT_S = 10.0
+"""Speech per turn that the identifier hears: the middle of a longer turn. Whisper's
+language scores settle within a few seconds of speech, and the encoder's cost grows with
+the excerpt, so a call of long monologues paid for its speech twice (once here, once in
+its transcription model) for nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +106,7 @@ class TurnLanguageIdentifier:
         groups = pack_regions(signal, regions, max_group_s=30.0, split_long=True)
         if not groups:
             return {code: 1.0 / len(self.languages) for code in self.languages}
-        raw = self.whisper.language_probabilities(groups[0].audio)
+        raw = self.whisper.language_probabilities(excerpt(groups[0].audio))
         return fold_relatives(raw, self.languages)
 
     def _call_prior(self, weighted: Sequence[tuple[float, dict[str, float]]]) -> dict[str, float]:
@@ -146,7 +152,7 @@ class TurnLanguageIdentifier:
             key=lambda code: -posterior[code],
         )
         for code in candidates[:2]:
-            written = self.whisper.quick_text(groups[0].audio, code)
+            written = self.whisper.quick_text(excerpt(groups[0].audio), code)
             if (
                 written.avg_logprob < TEXT_MIN_LOGPROB
                 or written.compression_ratio > TEXT_MAX_COMPRESSION
@@ -173,3 +179,13 @@ class TurnLanguageIdentifier:
             assert source is not None
             filled.append(LanguageDecision(source.language, source.score, "neighbour"))
         return filled
+
+
+def excerpt(audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The middle `MAX_EXCERPT_S` of a stretch of speech (all of a shorter one): the start
+    of a turn is where greetings, fillers and the other party's last words sit."""
+    keep = round(MAX_EXCERPT_S * SAMPLE_RATE)
+    if audio.size <= keep:
+        return audio
+    start = (audio.size - keep) // 2
+    return audio[start : start + keep]

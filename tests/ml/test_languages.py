@@ -90,3 +90,40 @@ def test_a_call_without_speech_has_no_segments_and_no_warnings(
     assert transcript.languages == []
     assert transcript.warnings == []
     assert transcript.language is None
+
+
+def test_a_long_turn_is_identified_from_its_middle_ten_seconds(
+    pipeline: SpeechPipeline, test_audio_dir: Path
+) -> None:
+    """A 24 s Russian monologue: the identifier hears at most MAX_EXCERPT_S of it, taken
+    from the middle, and still calls it Russian."""
+    from app.ml import language_id
+    from app.ml.turns import SpeechTurn
+    from tests.stt.conftest import load_audio
+
+    signal = load_audio(test_audio_dir / "vosk_server_mqtt_test_ru.wav")
+    duration = signal.size / 16000
+    turn = SpeechTurn(speaker="SPEAKER_00", regions=[(0.0, duration)])
+    whisper = pipeline.identifier.whisper
+    assert whisper is not None
+    heard: list[int] = []
+    original = whisper.language_probabilities
+
+    def listening(audio: np.ndarray) -> dict[str, float]:
+        heard.append(audio.size)
+        return original(audio)
+
+    identifier = language_id.TurnLanguageIdentifier(
+        pipeline.identifier.languages, whisper, forced=None
+    )
+    whisper.language_probabilities = listening  # type: ignore[method-assign]
+    try:
+        (decision,) = identifier.identify(signal, [turn])
+    finally:
+        del whisper.language_probabilities
+    assert decision.language == "ru"
+    assert heard == [round(language_id.MAX_EXCERPT_S * 16000)]
+    middle = language_id.excerpt(np.arange(30 * 16000, dtype=np.float32))
+    assert middle[0] == 10 * 16000 and middle.size == 10 * 16000
+    short = np.ones(16000, dtype=np.float32)
+    assert language_id.excerpt(short) is short
