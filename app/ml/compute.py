@@ -9,6 +9,8 @@ weights instead of loading them again.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import threading
 from collections.abc import Callable, Hashable, Iterator
@@ -158,3 +160,24 @@ def _empty_cuda_cache() -> None:
         torch.cuda.empty_cache()
     except Exception:  # noqa: S110 - best effort on a path that is already failing
         pass
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return cast(Callable[[int], int], ctypes.CDLL("libc.so.6").malloc_trim)
+    except (OSError, AttributeError):
+        return None
+
+
+def trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc; elsewhere a no-op).
+
+    The models' native code allocates a buffer per input shape, and glibc keeps what they
+    free for reuse; speech turns all differ in length, so over a long call the freed pieces
+    piled up (about 200 MB retained after a 30-minute call's pipeline). Called between
+    stages, a few milliseconds each time.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

@@ -21,7 +21,13 @@ import numpy as np
 import numpy.typing as npt
 
 from app.ml.audio import DecodedAudio, decode_audio, release_pages
-from app.ml.compute import MODELS, configure_threads, out_of_memory_as_error, resolve_device
+from app.ml.compute import (
+    MODELS,
+    configure_threads,
+    out_of_memory_as_error,
+    resolve_device,
+    trim_heap,
+)
 from app.ml.diarization import Diarizer, build_mono_diarizer
 from app.ml.diarization.channel import ChannelDiarizer
 from app.ml.language_id import TurnLanguageIdentifier
@@ -192,6 +198,7 @@ class SpeechPipeline:
                 regions=regions if self.mono_diarizer.takes_speech_regions else None,
             )
         hook(Stage.DIARIZING, 1, 1)
+        trim_heap()
         turns = mono_turns(regions, diarization.turns) if regions else []
         return self._transcribe_turns([(signal, turns)], audio.duration_s, hook)
 
@@ -213,6 +220,7 @@ class SpeechPipeline:
         for signal, turns in sources:
             with out_of_memory_as_error(self.device, "identifying languages"):
                 decisions = self.identifier.identify(signal, turns)
+            trim_heap()
             for turn, decision in zip(turns, decisions, strict=True):
                 turn.language = decision.language
             for language in sorted({turn.language for turn in turns if turn.language}):
@@ -276,6 +284,7 @@ class SpeechPipeline:
             with out_of_memory_as_error(self.device, "transcribing"):
                 result = model.transcribe(signal, regions=chunk, language=language)
             words.extend(result.words)
+            trim_heap()
             done += total_speech_s(chunk)
             hook(Stage.TRANSCRIBING, done, total)
         words.sort(key=lambda w: (w.start_s, w.end_s))

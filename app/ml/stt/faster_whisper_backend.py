@@ -192,18 +192,22 @@ class FasterWhisperStt:
 
         The encoder runs on the speech's own length instead of a 30 s window padded with
         silence (CTranslate2 accepts shorter inputs), so identifying the language of a 3 s
-        turn costs about a tenth of a padded window; at least `MIN_LANGUAGE_ID_S` is kept,
-        below which Whisper's identification is noise. An English-only model reports
-        English with certainty.
+        turn costs about a tenth of a padded window; the length is rounded up to whole
+        `MIN_LANGUAGE_ID_S` steps, below which Whisper's identification is noise. An
+        English-only model reports English with certainty.
         """
         if not self.is_multilingual:
             return {"en": 1.0}
         import ctranslate2
 
         samples = _mono_float32(audio)[: 30 * SAMPLE_RATE]
-        minimum = round(MIN_LANGUAGE_ID_S * SAMPLE_RATE)
-        if len(samples) < minimum:
-            samples = np.pad(samples, (0, minimum - len(samples)))
+        # Rounded up to whole `MIN_LANGUAGE_ID_S` steps (with silence, as Whisper pads): the
+        # encoder's native buffers are sized by the input, and with every turn a different
+        # length the freed ones fragmented the heap, about +140 MB over 60 turns, against
+        # +65 MB with a handful of sizes.
+        step = round(MIN_LANGUAGE_ID_S * SAMPLE_RATE)
+        length = max(step, -(-len(samples) // step) * step)
+        samples = np.pad(samples, (0, length - len(samples)))
         features = self._model.feature_extractor(samples)
         frames = min(features.shape[-1], self._model.feature_extractor.nb_max_frames)
         view = ctranslate2.StorageView.from_array(
