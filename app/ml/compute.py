@@ -10,6 +10,7 @@ weights instead of loading them again.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
@@ -58,7 +59,16 @@ def resolve_device(setting: str) -> str:
     return setting
 
 
+GPU_DRIVER_PATHS = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/dxg", "/dev/kfd")
+"""What a GPU driver puts on a Linux machine (NVIDIA, NVIDIA under WSL2, ROCm): without any of
+them torch cannot see a GPU."""
+
+
 def _cuda_available() -> bool:
+    if sys.platform == "linux" and not any(os.path.exists(p) for p in GPU_DRIVER_PATHS):
+        # No driver, so torch would answer False: its import (about 1.5 s of a worker's
+        # start-up) need not come first, before the models that can load meanwhile.
+        return False
     try:
         import torch
     except ImportError:
@@ -69,13 +79,21 @@ def _cuda_available() -> bool:
 _threads_lock = threading.Lock()
 
 
+def configure_thread_env(cpu_threads: int) -> int:
+    """The part of `configure_threads` that does not import torch: the env that onnxruntime
+    / OpenMP / CTranslate2 read. Returns the count."""
+    threads = effective_threads(cpu_threads)
+    with _threads_lock:
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    return threads
+
+
 def configure_threads(cpu_threads: int) -> int:
     """Apply one intra-op thread count to torch and to the env that onnxruntime / OpenMP /
     CTranslate2 read; returns the count. Call after importing model packages: silero_vad
     sets torch to one thread at import time."""
-    threads = effective_threads(cpu_threads)
+    threads = configure_thread_env(cpu_threads)
     with _threads_lock:
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
         try:
             import torch
         except ImportError:

@@ -155,7 +155,8 @@ class CallProcessor:
 
         pipeline_settings = PipelineSettings()
         analysis_settings = AnalysisSettings()
-        report = run_self_check(pipeline_settings)
+        # Concurrent: the Whisper models load in threads while torch is imported here.
+        report = run_self_check(pipeline_settings, concurrent=True)
         if not report.ok:
             raise ModelCheckFailed(report)
         return cls(

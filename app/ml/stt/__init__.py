@@ -18,11 +18,26 @@ __all__ = [
     "SttError",
     "SttResult",
     "build_speech_to_text",
+    "import_backend",
     "load_model",
     "load_routed_models",
 ]
 
 BACKENDS = ("faster-whisper", "onnx", "transformers", "openai", "aisha")
+
+NATIVE_LOADING_BACKENDS = frozenset({"faster-whisper"})
+"""Backends whose model load is native code that releases the GIL (CTranslate2 reading and
+laying out the weights; the bundled model's SHA-256): a worker loads these in threads while
+its main thread imports torch and loads the other models (app.ml.selfcheck)."""
+
+
+def import_backend(backend: str) -> None:
+    """Imports a backend's libraries now, in the calling thread, so that a load in another
+    thread only loads: Python imports hold the GIL and gain nothing from a thread."""
+    if backend == "faster-whisper":
+        import faster_whisper  # noqa: F401
+
+        import app.ml.stt.faster_whisper_backend  # noqa: F401
 
 
 def load_routed_models(
