@@ -79,21 +79,13 @@ def _cuda_available() -> bool:
 _threads_lock = threading.Lock()
 
 
-def configure_thread_env(cpu_threads: int) -> int:
-    """The part of `configure_threads` that does not import torch: the env that onnxruntime
-    / OpenMP / CTranslate2 read. Returns the count."""
-    threads = effective_threads(cpu_threads)
-    with _threads_lock:
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    return threads
-
-
 def configure_threads(cpu_threads: int) -> int:
     """Apply one intra-op thread count to torch and to the env that onnxruntime / OpenMP /
     CTranslate2 read; returns the count. Call after importing model packages: silero_vad
     sets torch to one thread at import time."""
-    threads = configure_thread_env(cpu_threads)
+    threads = effective_threads(cpu_threads)
     with _threads_lock:
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
         try:
             import torch
         except ImportError:

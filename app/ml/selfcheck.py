@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.ml.audio import SAMPLE_RATE, DecodedAudio
-from app.ml.compute import configure_thread_env, configure_threads, resolve_device
+from app.ml.compute import configure_threads, resolve_device
 from app.ml.models_catalog import ModelSource, ModelSpec, required_models
 from app.ml.types import SpeakerHints
 
@@ -226,15 +226,15 @@ def run_self_check(
     with ThreadPoolExecutor(
         max_workers=max(1, sum(threaded)), thread_name_prefix="model-check"
     ) as pool:
+        # Imports torch: before CTranslate2, as `import_backend` explains.
+        configure_threads(pipeline.cpu_threads)
         if any(threaded):
             from app.ml.stt import import_backend
 
-            configure_thread_env(pipeline.cpu_threads)
             for backend in {route.backend for route in _threaded_routes(specs, threaded)}:
                 import_backend(backend)
-        # Threads first: their native loads run while this thread does the rest.
+        # Threads first: their native loads run while this thread checks the rest.
         futures = {i: pool.submit(check) for i, check in enumerate(checks) if threaded[i]}
-        configure_threads(pipeline.cpu_threads)
         results = {i: check() for i, check in enumerate(checks) if not threaded[i]}
         results |= {i: future.result() for i, future in futures.items()}
     report.checks = [results[i] for i in range(len(checks))]

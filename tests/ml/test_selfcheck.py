@@ -150,3 +150,19 @@ def test_without_a_gpu_driver_the_device_is_resolved_without_importing_torch() -
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.split() == ["cpu", "False"]
+
+
+def test_torch_is_imported_before_ctranslate2() -> None:
+    """Each brings its own OpenMP runtime; CTranslate2's first made every call cost up to
+    twice the CPU. The process's import order is what sys.modules keeps."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from app.ml.stt import import_backend; import_backend('faster-whisper'); "
+        "names = list(sys.modules); print(names.index('torch') < names.index('ctranslate2'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert result.stdout.strip() == "True"
