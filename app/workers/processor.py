@@ -85,8 +85,8 @@ class AnalysisModels:
     loaded and checked in a thread of their own once the worker has said it is ready.
 
     They are needed only after a call's speech pipeline, and loading them is a large part
-    of a worker's start-up (about 4 s of CPU on the default configuration, most of it
-    lingua building its language models), so the worker takes its first job as soon as the
+    of a worker's start-up (about 3 s of CPU on the default configuration, half of it
+    natasha's Russian word embeddings), so the worker takes its first job as soon as the
     speech models pass their check; that job waits here, at its analysis stage, only if the
     load is not done by then. No job ends later than if the worker had waited for every
     model first. The load ends with a rehearsal: the local analyzer analyses a short
