@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import sys
 import threading
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
@@ -60,7 +61,16 @@ def resolve_device(setting: str) -> str:
     return setting
 
 
+GPU_DRIVER_PATHS = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/dxg", "/dev/kfd")
+"""What a GPU driver puts on a Linux machine (NVIDIA, NVIDIA under WSL2, ROCm): without any of
+them torch cannot see a GPU."""
+
+
 def _cuda_available() -> bool:
+    if sys.platform == "linux" and not any(os.path.exists(p) for p in GPU_DRIVER_PATHS):
+        # No driver, so torch would answer False: its import (about 1.5 s of a worker's
+        # start-up) need not come first, before the models that can load meanwhile.
+        return False
     try:
         import torch
     except ImportError:

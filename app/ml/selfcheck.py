@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ from app.ml.types import SpeakerHints
 if TYPE_CHECKING:
     from app.ml.analysis.settings import AnalysisSettings
     from app.ml.settings import PipelineSettings
+    from app.ml.stt.routes import ModelSpec as RouteModel
 
 CHECK_SECONDS = 1.0
 FloatArray = npt.NDArray[np.float32]
@@ -112,6 +114,9 @@ class SelfCheckReport:
     total_s: float = 0.0
     error: str | None = None
     """A failure before any model (an unusable DEVICE setting, invalid settings)."""
+    memory_mb: float | None = None
+    """Resident memory the whole check added, when its models loaded concurrently (their
+    own `memory_mb` is then None: overlapping loads cannot be told apart)."""
 
     @property
     def ok(self) -> bool:
@@ -145,6 +150,7 @@ class SelfCheckReport:
             "ok": self.ok,
             "device": self.device,
             "totalS": round(self.total_s, 3),
+            "memoryMb": None if self.memory_mb is None else round(self.memory_mb, 1),
             "error": self.error,
             "models": [check.as_dict() for check in self.checks],
         }
@@ -189,9 +195,17 @@ def run_self_check(
     analysis: AnalysisSettings | None = None,
     *,
     speech: bool = True,
+    concurrent: bool = False,
 ) -> SelfCheckReport:
     """Every model of the configuration; with `speech=False` only the analysis models
-    (a worker checks those after it says ready, see app.workers.processor)."""
+    (a worker checks those after it says ready, see app.workers.processor).
+
+    With `concurrent=True` (a worker's start-up) the models whose load is native code that
+    releases the GIL (CTranslate2's Whisper models, `NATIVE_LOADING_BACKENDS`) load and run
+    in threads of their own while this thread imports torch and checks the others; every
+    check still loads and runs its model, and a failure in a thread is reported as any
+    other. Resident memory is then measured for the whole check (`memory_mb` of the
+    report), not per model, since the loads overlap."""
     started = time.perf_counter()
     try:
         device = resolve_device(pipeline.device)
@@ -200,39 +214,91 @@ def run_self_check(
             specs = specs[len(required_models(pipeline)) :]
     except Exception as exc:
         return SelfCheckReport(device=None, error=str(exc))
-    configure_threads(pipeline.cpu_threads)
     report = SelfCheckReport(device=device)
     signal = speech_like_signal()
     memory = _Memory(device)
-    for spec in specs:
-        if spec.source is ModelSource.HOSTED:
-            report.checks.append(
-                ModelCheck(
-                    spec.role,
-                    spec.name,
-                    spec.source.value,
-                    "remote",
-                    ok=True,
-                    detail="hosted service: no local model; not contacted by the check",
-                )
-            )
-            continue
-        load, run = _steps(spec, pipeline, device, signal)
-        report.checks.append(_check(spec, device, load, run, memory))
+    before_mb = memory.now_mb()
+    threaded = [concurrent and _loads_natively(spec) for spec in specs]
+    per_model = None if any(threaded) else memory
+    checks: list[Callable[[], ModelCheck]] = [
+        _check_step(spec, pipeline, device, signal, per_model) for spec in specs
+    ]
+    with ThreadPoolExecutor(
+        max_workers=max(1, sum(threaded)), thread_name_prefix="model-check"
+    ) as pool:
+        # Imports torch: before CTranslate2, as `import_backend` explains.
+        configure_threads(pipeline.cpu_threads)
+        if any(threaded):
+            from app.ml.stt import import_backend
+
+            for backend in {route.backend for route in _threaded_routes(specs, threaded)}:
+                import_backend(backend)
+        # Threads first: their native loads run while this thread checks the rest.
+        futures = {i: pool.submit(check) for i, check in enumerate(checks) if threaded[i]}
+        results = {i: check() for i, check in enumerate(checks) if not threaded[i]}
+        results |= {i: future.result() for i, future in futures.items()}
+    report.checks = [results[i] for i in range(len(checks))]
     # Importing silero_vad pins torch to one thread; restore the configured count.
     configure_threads(pipeline.cpu_threads)
+    if per_model is None:
+        report.memory_mb = max(memory.now_mb() - before_mb, 0.0)
     report.total_s = time.perf_counter() - started
     return report
 
 
-def _check(spec: ModelSpec, device: str, load: Loader, run: Runner, memory: _Memory) -> ModelCheck:
+def _threaded_routes(specs: Sequence[ModelSpec], threaded: Sequence[bool]) -> list[RouteModel]:
+    return [
+        spec.stt_route
+        for spec, in_thread in zip(specs, threaded, strict=True)
+        if in_thread and spec.stt_route is not None
+    ]
+
+
+def _loads_natively(spec: ModelSpec) -> bool:
+    from app.ml.stt import NATIVE_LOADING_BACKENDS
+
+    return spec.stt_route is not None and spec.stt_route.backend in NATIVE_LOADING_BACKENDS
+
+
+def _check_step(
+    spec: ModelSpec,
+    pipeline: PipelineSettings,
+    device: str,
+    signal: FloatArray,
+    memory: _Memory | None,
+) -> Callable[[], ModelCheck]:
+    """One model's check, ready to run in any thread."""
+    if spec.source is ModelSource.HOSTED:
+        hosted = ModelCheck(
+            spec.role,
+            spec.name,
+            spec.source.value,
+            "remote",
+            ok=True,
+            detail="hosted service: no local model; not contacted by the check",
+        )
+        return lambda: hosted
+
+    def check() -> ModelCheck:
+        # The steps import their model's modules: in the thread that runs the check.
+        load, run = _steps(spec, pipeline, device, signal)
+        return _check(spec, device, load, run, memory)
+
+    return check
+
+
+def _check(
+    spec: ModelSpec, device: str, load: Loader, run: Runner, memory: _Memory | None
+) -> ModelCheck:
+    """Loads and runs one model; any failure becomes the check's error (never raised)."""
     check = ModelCheck(spec.role, spec.name, spec.source.value, device, ok=False)
-    before = memory.now_mb()
+    before = memory.now_mb() if memory else 0.0
     start = time.perf_counter()
     try:
         model = load()
         check.load_s = time.perf_counter() - start
-        check.memory_mb = max(memory.now_mb() - before, 0.0)
+        if memory is not None:
+            check.memory_mb = max(memory.now_mb() - before, 0.0)
         start = time.perf_counter()
         check.detail = run(model)
         check.run_s = time.perf_counter() - start

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -45,13 +46,26 @@ def test_the_encoder_truncates_like_sentence_transformers_and_handles_no_sentenc
     assert float(np.linalg.norm(unnormalised)) > 1.5
 
 
+def test_a_sentence_is_encoded_alike_alone_and_in_a_padded_batch() -> None:
+    encoder = minilm()
+    together = encoder.encode(SENTENCES, batch_size=len(SENTENCES))
+    (alone,) = encoder.encode([SENTENCES[2]])
+    np.testing.assert_allclose(alone, together[2], atol=2e-6)
+
+
+def test_a_directory_that_is_not_bert_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"model_type": "whisper", "hidden_act": "gelu"}')
+    with pytest.raises(ValueError, match="not a BERT encoder"):
+        SentenceEncoder(str(tmp_path))
+
+
 def test_loading_the_encoder_does_not_import_sentence_transformers() -> None:
     code = (
         "import sys\n"
         "from app.ml.analysis.models import minilm\n"
         "minilm().encode(['warm up'])\n"
-        "heavy = sorted(m for m in ('sentence_transformers', 'sklearn', 'pandas')"
-        " if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('sentence_transformers', 'transformers', 'sklearn',"
+        " 'pandas', 'scipy') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )
     out = subprocess.run(
