@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Hashable
 from contextvars import ContextVar
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 _FRAME: Final = "next-payload"
+_NOT_SHAREABLE: Final = object()
 
 
 class SharingKeyed(Protocol):
@@ -37,8 +38,28 @@ class SharingKeyed(Protocol):
     def shared_result_settled(self, results: dict[Hashable, Any], key: Hashable) -> bool: ...
 
 
-class _PayloadNotMade(Exception):
-    """The subscriber making a payload handed over did not produce one."""
+class _PayloadInMaking:
+    """A payload one subscriber's stock pipeline is making; the others wait for it.
+
+    Each waiter waits on a future of its own (one wake-up each, and a waiter that is
+    cancelled cancels nothing the others wait for)."""
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self) -> None:
+        self._waiters: list[asyncio.Future[str | None]] = []
+
+    def wait(self) -> asyncio.Future[str | None]:
+        waiter: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return waiter
+
+    def settle(self, payload: str | None) -> None:
+        """The payload, or None: it will not be made."""
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(payload)
 
 
 class _HandedOver:
@@ -96,11 +117,9 @@ class SubscriptionLane:
     def __init__(self) -> None:
         self._source: _LaneSource | None = None
         self._executor: SharingKeyed | None = None
-        # The payload this subscriber's stock pipeline is making for the others:
-        # (the event's shared results, the payload key, the result key, the waiters' future).
-        self._making: tuple[dict[Hashable, Any], Hashable, Hashable, asyncio.Future[str]] | None = (
-            None
-        )
+        # The payload this subscriber's stock pipeline is making for the others: the
+        # event's shared results, the payload's and the execution result's keys there.
+        self._making: tuple[dict[Hashable, Any], Hashable, Hashable, _PayloadInMaking] | None = None
 
     @classmethod
     def open(cls) -> SubscriptionLane:
@@ -146,23 +165,25 @@ class SubscriptionLane:
             source.hand_over(event)
             return None
         payload_key = (_FRAME, result_key)
-        ready = results.get(payload_key)
-        if ready is None:
-            # The first subscriber of this key: its stock pipeline makes the payload.
-            making: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-            results[payload_key] = making
-            self._making = (results, payload_key, result_key, making)
-            source.hand_over(event)
-            return None
-        if isinstance(ready, str):
-            return ready
-        try:
-            # Shielded: this subscriber leaving must not cancel what the others wait for.
-            payload: str = await asyncio.shield(ready)
-        except _PayloadNotMade:
-            source.hand_over(event)
-            return None
-        return payload
+        while True:
+            ready = results.get(payload_key)
+            if isinstance(ready, str):
+                return ready
+            if ready is _NOT_SHAREABLE:
+                source.hand_over(event)
+                return None
+            if ready is None:
+                # The first subscriber of this key: its stock pipeline makes the payload.
+                making = _PayloadInMaking()
+                results[payload_key] = making
+                self._making = (results, payload_key, result_key, making)
+                source.hand_over(event)
+                return None
+            payload = await cast(_PayloadInMaking, ready).wait()
+            if payload is not None:
+                return payload
+            # Not made (its maker left or its result was not shareable): look again; the
+            # first subscriber back makes it.
 
     def record(self, payload: str | None, *, has_extensions: bool) -> None:
         """The stock pipeline's `next` payload for the event handed over (None: it could not
@@ -171,36 +192,29 @@ class SubscriptionLane:
         making, self._making = self._making, None
         if making is None:
             return
-        results, payload_key, result_key, future = making
+        results, payload_key, result_key, in_making = making
         assert self._executor is not None
         if (
             payload is None
             or has_extensions
             or not self._executor.shared_result_settled(results, result_key)
         ):
-            _abandon(results, payload_key, future)
+            # Never offered again for this event: every subscriber runs the stock pipeline.
+            results[payload_key] = _NOT_SHAREABLE
+            in_making.settle(None)
             return
         results[payload_key] = payload
-        future.set_result(payload)
+        in_making.settle(payload)
 
     def close(self) -> None:
-        """The operation ended: a payload still being made will not be; its waiters run the
-        stock pipeline themselves."""
+        """The operation ended: a payload still being made will not be; the next subscriber
+        makes it."""
         making, self._making = self._making, None
         if making is not None:
-            results, payload_key, _, future = making
-            _abandon(results, payload_key, future)
-
-
-def _abandon(
-    results: dict[Hashable, Any], payload_key: Hashable, future: asyncio.Future[str]
-) -> None:
-    if results.get(payload_key) is future:
-        del results[payload_key]
-    if not future.done():
-        future.set_exception(_PayloadNotMade())
-        # Retrieved here, so a future nobody waited for is not logged as an error.
-        future.exception()
+            results, payload_key, _, in_making = making
+            if results.get(payload_key) is in_making:
+                del results[payload_key]
+            in_making.settle(None)
 
 
 __all__ = ["SharingKeyed", "SubscriptionLane"]
