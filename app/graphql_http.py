@@ -119,7 +119,12 @@ class OvozlyTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         # Each operation runs in a task of its own, so the lane is this operation's.
-        lane = SubscriptionLane.open() if isinstance(self.websocket, ASGIWebSocketAdapter) else None
+        lane = (
+            SubscriptionLane.open()
+            if self.context.settings.ws_relay_shared_payloads
+            and isinstance(self.websocket, ASGIWebSocketAdapter)
+            else None
+        )
         try:
             await super().run_operation(operation)
         finally:
