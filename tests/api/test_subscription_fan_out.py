@@ -10,7 +10,7 @@ import asyncio
 import json
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Hashable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ from app.embedded import free_tcp_port
 from app.ids import to_global_id
 from app.resources import Resources
 from app.schema.errors import ErrorCodes
+from app.schema.fan_out import SubscriptionLane
 from app.services import calls as call_service
 from app.services.effects import unit_of_work
 from tests.conftest import clear_login_throttle
@@ -297,3 +298,91 @@ async def test_each_viewer_gets_only_what_it_may_see_and_errors_end_as_before(
     # every subscriber hands to the stock pipeline, as before.
     assert pipeline_runs[True] == 2 + 6
     assert pipeline_runs[False] == 6 + 6
+
+
+# --- the lane's hand-over rules, on one shared event ----------------------------------------
+
+
+@dataclass
+class _SharedEvent:
+    shared_results: dict[Hashable, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Viewer:
+    """SharingKeyed for one viewer whose execution results (keyed `key`) settled."""
+
+    key: Hashable = "viewer-1"
+
+    def sharing_key(self) -> Hashable | None:
+        return self.key
+
+    def shared_result_settled(self, results: dict[Hashable, Any], key: Hashable) -> bool:
+        return True
+
+
+async def _events(*items: Any) -> AsyncIterator[Any]:
+    for item in items:
+        if isinstance(item, Exception):
+            raise item
+        yield item
+
+
+async def test_a_payload_whose_maker_leaves_is_made_by_the_next_subscriber() -> None:
+    event = _SharedEvent()
+    lanes = [SubscriptionLane() for _ in range(3)]
+    stock = [lane.attach(_events(event), _Viewer()) for lane in lanes]
+    assert await lanes[0].next_payload() is None  # lanes[0] makes it: handed over
+    assert await anext(aiter(stock[0])) is event
+    waiting = [asyncio.create_task(lane.next_payload()) for lane in lanes[1:]]
+    await asyncio.sleep(0)
+    assert not any(task.done() for task in waiting)
+    lanes[0].close()  # its subscriber left before its pipeline sent the payload
+    await asyncio.sleep(0)
+    # The first waiter back makes it; the other waits again, and gets what it made.
+    assert waiting[0].done() and waiting[0].result() is None
+    assert await anext(aiter(stock[1])) is event
+    assert not waiting[1].done()
+    lanes[1].record('{"data":{}}', has_extensions=False)
+    assert await waiting[1] == '{"data":{}}'
+    assert event.shared_results[("next-payload", "viewer-1")] == '{"data":{}}'
+
+
+async def test_a_payload_with_extensions_is_not_shared_and_each_runs_the_pipeline() -> None:
+    event = _SharedEvent()
+    lanes = [SubscriptionLane() for _ in range(3)]
+    stock = [lane.attach(_events(event), _Viewer()) for lane in lanes]
+    assert await lanes[0].next_payload() is None
+    waiter = asyncio.create_task(lanes[1].next_payload())
+    await asyncio.sleep(0)
+    lanes[0].record('{"data":{},"extensions":{"cost":1}}', has_extensions=True)
+    assert await waiter is None
+    assert await anext(aiter(stock[1])) is event
+    assert await lanes[2].next_payload() is None
+    assert await anext(aiter(stock[2])) is event
+
+
+async def test_viewers_with_different_keys_never_share_a_payload() -> None:
+    event = _SharedEvent()
+    agent, admin = SubscriptionLane(), SubscriptionLane()
+    agent.attach(_events(event), _Viewer(("user-1", "AGENT")))
+    admin_stock = admin.attach(_events(event), _Viewer(("user-2", "ADMIN")))
+    assert await agent.next_payload() is None
+    agent.record('{"data":{"mine":1}}', has_extensions=False)
+    assert await admin.next_payload() is None  # its own pipeline, not the agent's payload
+    assert await anext(aiter(admin_stock)) is event
+
+
+async def test_the_sources_errors_and_end_go_to_the_stock_pipeline() -> None:
+    lane = SubscriptionLane()
+    stock = aiter(lane.attach(_events(_SharedEvent(), LookupError("gone")), _Viewer()))
+    assert await lane.next_payload() is None
+    await anext(stock)
+    assert await lane.next_payload() is None
+    with pytest.raises(LookupError, match="gone"):
+        await anext(stock)
+    ended = SubscriptionLane()
+    ended_stock = aiter(ended.attach(_events(), _Viewer()))
+    assert await ended.next_payload() is None
+    with pytest.raises(StopAsyncIteration):
+        await anext(ended_stock)
