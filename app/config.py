@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # Open WebSocket connections per API process and per user.
     ws_max_connections: int = Field(default=2000, alias="WS_MAX_CONNECTIONS", ge=1)
     ws_max_connections_per_user: int = Field(default=20, alias="WS_MAX_CONNECTIONS_PER_USER", ge=1)
+    # Subscription events shared by many subscribers are sent as the `next` payload the first
+    # subscriber's pipeline made (app/schema/fan_out.py); off: every subscriber runs
+    # Strawberry's per-result pipeline (the same frames, at about twice the CPU).
+    ws_relay_shared_payloads: bool = Field(default=True, alias="WS_RELAY_SHARED_PAYLOADS")
     admin_username: str = Field(default="admin", alias="OVOZLY_ADMIN_USERNAME")
     admin_password: str | None = Field(default=None, alias="OVOZLY_ADMIN_PASSWORD")
 

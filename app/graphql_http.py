@@ -7,29 +7,43 @@
 * WebSockets: a per-process cap at the handshake; the token is checked at `connection_init`
   and a bad or missing one closes the socket with 4403 before any operation; a per-user cap;
   and the socket is registered so a credentials change closes it.
+* Subscription events shared by many subscribers are relayed as ready-made `next` payloads
+  (`SubscriptionLane`, app/schema/fan_out.py): the same frames, without each subscriber
+  running Strawberry's per-result pipeline.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping
-from typing import Any, cast
+from collections.abc import AsyncGenerator, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.fastapi import GraphQLRouter
 from strawberry.file_uploads.utils import replace_placeholders_with_files
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    Message,
+)
 from strawberry.types.unset import UNSET
+from strawberry.utils.aio import aclosing
 
 from app.errors import OvozlyError
 from app.schema.context import Context
+from app.schema.fan_out import SubscriptionLane
 from app.ws_connections import ConnectionLimitReached
+
+if TYPE_CHECKING:
+    from strawberry.schema.schema import StreamResult
 
 CLOSE_FORBIDDEN = 4403
 
@@ -100,6 +114,86 @@ class OvozlyTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 await self.websocket.close(limit.code, limit.reason)
                 return
         await super().handle_connection_init(message)
+
+    # -- subscription events relayed as ready-made payloads ----------------------------------
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        # Each operation runs in a task of its own, so the lane is this operation's.
+        lane = (
+            SubscriptionLane.open()
+            if self.context.settings.ws_relay_shared_payloads
+            and isinstance(self.websocket, ASGIWebSocketAdapter)
+            else None
+        )
+        try:
+            await super().run_operation(operation)
+        finally:
+            if lane is not None:
+                lane.close()
+
+    async def _send_result_stream(
+        self, operation: Operation[Context, None], result_source: StreamResult
+    ) -> None:
+        lane = SubscriptionLane.current()
+        if lane is None:
+            await super()._send_result_stream(operation, result_source)
+            return
+        relayed = self._relayed(operation, result_source, lane)
+        async with aclosing(relayed):
+            await super()._send_result_stream(operation, relayed)
+
+    async def _relayed(
+        self,
+        operation: Operation[Context, None],
+        result_source: StreamResult,
+        lane: SubscriptionLane,
+    ) -> AsyncGenerator[Any, None]:
+        """The stock results, and between them the events whose payload is ready-made,
+        sent as they come; Strawberry sends what this yields (the first result, and each
+        event the lane handed back to the stock pipeline)."""
+        frame_start: str | None = None
+        async for result in result_source:
+            yield result
+            if not lane.attached:
+                continue
+            if frame_start is None:
+                try:
+                    id_text = orjson.dumps(operation.id).decode()
+                except TypeError:
+                    continue
+                frame_start = f'{{"id":{id_text},"type":"next","payload":'
+            while not operation.completed:
+                payload = await lane.next_payload()
+                if payload is None:
+                    break  # the stock pipeline has the event: take its result
+                # Byte for byte what encoding the message {"id", "type", "payload"} gives.
+                await self._send_text(frame_start + payload + "}")
+
+    async def send_message(self, message: Message) -> None:
+        lane = SubscriptionLane.current()
+        if lane is None or message["type"] != "next":
+            await super().send_message(message)
+            return
+        # A stock `next` in a lane's operation: its payload is encoded once, and offered to
+        # the lane for the other subscribers of the same event.
+        payload = message["payload"]
+        try:
+            payload_text = orjson.dumps(payload).decode()
+            id_text = orjson.dumps(message["id"]).decode()
+        except TypeError:
+            lane.record(None, has_extensions=False)
+            await super().send_message(message)
+            return
+        lane.record(payload_text, has_extensions="extensions" in payload)
+        await self._send_text(f'{{"id":{id_text},"type":"next","payload":{payload_text}}}')
+
+    async def _send_text(self, text: str) -> None:
+        """What `send_message` does with an encoded message (ASGIWebSocketAdapter)."""
+        websocket = cast(ASGIWebSocketAdapter, self.websocket).ws
+        try:
+            await websocket.send({"type": "websocket.send", "text": text})
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
 
 
 class OvozlyGraphQLRouter(GraphQLRouter[Context, None]):

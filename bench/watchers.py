@@ -291,6 +291,9 @@ async def bench_active(
         shutil.rmtree(storage_dir, ignore_errors=True)
     latencies = [(at - published[progress]) * 1000 for progress, at in result["received"]]
     p99 = percentile(latencies, 99)
+    by_event: dict[float, list[float]] = {}
+    for progress, at in result["received"]:
+        by_event.setdefault(progress, []).append((at - published[progress]) * 1000)
     api_cpu_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
     return {
         "subscribers": subscribers,
@@ -304,6 +307,15 @@ async def bench_active(
         "latency_p90_ms": round(percentile(latencies, 90), 1),
         "latency_p99_ms": round(p99, 1),
         "latency_max_ms": round(max(latencies, default=float("nan")), 1),
+        # Where the tail comes from: every event late, or a few events very late.
+        "latency_by_event_ms": [
+            {
+                "first": round(min(values), 1),
+                "p50": round(percentile(values, 50), 1),
+                "last": round(max(values), 1),
+            }
+            for _, values in sorted(by_event.items())
+        ],
         "target_p99_ms": LATENCY_P99_TARGET_MS,
         "pass": p99 < LATENCY_P99_TARGET_MS and len(latencies) == subscribers * events,
         # CPU time is what contention on a shared machine does not inflate: at this cost
@@ -311,6 +323,10 @@ async def bench_active(
         # api_cpu_per_event_ms.
         "api_cpu_per_delivery_us": round(api_cpu_s / max(len(latencies), 1) * 1e6, 1),
         "api_cpu_per_event_ms": round(api_cpu_s / events * 1000, 1),
+        # The kernel's share (mostly the loopback socket writes) apart.
+        "api_system_cpu_per_event_ms": round(
+            (cpu_after.system - cpu_before.system) / events * 1000, 1
+        ),
         "api_rss_before_mb": round(rss_before / 2**20, 1),
         "api_rss_with_subscribers_mb": round(rss_open / 2**20, 1),
         "client_rss_mb": round(result["client_rss_mb"], 1),

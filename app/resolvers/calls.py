@@ -6,6 +6,7 @@ then runs the effects the service asked for (enqueue, publish, delete stored aud
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncGenerator
@@ -177,6 +178,19 @@ def _decode_update(message: bytes, sessions: SessionFactory) -> _StatusUpdate:
     return _StatusUpdate(StatusEvent.from_json(message), sessions)
 
 
+def _hold_for_the_others(update: _StatusUpdate) -> None:
+    """A subscriber that ends with the final event drops the shared update at once; when
+    its selection needs no I/O it may do so before the other subscribers of the call have
+    taken the same message, and each would then build, execute and encode the update again.
+    Held until the loop's next round: the others were woken by the same message, so they
+    run before it."""
+    asyncio.get_running_loop().call_soon(_release, update)
+
+
+def _release(update: _StatusUpdate) -> None:
+    """Drops the reference `_hold_for_the_others` kept."""
+
+
 def _is_news(event: StatusEvent, last: StatusEvent) -> bool:
     """Drops duplicates (the state read at subscribe time may arrive again as a message)
     and progress that is older than what the subscriber has already seen."""
@@ -250,4 +264,5 @@ async def call_status(
             context.loaders = update.loaders
             yield update.event
             if event.is_final:
+                _hold_for_the_others(update)
                 return

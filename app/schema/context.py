@@ -45,6 +45,7 @@ class Context(BaseContext):
         self.loaders = Loaders(resources.sessions)
         self._authorization = authorization
         self._viewer: User | None = _UNSET
+        self._viewer_key: Hashable | None = None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -94,13 +95,14 @@ class Context(BaseContext):
     def forget_viewer(self) -> None:
         """The next `viewer()` checks the token and the user again."""
         self._viewer = _UNSET
+        self._viewer_key = None
 
     def viewer_key(self) -> Hashable | None:
         """Who the results are for, once the viewer is known (no I/O): results computed
         for one viewer may be given to another with the same key (SharingExecutor)."""
-        if self._viewer is _UNSET or self._viewer is None:
-            return None
-        return (self._viewer.id, self._viewer.role)
+        # Asked once per subscriber per event, so it is kept, not rebuilt from the row's
+        # (instrumented, slow) attributes each time.
+        return self._viewer_key
 
     async def viewer(self) -> User | None:
         """The authenticated user, or None without a token. A bad token raises."""
@@ -117,6 +119,7 @@ class Context(BaseContext):
                 if user is None or claims.token_version != user.token_version:
                     raise Unauthenticated("Invalid access token")
                 self._viewer = user
+                self._viewer_key = (user.id, user.role)
         return self._viewer
 
     async def require_viewer(self) -> User:

@@ -13,14 +13,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Hashable
+from collections.abc import AsyncIterable, Hashable
 from functools import partial
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from graphql import ExecutionResult, OperationType
 from graphql.pyutils import AwaitableOrValue
 
+from app.schema.fan_out import SubscriptionLane
 from app.schema.plain_fields import PlainFieldsExecutor
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -66,22 +69,47 @@ class SharingExecutor(PlainFieldsExecutor):
         variables = json.dumps(self.variable_values.coerced, sort_keys=True, default=str)
         return (location.source.body, self.operation.name and self.operation.name.value, variables)
 
-    def execute_operation(self, serially: bool | None = None) -> AwaitableOrValue[Any]:
-        # Duck-typed on purpose: a runtime Protocol check costs more than the execution
-        # it would save for a small selection.
-        results: dict[Hashable, Any] | None = getattr(self.root_value, "shared_results", None)
+    def sharing_key(self) -> Hashable | None:
+        """The key under which this subscriber's results are shared with others, as things
+        stand (None: they are not shared). Duck-typed on purpose: a runtime Protocol check
+        costs more than the execution it would save for a small selection."""
+        if not self._operation_key or self.operation.operation is not OperationType.SUBSCRIPTION:
+            return None
         viewer_key = getattr(self.context_value, "viewer_key", None)
-        if (
-            results is None
-            or viewer_key is None
-            or not self._operation_key
-            or self.operation.operation is not OperationType.SUBSCRIPTION
-        ):
-            return super().execute_operation(serially)
+        if viewer_key is None:
+            return None
         viewer = viewer_key()
         if viewer is None:
+            return None
+        return (self._operation_key, viewer)
+
+    @staticmethod
+    def shared_result_settled(results: dict[Hashable, Any], key: Hashable) -> bool:
+        """Whether the shared execution under `key` ended with a result (not aborted)."""
+        shared = results.get(key)
+        if isinstance(shared, asyncio.Future):
+            return shared.done() and not shared.cancelled() and shared.exception() is None
+        return isinstance(shared, ExecutionResult)
+
+    def cancellable_iterable(self, iterable: AsyncIterable[T]) -> AsyncIterable[T]:
+        # graphql-core hands the subscription's source event stream through here once,
+        # before mapping it to results: a transport's lane for this operation (if it opened
+        # one) takes it, to relay ready-made payloads (app/schema/fan_out.py).
+        iterable = super().cancellable_iterable(iterable)
+        lane = SubscriptionLane.current()
+        if (
+            lane is None
+            or lane.attached
+            or self.operation.operation is not OperationType.SUBSCRIPTION
+        ):
+            return iterable
+        return lane.attach(aiter(iterable), self)
+
+    def execute_operation(self, serially: bool | None = None) -> AwaitableOrValue[Any]:
+        results: dict[Hashable, Any] | None = getattr(self.root_value, "shared_results", None)
+        key = self.sharing_key() if results is not None else None
+        if results is None or key is None:
             return super().execute_operation(serially)
-        key = (self._operation_key, viewer)
         shared = results.get(key)
         if shared is None:
             result = super().execute_operation(serially)
