@@ -23,7 +23,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +51,10 @@ the excerpt, so a call of long monologues paid for its speech twice (once here, 
 its transcription model) for nothing."""
 
 
+def _nothing() -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class LanguageDecision:
     language: str
@@ -75,18 +79,24 @@ class TurnLanguageIdentifier:
         self.forced = forced or (languages[0] if len(languages) == 1 else None)
 
     def identify(
-        self, signal: npt.NDArray[np.float32], turns: Sequence[SpeechTurn]
+        self,
+        signal: npt.NDArray[np.float32],
+        turns: Sequence[SpeechTurn],
+        *,
+        after_turn: Callable[[], None] = _nothing,
     ) -> list[LanguageDecision]:
+        """`after_turn` runs after each turn the model hears (the pipeline releases the
+        memory the turn's audio used there)."""
         if self.forced is not None or self.whisper is None:
             language = self.forced or self.languages[0]
             return [LanguageDecision(language, 1.0, "configured") for _ in turns]
         if not turns:
             return []
-        scored = [
-            (index, self._audio_scores(signal, turn.regions))
-            for index, turn in enumerate(turns)
-            if turn.speech_s >= MIN_TURN_S
-        ]
+        scored: list[tuple[int, dict[str, float]]] = []
+        for index, turn in enumerate(turns):
+            if turn.speech_s >= MIN_TURN_S:
+                scored.append((index, self._audio_scores(signal, turn.regions)))
+                after_turn()
         if not scored:
             # Every turn is too short alone: the call's speech as a whole decides for all.
             regions = sorted(region for turn in turns for region in turn.regions)
@@ -97,6 +107,7 @@ class TurnLanguageIdentifier:
         decisions: list[LanguageDecision | None] = [None] * len(turns)
         for index, scores in scored:
             decisions[index] = self._decide(signal, turns[index], scores, prior)
+            after_turn()
         return self._fill_short_turns(turns, decisions)
 
     def _audio_scores(

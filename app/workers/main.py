@@ -215,7 +215,9 @@ def create_worker(
         ctx=ctx,
         burst=burst,
         handle_signals=False,
-        poll_delay=0.2,
+        # arq polls its queue: a new call waited half this on average before its job
+        # began (0.1 s of a 30 s call's 3.2 s); 20 polls a second are nothing to Redis.
+        poll_delay=0.05,
     )
 
 

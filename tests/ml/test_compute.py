@@ -24,3 +24,22 @@ def test_trim_heap_gives_freed_heap_pages_back() -> None:
     after = process.memory_info().rss
     assert survivors
     assert before - after > 100 * 2**20, (before, after)
+
+
+def test_a_stage_without_progress_reports_releases_a_long_calls_pages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Language identification walks the call turn by turn and reports nothing; its
+    per-turn callback must drop the file-backed samples it has read from resident memory."""
+    from app.ml import pipeline
+    from app.ml.audio import allocate_samples
+
+    monkeypatch.setattr(pipeline, "RELEASE_INTERVAL_S", 0.0)
+    samples = allocate_samples(1, 16_000 * 60 * 10, file_backed=True)[0]  # 10 min, 38 MB
+    samples[:] = 0.25  # every page read and written, as a stage reading the call would
+    process = psutil.Process()
+    before = process.memory_info().rss
+    pipeline.releasing_memory(samples)()
+    after = process.memory_info().rss
+    assert before - after > 30 * 2**20, (before, after)
+    assert float(samples[12_345]) == 0.25, "the data stays in the file"

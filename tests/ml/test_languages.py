@@ -127,3 +127,23 @@ def test_a_long_turn_is_identified_from_its_middle_ten_seconds(
     assert middle[0] == 10 * 16000 and middle.size == 10 * 16000
     short = np.ones(16000, dtype=np.float32)
     assert language_id.excerpt(short) is short
+
+
+def test_identification_calls_back_after_every_turn_it_hears(
+    pipeline: SpeechPipeline, test_audio_dir: Path
+) -> None:
+    from app.ml.language_id import MIN_TURN_S
+    from app.ml.turns import SpeechTurn
+    from tests.stt.conftest import load_audio
+
+    signal = load_audio(test_audio_dir / "pisets_test_sound_ru.wav")
+    turns = [
+        SpeechTurn(speaker="SPEAKER_00", regions=[(0.0, 1.6)]),
+        SpeechTurn(speaker="SPEAKER_01", regions=[(1.6, 1.6 + MIN_TURN_S / 2)]),
+        SpeechTurn(speaker="SPEAKER_00", regions=[(3.2 - MIN_TURN_S - 0.1, 3.2)]),
+    ]
+    calls: list[None] = []
+    decisions = pipeline.identifier.identify(signal, turns, after_turn=lambda: calls.append(None))
+    assert len(decisions) == 3
+    # The two turns long enough to hear, once when scored and once when decided.
+    assert len(calls) == 4
