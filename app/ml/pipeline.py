@@ -77,19 +77,15 @@ def releasing_memory(samples: npt.NDArray[np.float32]) -> Callable[[], None]:
 
 
 def releasing_pages(hook: ProgressCallback, samples: npt.NDArray[np.float32]) -> ProgressCallback:
-    """`hook`, and with each report (at most once a second) the pages of a long call's
-    file-backed samples that the stage has read are dropped from resident memory: the
-    stages report progress as they go, so memory stays bounded by a second's work."""
+    """`hook`, and with each report `releasing_memory`'s release for a long call's
+    file-backed samples: the stages report progress as they go, so memory stays bounded by
+    a second's work."""
     if getattr(samples, "_mmap", None) is None:
         return hook
-    last = time.monotonic()
+    release = releasing_memory(samples)
 
     def report(stage: Stage, completed: float, total: float) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if now - last >= RELEASE_INTERVAL_S:
-            release_pages(samples)
-            last = now
+        release()
         hook(stage, completed, total)
 
     return report
