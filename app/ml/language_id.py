@@ -45,10 +45,10 @@ TEXT_MAX_COMPRESSION = 2.0
 PRIOR_FLOOR = 0.05
 """No language is ruled out by the call prior alone."""
 MAX_EXCERPT_S = 10.0
-"""Speech per turn that the identifier hears: the middle of a longer turn. Whisper's
-language scores settle within a few seconds of speech, and the encoder's cost grows with
-the excerpt, so a call of long monologues paid for its speech twice (once here, once in
-its transcription model) for nothing."""
+"""Speech per turn that the identifier hears: the middle of a longer turn (of its first
+30 s when it is longer still). Whisper's language scores settle within a few seconds of
+speech, and the encoder's cost grows with the excerpt, so a call of long monologues paid
+for its speech twice (once here, once in its transcription model) for nothing."""
 
 
 def _nothing() -> None:
