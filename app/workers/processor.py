@@ -16,6 +16,7 @@ from app.ml.types import (
     SpeakerHints,
     Stage,
     Transcript,
+    no_progress,
     overall_progress,
 )
 
@@ -170,14 +171,24 @@ def rehearsal_transcript() -> Transcript:
     return Transcript(segments=segments, duration_s=21.0, language="en")
 
 
-def rehearse(analyzer: Analyzer, interruption_threshold_s: float) -> CallInsight:
-    """Runs the analysis of a job (`CallProcessor.process`'s second half) on the made-up
-    call, so its first-use costs fall before the worker's first real call."""
+def analyze_call(
+    analyzer: Analyzer,
+    transcript: Transcript,
+    interruption_threshold_s: float,
+    hook: ProgressCallback = no_progress,
+) -> CallInsight:
+    """A job's analysis: the analyzer reads text only, so turns no model could transcribe
+    are put back afterwards (`complete_insight`)."""
     from app.ml.language_report import complete_insight
 
-    transcript = rehearsal_transcript()
-    insight = analyzer.analyze(transcript)
+    insight = analyzer.analyze(transcript, hook=hook)
     return complete_insight(transcript, insight, interruption_threshold_s=interruption_threshold_s)
+
+
+def rehearse(analyzer: Analyzer, interruption_threshold_s: float) -> CallInsight:
+    """A job's analysis of the made-up call, so its first-use costs fall before the worker's
+    first real call."""
+    return analyze_call(analyzer, rehearsal_transcript(), interruption_threshold_s)
 
 
 @dataclass
@@ -226,11 +237,7 @@ class CallProcessor:
         """Blocking: the worker runs this in a thread."""
         transcript = self.pipeline(audio_path, hints=hints, hook=progress)
         progress(Stage.ANALYZING, 0, 1)
-        from app.ml.language_report import complete_insight
-
-        insight = self.analyzer.analyze(transcript, hook=progress)
-        # The analyzer reads text only; turns no model could transcribe are put back here.
-        insight = complete_insight(
-            transcript, insight, interruption_threshold_s=self.interruption_threshold_s
+        insight = analyze_call(
+            self.analyzer, transcript, self.interruption_threshold_s, hook=progress
         )
         return transcript, insight
