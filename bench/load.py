@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.load [--uploads 30] [--agents 3] [--subscribers 100]
 
 Starts embedded PostgreSQL and Redis, builds the schema with Alembic, and runs the real API
-and one real worker (`python -m app.cli api|worker`) as subprocesses on 127.0.0.1, with the
+and one real worker (`python -m app.cli.main api|worker`) as subprocesses on 127.0.0.1, with the
 production password-hashing cost. Then, all at once:
 
 * `--agents` agents upload `--uploads` calls concurrently (a real 11 s recording from
@@ -46,11 +46,12 @@ from typing import Any
 import httpx
 import websockets
 
-from app.config import Settings
+from app.auth import passwords
+from app.core.config import Settings
 from app.db.engine import create_engine, create_session_factory
 from app.db.migrations import upgrade_head
 from app.db.models import Role
-from app.embedded import EmbeddedServices, free_tcp_port
+from app.dev.embedded import EmbeddedServices, free_tcp_port
 from app.services.users import NewUser, create_user
 
 REPO = Path(__file__).resolve().parent.parent
@@ -127,7 +128,7 @@ def running_stack(root: Path, subscribers: int) -> Iterator[Stack]:
         for name, log in zip(("api", "worker"), logs, strict=True):
             stack.processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "app.cli", name],
+                    [sys.executable, "-m", "app.cli.main", name],
                     cwd=REPO,
                     env=env,
                     stdout=log,
@@ -163,7 +164,7 @@ def running_stack(root: Path, subscribers: int) -> Iterator[Stack]:
 
 async def make_users(database_url: str, agents: int) -> None:
     settings = Settings()
-    settings.configure_password_hashing()  # the production cost: logins measure real work
+    passwords.configure_from(settings)  # the production cost: logins measure real work
     engine = create_engine(database_url, pool_size=1)
     try:
         async with create_session_factory(engine)() as session, session.begin():

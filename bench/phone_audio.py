@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import soundfile
 
-from app.ml.audio import decode_audio
+from app.ml.speech.audio import decode_audio
 
 FloatArray = npt.NDArray[np.float32]
 

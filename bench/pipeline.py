@@ -70,7 +70,7 @@ def diarization_error(pipeline: Any) -> list[dict[str, Any]]:
     from pyannote.core import Annotation, Segment
     from pyannote.metrics.diarization import DiarizationErrorRate
 
-    from app.ml.audio import decode_audio
+    from app.ml.speech.audio import decode_audio
     from app.ml.types import SpeakerHints
 
     rows = []
@@ -132,7 +132,7 @@ def build_long_call(path: Path, minutes: float) -> float:
     """Concatenate the shared clips (with 0.5 s pauses) up to `minutes`, as 16-bit FLAC."""
     import soundfile
 
-    from app.ml.audio import SAMPLE_RATE, decode_audio
+    from app.ml.speech.audio import SAMPLE_RATE, decode_audio
 
     clips = [decode_audio(AUDIO / f"{name}.wav").mono() for name in LONG_SOURCES]
     pause = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)
@@ -153,7 +153,7 @@ def build_long_call(path: Path, minutes: float) -> float:
 MEASURE = """
 import json, resource, sys, time
 from pathlib import Path
-from app.ml.pipeline import SpeechPipeline
+from app.ml.speech.pipeline import SpeechPipeline
 from app.ml.settings import PipelineSettings
 started = time.perf_counter()
 settings = PipelineSettings(_env_file=None, device="cpu", cpu_threads=int(sys.argv[2]))
@@ -200,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv if argv is not None else [])
     RESULTS.mkdir(parents=True, exist_ok=True)
 
-    from app.ml.pipeline import SpeechPipeline
     from app.ml.settings import PipelineSettings
+    from app.ml.speech.pipeline import SpeechPipeline
 
     started = time.perf_counter()
     pipeline = SpeechPipeline(PipelineSettings(_env_file=None, device="cpu", cpu_threads=THREADS))

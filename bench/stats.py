@@ -29,7 +29,7 @@ from sqlalchemy import select, text
 from app.db.engine import create_engine, create_session_factory
 from app.db.migrations import upgrade_head
 from app.db.models import Role, User
-from app.embedded import EmbeddedPostgres
+from app.dev.embedded import EmbeddedPostgres
 from app.services.calls import CallFilters
 from app.services.stats import StatsGroup, call_stats
 

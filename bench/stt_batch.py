@@ -31,11 +31,11 @@ MEASURE = """
 import json, resource, sys, time
 from pathlib import Path
 import numpy as np
-from app.ml.audio import decode_audio
-from app.ml.pipeline import TRANSCRIBE_CHUNK_SPEECH_S, chunk_regions
+from app.ml.speech.audio import decode_audio
+from app.ml.speech.pipeline import TRANSCRIBE_CHUNK_SPEECH_S, chunk_regions
 from app.ml.settings import PipelineSettings
 from app.ml.stt.faster_whisper_backend import FasterWhisperStt
-from app.ml.vad import SileroVad
+from app.ml.speech.vad import SileroVad
 signal = np.asarray(decode_audio(Path(sys.argv[1])).mono())
 regions = SileroVad()(signal)
 settings = PipelineSettings(

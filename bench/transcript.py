@@ -33,21 +33,20 @@ import psutil
 from arq import create_pool
 from arq.connections import RedisSettings
 
+from app.core.enums import Sentiment, SpeakerRole
+from app.core.ids import parse_global_id
+from app.core.queue import QUEUE_NAME, ArqJobQueue
 from app.db.engine import create_engine, create_session_factory
 from app.db.models import Call
-from app.ids import parse_global_id
 from app.ml.types import (
     AnalysisResult,
     CallInsight,
     CallMetrics,
-    Sentiment,
-    SpeakerRole,
     SpeakerStats,
     Transcript,
     TranscriptSegment,
     Word,
 )
-from app.queue import QUEUE_NAME, ArqJobQueue
 from app.services import calls as call_service
 from app.services.effects import EffectTargets, unit_of_work
 from app.services.status import RedisStatusPublisher

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.watchers [--subscribers 500] [--events 20] [--idle 5000]
 
-Starts embedded PostgreSQL and Redis and the real API (`python -m app.cli api`, uvicorn) as in
+Starts embedded PostgreSQL and Redis and the real API (`python -m app.cli.main api`, uvicorn) as in
 bench.api, with the API pinned to CPU 0. The WebSocket clients run in a separate process
 pinned to CPU 1 (this script, re-run with `--client`), so the clients do not steal the API's
 core; this process (publisher, PostgreSQL, Redis) is not pinned. Then:
@@ -47,10 +47,10 @@ import websockets
 from arq import create_pool
 from arq.connections import RedisSettings
 
+from app.core.ids import parse_global_id
+from app.core.queue import QUEUE_NAME, ArqJobQueue
 from app.db.engine import SessionFactory, create_engine, create_session_factory
 from app.db.models import Call, PipelineStage
-from app.ids import parse_global_id
-from app.queue import QUEUE_NAME, ArqJobQueue
 from app.services import calls as call_service
 from app.services.effects import EffectTargets, unit_of_work
 from app.services.status import RedisStatusPublisher, StatusEvent, StatusPublisher

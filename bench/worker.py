@@ -3,8 +3,8 @@
     .venv/bin/python -m bench.worker [--calls 3] [--long-minutes 60] [--four-hours]
                                      [--skip-long] [--worker-log PATH]
 
-Starts embedded PostgreSQL and Redis, the API (`python -m app.cli api`) and one worker
-(`python -m app.cli worker`, default configuration) as subprocesses, then:
+Starts embedded PostgreSQL and Redis, the API (`python -m app.cli.main api`) and one worker
+(`python -m app.cli.main worker`, default configuration) as subprocesses, then:
 
 - worker start-up to ready (its heartbeat in `/readyz`, models loaded; target < 5 s), then
   the first 30 s call (`pyannote_sample.wav`): start-up to SUCCESS;
@@ -70,7 +70,7 @@ def worker_process(root: Path, database_url: str, redis_url: str) -> Iterator[in
     )
     with (root / "worker.log").open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "worker"],
+            [sys.executable, "-m", "app.cli.main", "worker"],
             cwd=REPO,
             env=env,
             stdout=log,

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy import text
 
-from app.config import Environment, Settings
-from app.embedded import EmbeddedServices
+from app.auth import passwords
+from app.core.config import Environment, Settings
+from app.dev.embedded import EmbeddedServices
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE = "ovozly_test"
@@ -76,7 +77,7 @@ def settings(
         argon2_memory_kib=8 * 1024,
         argon2_parallelism=1,
     )
-    configured.configure_password_hashing()
+    passwords.configure_from(configured)
     return configured
 
 
@@ -121,7 +122,7 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="session")
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    from app.api import create_app
+    from app.api.main import create_app
 
     application = create_app(settings)
     async with application.router.lifespan_context(application):

@@ -17,6 +17,8 @@ import av
 import httpx
 import numpy as np
 
+from app.core.enums import Sentiment, SpeakerRole
+from app.core.queue import JobQueue
 from app.db.engine import SessionFactory
 from app.db.models import Call, Role, User
 from app.ml.analysis.sentiment import label as polarity_label
@@ -29,15 +31,12 @@ from app.ml.types import (
     Intent,
     Issue,
     Keypoint,
-    Sentiment,
     SpeakerHints,
-    SpeakerRole,
     SpeakerStats,
     Transcript,
     TranscriptSegment,
     Word,
 )
-from app.queue import JobQueue
 from app.services.calls import new_call, save_results
 from app.services.effects import EffectTargets, unit_of_work
 from app.services.uploads import AudioInfo, StoredUpload, probe_audio

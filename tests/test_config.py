@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.cli import with_dev_secret
-from app.config import Environment, Settings, persistent_jwt_key
+from app.cli.main import with_dev_secret
+from app.core.config import Environment, Settings, persistent_jwt_key
 
 
 @pytest.mark.parametrize("key", [None, "", "changeme", "secret", "short-but-random-x1"])

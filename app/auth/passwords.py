@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from app.core.config import Settings
+
 _hasher = PasswordHasher()
 _dummy: str | None = None
 # Hashing has threads of its own: a login never queues behind other work sent to threads
@@ -27,6 +29,15 @@ def configure(*, time_cost: int, memory_kib: int, parallelism: int) -> None:
     global _hasher, _dummy
     _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
     _dummy = None
+
+
+def configure_from(settings: Settings) -> None:
+    """The cost parameters of the service's settings."""
+    configure(
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
+    )
 
 
 def _dummy_hash() -> str:

@@ -6,8 +6,8 @@ import uuid
 
 from sqlalchemy import ColumnElement, true
 
+from app.core.errors import Forbidden
 from app.db.models import Call, Role, User
-from app.errors import Forbidden
 
 
 def require_admin(viewer: User) -> None:

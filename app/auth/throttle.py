@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.errors import TooManyRequests
+from app.core.errors import TooManyRequests
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
+from app.core.errors import Unauthenticated
 from app.db.models import Role
-from app.errors import Unauthenticated
 
 ALGORITHM = "HS256"
 ISSUER = "ovozly"

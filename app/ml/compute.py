@@ -18,7 +18,7 @@ from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar, cast
 
-from app.errors import ProcessingError
+from app.core.errors import ProcessingError
 
 T = TypeVar("T")
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from app.errors import BadUserInput
+from app.core.enums import Sentiment, SpeakerRole
+from app.core.errors import BadUserInput
 
 
 class Stage(StrEnum):
@@ -59,18 +60,6 @@ def part_of(progress: ProgressCallback, start: float, end: float) -> ProgressCal
         progress(stage, start + (end - start) * fraction, 1.0)
 
     return report
-
-
-class SpeakerRole(StrEnum):
-    AGENT = "AGENT"
-    CUSTOMER = "CUSTOMER"
-    UNKNOWN = "UNKNOWN"
-
-
-class Sentiment(StrEnum):
-    POSITIVE = "POSITIVE"
-    NEUTRAL = "NEUTRAL"
-    NEGATIVE = "NEGATIVE"
 
 
 MAX_SPEAKERS = 32

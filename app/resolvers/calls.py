@@ -16,10 +16,10 @@ import strawberry
 from starlette.datastructures import UploadFile
 from strawberry.file_uploads import Upload
 
+from app.core.errors import BadUserInput, NotFound
+from app.core.ids import parse_typed_id, to_global_id
 from app.db.engine import SessionFactory
 from app.db.models import Call as CallModel
-from app.errors import BadUserInput, NotFound
-from app.ids import parse_typed_id, to_global_id
 from app.ml.types import SpeakerHints
 from app.schema.call import (
     Call,

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import strawberry
 
+from app.core.errors import NotFound
+from app.core.ids import parse_global_id
 from app.db.models import Role
-from app.errors import NotFound
-from app.ids import parse_global_id
 from app.schema.call import Call
 from app.schema.context import Info
 from app.schema.node import Node

@@ -8,9 +8,9 @@ import strawberry
 from sqlalchemy import select
 
 from app.auth.policy import require_admin
+from app.core.errors import NotFound
+from app.core.ids import parse_typed_id
 from app.db.models import RuleEvaluation as RuleEvaluationModel
-from app.errors import NotFound
-from app.ids import parse_typed_id
 from app.schema.context import Info
 from app.schema.desk import (
     Category,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import strawberry
 
+from app.api.ws_connections import announce_credentials_changed
 from app.auth.policy import require_admin
+from app.core.errors import Unauthenticated
+from app.core.ids import parse_typed_id
 from app.db.models import User as UserModel
-from app.errors import Unauthenticated
-from app.ids import parse_typed_id
 from app.schema.context import Info
 from app.schema.user import AuthPayload, CreateUserInput, UpdateUserInput, User
 from app.services import users as user_service
-from app.ws_connections import announce_credentials_changed
 
 
 async def me(info: Info) -> User:

@@ -12,8 +12,8 @@ from datetime import datetime
 import strawberry
 
 from app.auth.policy import require_admin
-from app.errors import BadUserInput
-from app.ids import parse_typed_id
+from app.core.errors import BadUserInput
+from app.core.ids import parse_typed_id
 from app.schema.context import Info
 from app.schema.desk import (
     WebhookDelivery,

@@ -8,8 +8,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from app.core.enums import Sentiment, SpeakerRole
 from app.ml.analysis.sentiment import label
-from app.ml.types import Sentiment, SpeakerRole
 from app.rules.text import Token, tokenize
 
 QUARTERS = 4

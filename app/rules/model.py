@@ -29,8 +29,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from app.errors import BadUserInput
-from app.ml.types import Sentiment, SpeakerRole
+from app.core.enums import Sentiment, SpeakerRole
+from app.core.errors import BadUserInput
 
 MAX_CONDITIONS = 20
 MAX_PHRASES = 50

@@ -16,7 +16,7 @@ from strawberry.extensions.base_extension import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from app.config import Settings
+from app.core.config import Settings
 from app.schema.call import WORD_TIMINGS_SCALAR, Call, WordTimings
 from app.schema.errors import ErrorCodes, log_unexpected
 from app.schema.execution import SharingExecutor

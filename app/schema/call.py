@@ -12,13 +12,13 @@ from typing import Any, NewType, NoReturn
 import orjson
 import strawberry
 
+from app.core.enums import Sentiment as SentimentModel
+from app.core.enums import SpeakerRole as SpeakerRoleModel
+from app.core.errors import NotFound
+from app.core.ids import parse_typed_id, to_global_id
 from app.db.models import Call as CallModel
 from app.db.models import CallStatus as CallStatusModel
 from app.db.models import PipelineStage as PipelineStageModel
-from app.errors import NotFound
-from app.ids import parse_typed_id, to_global_id
-from app.ml.types import Sentiment as SentimentModel
-from app.ml.types import SpeakerRole as SpeakerRoleModel
 from app.rules.facts import SegmentFact, sentiment_trend
 from app.schema.context import Info
 from app.schema.desk import CallCategory, CallScorecard, SentimentTrendPoint

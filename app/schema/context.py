@@ -13,12 +13,12 @@ from strawberry.fastapi import BaseContext
 from strawberry.file_uploads import Upload
 from strawberry.types import Info as StrawberryInfo
 
+from app.api.resources import Resources
 from app.auth.policy import can_see_call
 from app.auth.tokens import bearer_token, decode_access_token
+from app.core.errors import Unauthenticated
 from app.db.models import Call as CallModel
 from app.db.models import User
-from app.errors import Unauthenticated
-from app.resources import Resources
 from app.schema.loaders import Loaders
 from app.services import calls as call_service
 from app.services import users as user_service

@@ -9,6 +9,9 @@ from typing import Any, cast
 import strawberry
 from strawberry.scalars import JSON
 
+from app.core.enums import Sentiment as SentimentModel
+from app.core.enums import SpeakerRole as SpeakerRoleModel
+from app.core.ids import to_global_id
 from app.db.models import CallCategory as CallCategoryModel
 from app.db.models import CallScorecard as CallScorecardModel
 from app.db.models import Category as CategoryModel
@@ -20,9 +23,6 @@ from app.db.models import WebhookAttempt as WebhookAttemptModel
 from app.db.models import WebhookDelivery as WebhookDeliveryModel
 from app.db.models import WebhookEndpoint as WebhookEndpointModel
 from app.db.models import WebhookEvent as WebhookEventModel
-from app.ids import to_global_id
-from app.ml.types import Sentiment as SentimentModel
-from app.ml.types import SpeakerRole as SpeakerRoleModel
 from app.schema.context import Info
 from app.schema.user import User
 from app.services.stats import StatsGroup as StatsGroupModel

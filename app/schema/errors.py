@@ -13,7 +13,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
 from strawberry.types.execution import StreamExecutionResult
 
-from app.errors import ClientError, ErrorCode
+from app.core.errors import ClientError, ErrorCode
 
 
 class _ResultWithErrors(Protocol):

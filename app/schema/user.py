@@ -4,9 +4,9 @@ from datetime import datetime
 
 import strawberry
 
+from app.core.ids import to_global_id
 from app.db.models import Role as RoleModel
 from app.db.models import User as UserModel
-from app.ids import to_global_id
 from app.schema.node import Node
 
 Role = strawberry.enum(RoleModel, name="Role")

@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from app.errors import TooManyRequests
+from app.core.errors import TooManyRequests
 from app.services.uploads import AudioInfo, UnreadableAudio, UploadRejected, probe_audio
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class _ProbeProcess:
 
     @classmethod
     async def spawn(cls) -> _ProbeProcess:
-        from app.embedded import parent_death_signal
+        from app.core.processes import parent_death_signal
 
         parent = os.getpid()
 

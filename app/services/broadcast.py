@@ -47,7 +47,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from app.errors import OvozlyError
+from app.core.errors import OvozlyError
 
 logger = logging.getLogger(__name__)
 

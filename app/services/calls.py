@@ -26,6 +26,9 @@ from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, u
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.policy import upload_owner, visible_calls
+from app.core.enums import Sentiment
+from app.core.errors import BadUserInput, NotFound
+from app.core.queue import new_job_token
 from app.db.models import (
     Call,
     CallAnalysis,
@@ -36,9 +39,7 @@ from app.db.models import (
     Segment,
     User,
 )
-from app.errors import BadUserInput, NotFound
-from app.ml.types import CallInsight, Sentiment, SpeakerHints, Transcript
-from app.queue import new_job_token
+from app.ml.types import CallInsight, SpeakerHints, Transcript
 from app.services.call_finished import on_call_finished
 from app.services.effects import after_commit
 from app.services.results import replace_results, result_rows

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.errors import BadUserInput, NotFound
 from app.db.models import Category, RuleEvaluation
-from app.errors import BadUserInput, NotFound
 from app.rules.model import parse_rule, rule_json
 from app.services.rules import start_evaluation
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.queue import JobQueue
 from app.db.engine import SessionFactory
-from app.queue import JobQueue
 from app.services.status import StatusEvent, StatusPublisher
 from app.storage import ObjectStorage
 

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.enums import SpeakerRole
 from app.db.models import (
     AnalysisIntent,
     Call,
@@ -33,7 +34,6 @@ from app.db.models import (
     Scorecard,
     Segment,
 )
-from app.ml.types import SpeakerRole
 from app.rules.evaluate import evaluate, score
 from app.rules.facts import CallFacts, SegmentFact
 from app.rules.model import Rule, ScorecardItem, ScorecardItems

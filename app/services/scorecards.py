@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.errors import BadUserInput, NotFound
 from app.db.models import RuleEvaluation, Scorecard
-from app.errors import BadUserInput, NotFound
 from app.rules.model import parse_scorecard_items
 from app.services.categories import clean_description, clean_name
 from app.services.rules import start_evaluation

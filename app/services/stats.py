@@ -28,6 +28,8 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from app.core.enums import Sentiment, SpeakerRole
+from app.core.errors import BadUserInput
 from app.db.models import (
     AnalysisIntent,
     AnalysisIssue,
@@ -40,8 +42,6 @@ from app.db.models import (
     CallStatus,
     User,
 )
-from app.errors import BadUserInput
-from app.ml.types import Sentiment, SpeakerRole
 from app.services.calls import CallFilters, filter_clauses
 
 TOP_N = 5

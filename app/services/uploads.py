@@ -22,7 +22,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 import av
 
-from app.errors import BadUserInput
+from app.core.errors import BadUserInput
 from app.storage import ObjectStorage, new_object_key
 
 DEFAULT_READ_SIZE = 1024 * 1024

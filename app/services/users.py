@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.passwords import hash_password, verify_password
 from app.auth.tokens import AccessToken, issue_access_token
+from app.core.errors import INVALID_CREDENTIALS, BadUserInput, NotFound, Unauthenticated
 from app.db.models import Role, User
-from app.errors import INVALID_CREDENTIALS, BadUserInput, NotFound, Unauthenticated
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@-]{2,63}$")
 MAX_PASSWORD_LENGTH = 1024

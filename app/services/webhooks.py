@@ -27,6 +27,8 @@ import httpx
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.errors import BadUserInput, NotFound
+from app.core.ids import to_global_id
 from app.db.models import (
     Call,
     CallStatus,
@@ -36,8 +38,6 @@ from app.db.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
-from app.errors import BadUserInput, NotFound
-from app.ids import to_global_id
 from app.services.effects import after_commit
 
 SIGNATURE_HEADER = "Ovozly-Signature"

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from app.errors import OvozlyError
+from app.core.errors import OvozlyError
 
 _SEGMENT = r"[a-z0-9][a-z0-9_-]{0,62}"
 _KEY_RE = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT}){{0,7}}")

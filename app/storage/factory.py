@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from app.config import Settings
+from app.core.config import Settings
 from app.storage.base import ObjectStorage
 from app.storage.gcs import DEFAULT_CHUNK_SIZE, GcsStorage
 from app.storage.local import LocalDiskStorage

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy.exc
 from redis import exceptions as redis_errors
 
-from app.errors import OvozlyError, unexpected_failure
+from app.core.errors import OvozlyError, unexpected_failure
 
 TRANSIENT_INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,

@@ -23,11 +23,11 @@ from arq import Retry
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import Settings
+from app.core.config import Settings
+from app.core.queue import JobQueue, JobState
 from app.db.engine import SessionFactory
 from app.db.models import Call, PipelineStage
 from app.ml.types import SpeakerHints, Stage, overall_progress
-from app.queue import JobQueue, JobState
 from app.services import calls as call_service
 from app.services.effects import EffectTargets, unit_of_work
 from app.services.status import StatusPublisher

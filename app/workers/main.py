@@ -18,9 +18,15 @@ from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
-from app.config import Settings
-from app.db.engine import create_engine, create_session_factory
-from app.queue import (
+from app.core.config import Settings
+from app.core.heartbeat import (
+    FAILED_TTL_S,
+    HEARTBEAT_TTL_S,
+    HeartbeatPublisher,
+    WorkerHeartbeat,
+    write_heartbeat,
+)
+from app.core.queue import (
     DELIVER_WEBHOOK_JOB,
     EVALUATE_RULES_JOB,
     LONG_QUEUE_NAME,
@@ -28,17 +34,11 @@ from app.queue import (
     QUEUE_NAME,
     ArqJobQueue,
 )
+from app.db.engine import create_engine, create_session_factory
 from app.services.status import RedisStatusPublisher
 from app.storage import storage_for
 from app.workers.desk import WEBHOOK_CLIENT, deliver_webhook, desk_sweep, evaluate_rules
 from app.workers.errors import TRANSIENT_INFRASTRUCTURE_ERRORS
-from app.workers.heartbeat import (
-    FAILED_TTL_S,
-    HEARTBEAT_TTL_S,
-    HeartbeatPublisher,
-    WorkerHeartbeat,
-    write_heartbeat,
-)
 from app.workers.jobs import WorkerState, process_call, recover_stalled_calls, sweep_forever
 from app.workers.processor import CallProcessor, ModelCheckFailed
 

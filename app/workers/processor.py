@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.errors import OvozlyError, ProcessingError
+from app.core.errors import OvozlyError, ProcessingError
 from app.ml.types import (
     CallInsight,
     ProgressCallback,
@@ -23,9 +23,9 @@ from app.ml.types import (
 if TYPE_CHECKING:
     from app.ml.analysis import Analyzer
     from app.ml.analysis.settings import AnalysisSettings
-    from app.ml.pipeline import SpeechPipeline
-    from app.ml.selfcheck import SelfCheckReport
+    from app.ml.models.selfcheck import SelfCheckReport
     from app.ml.settings import PipelineSettings
+    from app.ml.speech.pipeline import SpeechPipeline
 
 
 class JobDeadlineExceeded(OvozlyError):
@@ -122,7 +122,7 @@ class AnalysisModels:
         from app.ml.analysis import build_analyzer
         from app.ml.analysis.models import warm_up
         from app.ml.analysis.settings import AnalysisBackend
-        from app.ml.selfcheck import run_self_check
+        from app.ml.models.selfcheck import run_self_check
 
         try:
             report = run_self_check(self._pipeline, self._settings, speech=False)
@@ -179,7 +179,7 @@ def analyze_call(
 ) -> CallInsight:
     """A job's analysis: the analyzer reads text only, so turns no model could transcribe
     are put back afterwards (`complete_insight`)."""
-    from app.ml.language_report import complete_insight
+    from app.ml.language.report import complete_insight
 
     insight = analyzer.analyze(transcript, hook=hook)
     return complete_insight(transcript, insight, interruption_threshold_s=interruption_threshold_s)
@@ -207,9 +207,9 @@ class CallProcessor:
         on every model) and builds the pipeline from the now-cached models; the analysis
         models load later (`AnalysisModels`)."""
         from app.ml.analysis.settings import AnalysisSettings
-        from app.ml.pipeline import SpeechPipeline
-        from app.ml.selfcheck import run_self_check
+        from app.ml.models.selfcheck import run_self_check
         from app.ml.settings import PipelineSettings
+        from app.ml.speech.pipeline import SpeechPipeline
 
         pipeline_settings = PipelineSettings()
         analysis_settings = AnalysisSettings()

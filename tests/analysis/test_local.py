@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from app.core.enums import Sentiment, SpeakerRole
 from app.ml.analysis import AnalysisSettings, build_analyzer, insight_to_contract_dict
 from app.ml.analysis.cli import register
 from app.ml.analysis.local import LocalAnalyzer
-from app.ml.types import Sentiment, SpeakerRole, Stage, Transcript, TranscriptSegment, Word
+from app.ml.types import Stage, Transcript, TranscriptSegment, Word
 
 CONTRACT = Path(__file__).resolve().parents[3] / "shared" / "contract" / "schema.graphql"
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
+from app.core.enums import Sentiment
 from app.ml.analysis import AnalysisError, AnalysisSettings, build_analyzer
 from app.ml.analysis.openai_backend import LLMChunkAnalysis, OpenAIAnalyzer, strict_schema
 from app.ml.analysis.settings import AnalysisBackend
-from app.ml.types import Sentiment, Transcript, TranscriptSegment
+from app.ml.types import Transcript, TranscriptSegment
 
 GOOD = {
     "language": "ru",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from app.core.enums import Sentiment, SpeakerRole
 from app.ml.analysis import entities as ent
 from app.ml.analysis.catalog import load_catalog
 from app.ml.analysis.errors import AnalysisError
@@ -15,7 +16,7 @@ from app.ml.analysis.metrics import compute_metrics
 from app.ml.analysis.redaction import redact_text, redact_words
 from app.ml.analysis.roles import assign_roles
 from app.ml.analysis.sentiment import label, score_text
-from app.ml.types import Sentiment, SpeakerRole, Transcript, TranscriptSegment, Word
+from app.ml.types import Transcript, TranscriptSegment, Word
 
 
 @pytest.mark.parametrize(

@@ -14,11 +14,11 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from app.config import Settings
+from app.api.resources import Resources
+from app.core.config import Settings
+from app.core.ids import parse_global_id
 from app.db.models import Call as CallModel
-from app.ids import parse_global_id
 from app.ml.types import CallInsight, Transcript
-from app.resources import Resources
 from app.services import calls as call_service
 from app.services.effects import unit_of_work
 from app.services.results import RESULT_TABLES

@@ -12,10 +12,10 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from app.auth.throttle import LoginThrottle, ThrottlePolicy
-from app.config import Settings
+from app.core.config import Settings
+from app.core.errors import TooManyRequests
 from app.db.engine import SessionFactory
 from app.db.models import Role
-from app.errors import TooManyRequests
 from tests.api.helpers import GraphQLClient
 from tests.factories import PASSWORD, make_user
 

@@ -9,7 +9,7 @@ import jwt
 from sqlalchemy import delete, update
 
 from app.auth.tokens import ALGORITHM, ISSUER, issue_access_token
-from app.config import Settings
+from app.core.config import Settings
 from app.db.engine import SessionFactory, create_engine, create_session_factory
 from app.db.models import Role, User
 from tests.api.helpers import GraphQLClient

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from app.config import Settings
+from app.core.config import Settings
+from app.core.ids import to_global_id
+from app.core.queue import QUEUE_NAME
 from app.db.engine import SessionFactory
-from app.ids import to_global_id
-from app.queue import QUEUE_NAME
 from tests.api.helpers import (
     CALL,
     CALLS,

@@ -16,12 +16,10 @@ from fastapi import FastAPI
 from sqlalchemy import event
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from app.core.enums import Sentiment
+from app.core.ids import parse_global_id
+from app.core.queue import QUEUE_NAME
 from app.db.engine import SessionFactory
-from app.ids import parse_global_id
-from app.ml.types import (
-    Sentiment,
-)
-from app.queue import QUEUE_NAME
 from app.schema.build import build_schema
 from app.schema.context import Context
 from app.schema.execution import SharingExecutor

@@ -16,12 +16,12 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from app.api import create_app
-from app.config import Settings
+from app.api.main import create_app
+from app.core.config import Settings
+from app.core.ids import parse_global_id, to_global_id
+from app.core.queue import QUEUE_NAME
 from app.db.engine import SessionFactory
 from app.db.models import Role
-from app.ids import parse_global_id, to_global_id
-from app.queue import QUEUE_NAME
 from tests.api.helpers import (
     FORMATS,
     KEY_RE,

@@ -19,7 +19,7 @@ from graphql import (
 )
 from graphql.pyutils import Undefined
 
-from app.config import Settings
+from app.core.config import Settings
 from app.schema.build import build_schema as build_our_schema
 from tests.conftest import REPO_ROOT
 

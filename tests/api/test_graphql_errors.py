@@ -54,7 +54,7 @@ async def test_cors_allows_only_configured_origins(http: httpx.AsyncClient) -> N
 
 
 def test_introspection_and_graphiql_are_off_in_production_unless_enabled() -> None:
-    from app.config import Environment, Settings
+    from app.core.config import Environment, Settings
     from app.schema.build import build_schema
 
     strong = "k" * 48

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.api import create_app
-from app.config import Settings
+from app.api.main import create_app
+from app.core.config import Settings
 from app.db.engine import SessionFactory
-from app.embedded import EmbeddedRedis
+from app.dev.embedded import EmbeddedRedis
 from tests.api.helpers import GraphQLClient, tone_bytes, upload
 from tests.factories import make_user
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import strawberry
 
-from app.api import GC_OLDER_THRESHOLDS, GC_YOUNG_THRESHOLD
+from app.api.main import GC_OLDER_THRESHOLDS, GC_YOUNG_THRESHOLD
 from app.schema.execution import SharingExecutor
 
 
@@ -21,7 +21,7 @@ def test_the_server_process_freezes_start_up_objects_and_still_collects_cycles()
     script = textwrap.dedent(
         """
         import gc, weakref
-        from app.api import tune_garbage_collection
+        from app.api.main import tune_garbage_collection
 
         tune_garbage_collection()
         print(gc.get_threshold())

@@ -24,13 +24,13 @@ from fastapi import FastAPI
 from sqlalchemy import update
 from websockets.asyncio.client import ClientConnection
 
-from app.api import create_app
-from app.config import Settings
+from app.api.main import create_app
+from app.api.resources import Resources
+from app.core.config import Settings
+from app.core.ids import to_global_id
 from app.db.models import Call as CallModel
 from app.db.models import PipelineStage, Role
-from app.embedded import free_tcp_port
-from app.ids import to_global_id
-from app.resources import Resources
+from app.dev.embedded import free_tcp_port
 from app.schema.errors import ErrorCodes
 from app.schema.fan_out import SubscriptionLane
 from app.services import calls as call_service

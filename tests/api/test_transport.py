@@ -11,8 +11,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.api import create_app
-from app.config import Environment, Settings
+from app.api.main import create_app
+from app.core.config import Environment, Settings
 from tests.api.helpers import UPLOAD, GraphQLClient, call_count, tone_bytes
 
 

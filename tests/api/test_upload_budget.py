@@ -12,8 +12,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.api import create_app
-from app.config import Settings
+from app.api.main import create_app
+from app.core.config import Settings
 from app.db.engine import SessionFactory
 from app.db.models import Role
 from tests.api.helpers import GraphQLClient, call_count, tone_bytes, upload

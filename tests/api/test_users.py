@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app.config import Settings
+from app.core.config import Settings
 from app.db.engine import create_engine, create_session_factory
 from app.db.models import User
 from tests.api.helpers import GraphQLClient

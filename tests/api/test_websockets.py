@@ -17,11 +17,11 @@ import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from app.api import create_app
-from app.config import Settings
+from app.api.main import create_app
+from app.core.config import Settings
 from app.db.engine import SessionFactory
 from app.db.models import Role
-from app.embedded import EmbeddedRedis, free_tcp_port
+from app.dev.embedded import EmbeddedRedis, free_tcp_port
 from tests.api.helpers import GraphQLClient, tone_bytes, upload_ok
 from tests.conftest import clear_login_throttle
 from tests.factories import PASSWORD, make_user

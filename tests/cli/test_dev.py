@@ -21,7 +21,7 @@ import httpx
 import psutil
 import pytest
 
-from app.embedded import free_tcp_port
+from app.dev.embedded import free_tcp_port
 from tests.conftest import REPO_ROOT
 
 START_TIMEOUT_S = 120
@@ -65,7 +65,7 @@ def _start_dev(
     env.update({"OVOZLY_DATA_DIR": str(data_dir), "PORT": str(port), "PYTHONUNBUFFERED": "1"})
     env.update(extra_env or {})
     return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "dev"],
+        [sys.executable, "-m", "app.cli.main", "dev"],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -206,7 +206,7 @@ def _children(process: subprocess.Popen[str]) -> dict[str, psutil.Process]:
             cmdline = child.cmdline()
         except psutil.Error:  # exited (a zombie until reaped) or gone
             continue
-        if cmdline[-2:-1] == ["app.cli"] and cmdline[-1] in {"api", "worker"}:
+        if cmdline[-2:-1] == ["app.cli.main"] and cmdline[-1] in {"api", "worker"}:
             found[cmdline[-1]] = child
     return found
 
@@ -369,7 +369,7 @@ def test_a_leftover_embedded_redis_is_stopped_not_misannounced(tmp_path: Path) -
 
 
 def test_a_second_dev_on_the_same_data_is_refused(tmp_path: Path) -> None:
-    from app.dev_supervisor import DevAlreadyRunning, DevSession
+    from app.dev.supervisor import DevAlreadyRunning, DevSession
 
     data_dir = tmp_path / "ovozly-data"
     with DevSession(data_dir), pytest.raises(DevAlreadyRunning, match="already using"):

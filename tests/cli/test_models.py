@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.ml.models_catalog import MANIFEST_NAME
+from app.ml.models.catalog import MANIFEST_NAME
 from app.ml.stt.faster_whisper_backend import bundled_model_dir
 from tests.cli.hub_server import FakeHub
 from tests.conftest import REPO_ROOT
@@ -40,7 +40,7 @@ def ovozly(
 ) -> subprocess.CompletedProcess[str]:
     base = {key: value for key, value in os.environ.items() if key not in MODEL_SETTINGS}
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", "app.cli.main", *args],
         cwd=REPO_ROOT,
         env={**base, **env},
         capture_output=True,

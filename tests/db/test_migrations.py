@@ -13,7 +13,7 @@ from sqlalchemy import Connection, inspect, text
 from app.db.base import Base
 from app.db.engine import create_engine
 from app.db.migrations import downgrade_base, upgrade_head
-from app.embedded import EmbeddedServices
+from app.dev.embedded import EmbeddedServices
 
 
 def _diff(connection: Connection) -> list[object]:

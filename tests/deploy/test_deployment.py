@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 import yaml
 
-from app.cli import build_parser
-from app.config import Settings
+from app.cli.main import build_parser
+from app.core.config import Settings
 from app.ml.analysis.settings import AnalysisSettings
-from app.ml.models_catalog import ModelSource, required_models
+from app.ml.models.catalog import ModelSource, required_models
 from app.ml.settings import PipelineSettings
 from tests.conftest import REPO_ROOT
 

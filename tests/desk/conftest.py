@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pytest
 from fastapi import FastAPI
 
+from app.api.resources import Resources
 from app.db.models import Role
-from app.resources import Resources
 from tests.api.helpers import GraphQLClient
 from tests.factories import make_user
 

@@ -16,9 +16,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from app.ids import to_global_id
-from app.ml.types import SpeakerRole
-from app.resources import Resources
+from app.api.resources import Resources
+from app.core.enums import SpeakerRole
+from app.core.ids import to_global_id
 from app.services.audio_links import (
     FullBody,
     PartialBody,

@@ -9,12 +9,12 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
+from app.api.resources import Resources
+from app.core.enums import SpeakerRole
+from app.core.ids import parse_typed_id, to_global_id
 from app.db.models import CallCategory as CallCategoryModel
 from app.db.models import CallScorecard as CallScorecardModel
 from app.db.models import Category, RuleEvaluation, Scorecard, WebhookEndpoint
-from app.ids import parse_typed_id, to_global_id
-from app.ml.types import SpeakerRole
-from app.resources import Resources
 from app.services import rules as rule_service
 from app.services.effects import unit_of_work
 from tests.api.helpers import GraphQLClient

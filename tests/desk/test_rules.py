@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from app.errors import BadUserInput
-from app.ml.types import Sentiment, SpeakerRole
+from app.core.enums import Sentiment, SpeakerRole
+from app.core.errors import BadUserInput
 from app.rules.evaluate import evaluate, score
 from app.rules.facts import CallFacts, SegmentFact, sentiment_trend
 from app.rules.model import parse_rule, parse_scorecard_items

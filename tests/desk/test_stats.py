@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from app.ml.types import SpeakerRole
-from app.resources import Resources
+from app.api.resources import Resources
+from app.core.enums import SpeakerRole
 from app.services.categories import CategoryInput, create_category
 from app.services.effects import unit_of_work
 from tests.api.helpers import GraphQLClient

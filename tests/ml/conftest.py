@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.ml.pipeline import SpeechPipeline
 from app.ml.settings import PipelineSettings
+from app.ml.speech.pipeline import SpeechPipeline
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from app.ml.audio import SAMPLE_RATE, AudioDecodeError, decode_audio, is_dual_mono
+from app.ml.speech.audio import SAMPLE_RATE, AudioDecodeError, decode_audio, is_dual_mono
 
 FORMATS = [
     # (suffix, container format, codec, sample rate)
@@ -98,7 +98,7 @@ def test_undecodable_file_is_a_typed_error(tmp_path: Path) -> None:
 MEMORY_PROBE = """
 import sys, tracemalloc
 from pathlib import Path
-from app.ml.audio import decode_audio
+from app.ml.speech.audio import decode_audio
 tracemalloc.start()
 audio = decode_audio(Path(sys.argv[1]))
 _, peak = tracemalloc.get_traced_memory()
@@ -132,7 +132,7 @@ import sys
 from pathlib import Path
 import numpy as np
 import psutil
-from app.ml.audio import decode_audio
+from app.ml.speech.audio import decode_audio
 process = psutil.Process()
 before = process.memory_info().rss
 spilled = decode_audio(Path(sys.argv[1]))

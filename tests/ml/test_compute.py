@@ -31,8 +31,8 @@ def test_a_stage_without_progress_reports_releases_a_long_calls_pages(
 ) -> None:
     """Language identification walks the call turn by turn and reports nothing; its
     per-turn callback must drop the file-backed samples it has read from resident memory."""
-    from app.ml import pipeline
-    from app.ml.audio import allocate_samples
+    from app.ml.speech import pipeline
+    from app.ml.speech.audio import allocate_samples
 
     monkeypatch.setattr(pipeline, "RELEASE_INTERVAL_S", 0.0)
     samples = allocate_samples(1, 16_000 * 60 * 10, file_backed=True)[0]  # 10 min, 38 MB

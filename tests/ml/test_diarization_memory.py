@@ -13,7 +13,6 @@ import pytest
 from pyannote.core import Annotation, Segment
 from pyannote.metrics.diarization import DiarizationErrorRate
 
-from app.ml.audio import SAMPLE_RATE, DecodedAudio, decode_audio
 from app.ml.diarization.local import (
     LocalDiarizationParams,
     LocalDiarizer,
@@ -22,7 +21,8 @@ from app.ml.diarization.local import (
     clustering_sample,
     cosine_silhouette,
 )
-from app.ml.pipeline import SpeechPipeline
+from app.ml.speech.audio import SAMPLE_RATE, DecodedAudio, decode_audio
+from app.ml.speech.pipeline import SpeechPipeline
 from app.ml.types import SpeakerHints
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from app.ml.language_report import ANALYSIS_PARTIAL, LANGUAGE_NOT_TRANSCRIBED
-from app.ml.pipeline import SpeechPipeline
+from app.ml.language.report import ANALYSIS_PARTIAL, LANGUAGE_NOT_TRANSCRIBED
+from app.ml.speech.pipeline import SpeechPipeline
 from bench.phone_audio import (
     CODE_SWITCHED_ORDER,
     code_switched_call,
@@ -97,8 +97,8 @@ def test_a_long_turn_is_identified_from_its_middle_ten_seconds(
 ) -> None:
     """A 24 s Russian monologue: the identifier hears at most MAX_EXCERPT_S of it, taken
     from the middle, and still calls it Russian."""
-    from app.ml import language_id
-    from app.ml.turns import SpeechTurn
+    from app.ml.language import identify as language_id
+    from app.ml.speech.turns import SpeechTurn
     from tests.stt.conftest import load_audio
 
     signal = load_audio(test_audio_dir / "vosk_server_mqtt_test_ru.wav")
@@ -132,8 +132,8 @@ def test_a_long_turn_is_identified_from_its_middle_ten_seconds(
 def test_identification_calls_back_after_every_turn_it_hears(
     pipeline: SpeechPipeline, test_audio_dir: Path
 ) -> None:
-    from app.ml.language_id import MIN_TURN_S
-    from app.ml.turns import SpeechTurn
+    from app.ml.language.identify import MIN_TURN_S
+    from app.ml.speech.turns import SpeechTurn
     from tests.stt.conftest import load_audio
 
     signal = load_audio(test_audio_dir / "pisets_test_sound_ru.wav")

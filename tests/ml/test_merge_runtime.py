@@ -15,7 +15,7 @@ from app.ml.compute import (
     resolve_device,
 )
 from app.ml.diarization.base import SpeakerTurn
-from app.ml.merge import assign_speakers, merge_words_and_turns
+from app.ml.speech.merge import assign_speakers, merge_words_and_turns
 from app.ml.types import Word
 
 

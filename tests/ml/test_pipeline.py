@@ -12,10 +12,11 @@ import pytest
 from pyannote.core import Annotation, Segment
 from pyannote.metrics.diarization import DiarizationErrorRate
 
-from app.ml.audio import decode_audio
+from app.core.enums import SpeakerRole
 from app.ml.diarization.local import LocalDiarizer
-from app.ml.pipeline import SpeechPipeline
-from app.ml.types import SpeakerHints, SpeakerRole, Stage
+from app.ml.speech.audio import decode_audio
+from app.ml.speech.pipeline import SpeechPipeline
+from app.ml.types import SpeakerHints, Stage
 
 pytestmark = pytest.mark.slow
 
@@ -125,7 +126,7 @@ def test_dual_mono_flac_is_one_channel(pipeline: SpeechPipeline, test_audio_dir:
 
 ISOLATED = """
 import argparse, sys
-from app.ml.process_cli import register
+from app.cli.process import register
 parser = argparse.ArgumentParser()
 register(parser.add_subparsers())
 args = parser.parse_args(["process", *sys.argv[1:]])

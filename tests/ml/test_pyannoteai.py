@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 import pytest
 import soundfile
 
-from app.ml.audio import decode_audio
 from app.ml.diarization import DiarizationError, build_mono_diarizer
 from app.ml.settings import PipelineSettings
+from app.ml.speech.audio import decode_audio
+from app.ml.speech.vad import SileroVad
 from app.ml.types import SpeakerHints
-from app.ml.vad import SileroVad
 
 TOKEN = "test-token"
 

@@ -7,9 +7,9 @@ import pytest
 
 from app.ml.analysis.settings import AnalysisSettings
 from app.ml.compute import MODELS
-from app.ml.selfcheck import CHECK_SECONDS, run_self_check, speech_like_signal
+from app.ml.models.selfcheck import CHECK_SECONDS, run_self_check, speech_like_signal
 from app.ml.settings import PipelineSettings
-from app.ml.vad import SileroVad
+from app.ml.speech.vad import SileroVad
 
 
 def test_the_generated_signal_is_heard_as_speech() -> None:
@@ -71,7 +71,7 @@ def test_hosted_services_are_listed_but_not_contacted() -> None:
 
 
 def test_the_catalogue_follows_the_language_routes(tmp_path: object) -> None:
-    from app.ml.models_catalog import ModelSource, required_models
+    from app.ml.models.catalog import ModelSource, required_models
 
     default = required_models(PipelineSettings(_env_file=None))
     speech = [(spec.role, spec.languages, spec.source) for spec in default if spec.stt_route]
@@ -100,7 +100,7 @@ def test_a_concurrent_check_proves_the_same_models_the_pipeline_then_uses() -> N
     """A worker's start-up check: the Whisper models load in threads while the rest load
     in this one; every model is still loaded and run, and the pipeline built after it
     gets the very models the check loaded."""
-    from app.ml.pipeline import SpeechPipeline
+    from app.ml.speech.pipeline import SpeechPipeline
     from app.ml.stt import load_model
 
     settings = PipelineSettings(_env_file=None)

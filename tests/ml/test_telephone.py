@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from app.ml.audio import decode_audio
-from app.ml.pipeline import SpeechPipeline
-from app.ml.types import SpeakerRole
+from app.core.enums import SpeakerRole
+from app.ml.speech.audio import decode_audio
+from app.ml.speech.pipeline import SpeechPipeline
 from bench.phone_audio import TELEPHONE_FORMATS, load_16k, to_8k, write_telephone
 from tests.stt.conftest import normalise_text
 

@@ -25,8 +25,8 @@ except Exception as error:  # ImportError, or OSError from CUDA-only torchaudio 
         allow_module_level=True,
     )
 
-from app.ml.audio import decode_audio
 from app.ml.diarization.pyannote_backend import PyannoteDiarizer, load_pyannote_pipeline
+from app.ml.speech.audio import decode_audio
 from app.ml.types import SpeakerHints, Stage
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from app.errors import TooManyRequests
+from app.core.errors import TooManyRequests
 from app.services.audio_probe import ProbeLimits, ProbePool
 from app.services.uploads import CallTooLong, UnreadableAudio, UploadRejected, probe_audio
 from tests.factories import write_tone

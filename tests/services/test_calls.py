@@ -19,14 +19,14 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from sqlalchemy import func, select, update
 
-from app.config import Settings
+from app.core.config import Settings
+from app.core.errors import BadUserInput, Forbidden, NotFound
+from app.core.queue import QUEUE_NAME, ArqJobQueue, JobState
 from app.db.engine import SessionFactory
 from app.db.models import Call, CallStatus, PipelineStage, Role, Segment, User
 from app.db.models.desk import CallCategory, Category, WebhookDelivery, WebhookEvent
-from app.embedded import free_tcp_port
-from app.errors import BadUserInput, Forbidden, NotFound
+from app.dev.embedded import free_tcp_port
 from app.ml.types import SpeakerHints
-from app.queue import QUEUE_NAME, ArqJobQueue, JobState
 from app.services import calls as call_service
 from app.services import webhooks as webhook_service
 from app.services.effects import EffectTargets, after_commit, unit_of_work

@@ -223,7 +223,7 @@ class _Counting:
 def test_one_decoder_step_proves_a_model_runs(bundled_stt: FasterWhisperStt) -> None:
     """What the worker's start-up check runs: the encoder on a second of audio and one
     greedy step, giving a token of the model's vocabulary."""
-    from app.ml.selfcheck import speech_like_signal
+    from app.ml.models.selfcheck import speech_like_signal
 
     token = bundled_stt.decoder_step(speech_like_signal(1.0))
     assert 0 <= token < bundled_stt._model.hf_tokenizer.get_vocab_size()

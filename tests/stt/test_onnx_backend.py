@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from app.ml.pipeline import SpeechPipeline
 from app.ml.settings import PipelineSettings
+from app.ml.speech.pipeline import SpeechPipeline
 from app.ml.stt import SttError, load_routed_models
 from app.ml.stt.onnx_backend import OnnxAsrStt, tokens_to_words
 from app.ml.stt.routes import routes_from_settings

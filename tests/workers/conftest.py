@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
-from app.resources import Resources
+from app.api.resources import Resources
 from app.workers.processor import CallProcessor
 
 

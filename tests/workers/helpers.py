@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from app.config import Settings
+from app.api.resources import Resources
+from app.core.config import Settings
 from app.db.engine import SessionFactory
 from app.db.models import Call, Role
-from app.resources import Resources
 from app.workers.main import create_worker
 from app.workers.processor import CallProcessor
 from tests.factories import make_call, make_user

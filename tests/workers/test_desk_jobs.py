@@ -14,7 +14,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from app.config import Settings
+from app.api.resources import Resources
+from app.core.config import Settings
+from app.core.enums import SpeakerRole
+from app.core.errors import BadUserInput
+from app.core.ids import to_global_id
 from app.db.models import (
     DeliveryStatus,
     Role,
@@ -23,10 +27,6 @@ from app.db.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
-from app.errors import BadUserInput
-from app.ids import to_global_id
-from app.ml.types import SpeakerRole
-from app.resources import Resources
 from app.services.webhooks import (
     EndpointInput,
     TargetRefused,

@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.config import Settings
+from app.api.resources import Resources
+from app.core.config import Settings
 from app.db.engine import SessionFactory
 from app.db.models import Role
-from app.resources import Resources
 from app.workers.processor import CallProcessor
 from tests.api.helpers import GraphQLClient, upload
 from tests.factories import make_user

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from app.errors import scrub_paths
-from app.ml.audio import AudioDecodeError
+from app.core.errors import scrub_paths
+from app.ml.speech.audio import AudioDecodeError
 from app.ml.stt.base import SttError
 from app.storage import ObjectNotFound
 from app.workers.errors import describe_failure, is_retryable

@@ -16,10 +16,10 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from app.config import Settings
+from app.api.resources import Resources
+from app.core.config import Settings
+from app.core.queue import LONG_QUEUE_NAME, QUEUE_NAME
 from app.db.models import Call, CallStatus, PipelineStage, User
-from app.queue import LONG_QUEUE_NAME, QUEUE_NAME
-from app.resources import Resources
 from app.services import calls as call_service
 from app.services.effects import unit_of_work
 from app.workers.main import create_workers, keep_running

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.config import Settings
-from app.resources import Resources
-from app.workers.heartbeat import FAILED_TTL_S, HEARTBEAT_TTL_S, KEY_PREFIX, read_heartbeats
+from app.api.resources import Resources
+from app.core.config import Settings
+from app.core.heartbeat import FAILED_TTL_S, HEARTBEAT_TTL_S, KEY_PREFIX, read_heartbeats
 from app.workers.main import on_shutdown, on_startup
 from app.workers.processor import CallProcessor, ModelCheckFailed
 from tests.conftest import REPO_ROOT
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 def healthcheck(redis_url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", "worker", "--healthcheck"],
+        [sys.executable, "-m", "app.cli.main", "worker", "--healthcheck"],
         cwd=REPO_ROOT,
         env={**os.environ, "REDIS_URL": redis_url},
         capture_output=True,
@@ -117,7 +117,7 @@ async def test_a_worker_whose_analysis_models_fail_after_ready_reports_failing_a
     """The analysis models load once the worker is ready; if their check fails, the
     heartbeat turns to failing and the worker asks to stop."""
     from app.ml.analysis.settings import AnalysisSettings
-    from app.ml.selfcheck import run_self_check
+    from app.ml.models.selfcheck import run_self_check
     from app.ml.settings import PipelineSettings
     from app.workers.main import REQUEST_STOP
     from app.workers.processor import AnalysisModels

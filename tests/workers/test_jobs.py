@@ -9,9 +9,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from app.config import Settings
+from app.api.resources import Resources
+from app.core.config import Settings
 from app.db.models import Call, CallStatus, PipelineStage, Segment, User
-from app.resources import Resources
 from app.services import calls as call_service
 from app.services.effects import unit_of_work
 from app.workers.jobs import WorkerState, lease_key, recover_stalled_calls

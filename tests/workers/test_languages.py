@@ -10,10 +10,10 @@ import httpx
 import pytest
 import soundfile
 
-from app.config import Settings
+from app.api.resources import Resources
+from app.core.config import Settings
 from app.db.engine import SessionFactory
 from app.db.models import Role
-from app.resources import Resources
 from app.workers.processor import CallProcessor
 from bench.phone_audio import code_switched_call
 from tests.api.helpers import GraphQLClient, upload

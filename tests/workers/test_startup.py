@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from app.core.enums import SpeakerRole
 from app.ml.analysis import build_analyzer
 from app.ml.analysis.local import LocalAnalyzer
 from app.ml.analysis.settings import AnalysisSettings
-from app.ml.types import SpeakerRole
 from app.workers.processor import (
     REHEARSAL_TURNS,
     AnalysisModels,

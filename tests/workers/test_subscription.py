@@ -14,12 +14,12 @@ import pytest
 import uvicorn
 import websockets
 
-from app.api import create_app
-from app.config import Settings
+from app.api.main import create_app
+from app.api.resources import Resources
+from app.core.config import Settings
+from app.core.ids import to_global_id
 from app.db.engine import SessionFactory
-from app.embedded import free_tcp_port
-from app.ids import to_global_id
-from app.resources import Resources
+from app.dev.embedded import free_tcp_port
 from app.workers.processor import CallProcessor
 from tests.factories import login, make_user
 from tests.workers.helpers import agent_id, create_stored_call, run_worker_burst

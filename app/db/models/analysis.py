@@ -19,8 +19,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.core.enums import Sentiment
 from app.db.base import Base
-from app.ml.types import Sentiment
 
 
 class CallAnalysis(Base):

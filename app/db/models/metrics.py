@@ -15,8 +15,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.core.enums import SpeakerRole
 from app.db.base import Base
-from app.ml.types import SpeakerRole
 
 
 class CallMetrics(Base):

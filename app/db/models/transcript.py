@@ -18,8 +18,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.core.enums import Sentiment, SpeakerRole
 from app.db.base import Base
-from app.ml.types import Sentiment, SpeakerRole
 
 
 class Segment(Base):

@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from app.core.enums import SpeakerRole
 from app.ml.analysis.contract import insight_to_contract_dict
 from app.ml.analysis.errors import AnalysisError
 from app.ml.analysis.settings import AnalysisBackend, AnalysisSettings
-from app.ml.types import CallInsight, ProgressCallback, SpeakerRole, Transcript, no_progress
+from app.ml.types import CallInsight, ProgressCallback, Transcript, no_progress
 
 
 class Analyzer(Protocol):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from app.core.enums import Sentiment, SpeakerRole
 from app.ml.analysis import entities as ent
 from app.ml.analysis import language as lang
 from app.ml.analysis import sentiment as polarity
@@ -19,8 +20,6 @@ from app.ml.types import (
     CallInsight,
     CallMetrics,
     Entity,
-    Sentiment,
-    SpeakerRole,
     Transcript,
     TranscriptSegment,
 )

@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from app.core.enums import Sentiment
 from app.ml.analysis.errors import AnalysisError
-from app.ml.types import Sentiment
 
 
 class IntentSpec(BaseModel):

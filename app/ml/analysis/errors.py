@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.errors import ProcessingError
+from app.core.errors import ProcessingError
 
 
 class AnalysisError(ProcessingError):

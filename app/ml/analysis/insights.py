@@ -6,11 +6,12 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
+from app.core.enums import Sentiment, SpeakerRole
 from app.ml.analysis import text as tx
 from app.ml.analysis.catalog import Catalog
 from app.ml.analysis.language import EN_WORDS, RU_WORDS, UZ_WORDS
 from app.ml.analysis.phrases import PhraseIndex
-from app.ml.types import Action, Intent, Issue, Keypoint, Sentiment, SpeakerRole, TranscriptSegment
+from app.ml.types import Action, Intent, Issue, Keypoint, TranscriptSegment
 
 _COMPLAINT_CUES = PhraseIndex(
     (cue, "complaint")

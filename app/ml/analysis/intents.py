@@ -10,11 +10,12 @@ from typing import Any
 
 import numpy as np
 
+from app.core.enums import SpeakerRole
 from app.ml.analysis import text as tx
 from app.ml.analysis.catalog import Catalog
 from app.ml.analysis.models import minilm
 from app.ml.analysis.phrases import PhraseIndex
-from app.ml.types import Intent, SpeakerRole
+from app.ml.types import Intent
 
 # Probability that one phrase hit means the call has that intent. Customers state their reason
 # for calling; agents often only echo it back, so their phrases count for less.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from app.core.enums import SpeakerRole
 from app.ml.analysis import sentiment as polarity
 from app.ml.analysis.annotate import empty_insight, is_empty, metrics_for, prepare
 from app.ml.analysis.catalog import Catalog, load_catalog
@@ -14,7 +15,6 @@ from app.ml.types import (
     AnalysisResult,
     CallInsight,
     ProgressCallback,
-    SpeakerRole,
     Stage,
     Transcript,
     no_progress,

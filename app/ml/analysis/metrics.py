@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
+from app.core.enums import SpeakerRole
 from app.ml.analysis import text as tx
-from app.ml.types import CallMetrics, SpeakerRole, SpeakerStats, TranscriptSegment
+from app.ml.types import CallMetrics, SpeakerStats, TranscriptSegment
 
 Interval = tuple[float, float]
 

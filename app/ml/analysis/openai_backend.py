@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar
 import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from app.core.enums import Sentiment, SpeakerRole
 from app.ml.analysis import sentiment as polarity
 from app.ml.analysis.annotate import empty_insight, is_empty, metrics_for, prepare
 from app.ml.analysis.catalog import Catalog, load_catalog
@@ -31,8 +32,6 @@ from app.ml.types import (
     Issue,
     Keypoint,
     ProgressCallback,
-    Sentiment,
-    SpeakerRole,
     Stage,
     Transcript,
     TranscriptSegment,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
+from app.core.enums import SpeakerRole
 from app.ml.analysis import text as tx
 from app.ml.analysis.phrases import PhraseIndex
-from app.ml.types import SpeakerRole, Transcript, TranscriptSegment
+from app.ml.types import Transcript, TranscriptSegment
 
 _AGENT_CUES = [
     # English

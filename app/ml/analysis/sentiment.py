@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
+from app.core.enums import Sentiment
 from app.ml.analysis import text as tx
-from app.ml.types import Sentiment
 
 POLARITY_THRESHOLD = 0.2
 """|score| at or above which an utterance or a call is POSITIVE or NEGATIVE."""

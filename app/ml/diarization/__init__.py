@@ -20,7 +20,7 @@ from app.ml.diarization.base import (
 if TYPE_CHECKING:
     from app.ml.diarization.local import ResemblyzerEmbedder
     from app.ml.settings import PipelineSettings
-    from app.ml.vad import SileroVad
+    from app.ml.speech.vad import SileroVad
 
 __all__ = [
     "Diarization",

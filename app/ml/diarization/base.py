@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
-from app.errors import ProcessingError
-from app.ml.audio import DecodedAudio
+from app.core.errors import ProcessingError
+from app.ml.speech.audio import DecodedAudio
+from app.ml.speech.vad import Region
 from app.ml.types import ProgressCallback, SpeakerHints, no_progress
-from app.ml.vad import Region
 
 
 class DiarizationError(ProcessingError):

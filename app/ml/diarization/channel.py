@@ -6,14 +6,14 @@ as they are (crosstalk is real information in a call, not an error to resolve).
 
 from __future__ import annotations
 
-from app.ml.audio import DecodedAudio
 from app.ml.diarization.base import (
     Diarization,
     SpeakerTurn,
     speaker_label,
 )
+from app.ml.speech.audio import DecodedAudio
+from app.ml.speech.vad import Region, SileroVad
 from app.ml.types import ProgressCallback, SpeakerHints, no_progress, part_of
-from app.ml.vad import Region, SileroVad
 
 
 class ChannelDiarizer:

@@ -28,7 +28,6 @@ import numpy as np
 import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
-from app.ml.audio import SAMPLE_RATE, DecodedAudio
 from app.ml.compute import ModelLoadError
 from app.ml.diarization.base import (
     Diarization,
@@ -36,8 +35,9 @@ from app.ml.diarization.base import (
     speaker_bounds,
     speaker_label,
 )
+from app.ml.speech.audio import SAMPLE_RATE, DecodedAudio
+from app.ml.speech.vad import Region, SileroVad
 from app.ml.types import ProgressCallback, SpeakerHints, Stage, no_progress, part_of
-from app.ml.vad import Region, SileroVad
 
 FloatArray = npt.NDArray[np.float32]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from app.ml.audio import SAMPLE_RATE, DecodedAudio
 from app.ml.compute import ModelLoadError, is_out_of_memory, out_of_memory_as_error
 from app.ml.diarization.base import (
     Diarization,
@@ -19,13 +18,14 @@ from app.ml.diarization.base import (
     SpeakerTurn,
     speaker_label,
 )
+from app.ml.speech.audio import SAMPLE_RATE, DecodedAudio
+from app.ml.speech.vad import Region
 from app.ml.types import ProgressCallback, SpeakerHints, Stage, no_progress
-from app.ml.vad import Region
 
 
 def pyannote_model_dir(model: str, models_dir: Path) -> Path:
     """A local path as given, else where `ovozly models fetch` puts the Hub pipeline."""
-    from app.ml.models_catalog import hub_model_dir
+    from app.ml.models.catalog import hub_model_dir
 
     local = Path(model).expanduser()
     if local.exists():

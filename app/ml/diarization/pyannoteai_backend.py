@@ -13,15 +13,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from app.ml.audio import SAMPLE_RATE, DecodedAudio
 from app.ml.diarization.base import (
     Diarization,
     DiarizationError,
     SpeakerTurn,
     speaker_label,
 )
+from app.ml.speech.audio import SAMPLE_RATE, DecodedAudio
+from app.ml.speech.vad import Region
 from app.ml.types import ProgressCallback, SpeakerHints, Stage, no_progress
-from app.ml.vad import Region
 
 DEFAULT_MODEL = "precision-2"
 

@@ -29,7 +29,7 @@ BACKENDS = ("faster-whisper", "onnx", "transformers", "openai", "aisha")
 NATIVE_LOADING_BACKENDS = frozenset({"faster-whisper"})
 """Backends whose model load is native code that releases the GIL (CTranslate2 reading and
 laying out the weights; the bundled model's SHA-256): a worker loads these in threads while
-its main thread imports torch and loads the other models (app.ml.selfcheck)."""
+its main thread imports torch and loads the other models (app.ml.models.selfcheck)."""
 
 
 def import_backend(backend: str) -> None:

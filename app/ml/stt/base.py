@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from app.errors import ProcessingError
+from app.core.errors import ProcessingError
 from app.ml.types import Word
 
 SAMPLE_RATE = 16_000

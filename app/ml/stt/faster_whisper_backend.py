@@ -496,7 +496,7 @@ def _mono_float32(audio: np.ndarray) -> np.ndarray:
 def fetched_model_dir(model: str, models_dir: Path | None) -> Path:
     """A local directory as given, else the directory `ovozly models fetch` fills for the
     model name; never the network."""
-    from app.ml.models_catalog import ModelCatalogError, faster_whisper_repo, hub_model_dir
+    from app.ml.models.catalog import ModelCatalogError, faster_whisper_repo, hub_model_dir
 
     local = Path(model).expanduser()
     if local.exists():

@@ -42,7 +42,7 @@ def _load_error(model: str, source: Path, exc: Exception) -> SttError:
 
 def fetched_model_dir(model: str, models_dir: Path | None) -> Path:
     """A local directory as given, else where `ovozly models fetch` puts the Hub id."""
-    from app.ml.models_catalog import hub_model_dir
+    from app.ml.models.catalog import hub_model_dir
 
     local = Path(model).expanduser()
     if local.exists():

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from app.ml.audio import SAMPLE_RATE, DecodedAudio
 from app.ml.compute import configure_threads, resolve_device
-from app.ml.models_catalog import ModelSource, ModelSpec, required_models
+from app.ml.models.catalog import ModelSource, ModelSpec, required_models
+from app.ml.speech.audio import SAMPLE_RATE, DecodedAudio
 from app.ml.types import SpeakerHints
 
 if TYPE_CHECKING:
@@ -315,7 +315,7 @@ def _steps(
     role = spec.role
     if role == "vad":
         from app.ml.compute import MODELS
-        from app.ml.vad import SileroVad
+        from app.ml.speech.vad import SileroVad
 
         def run_vad(vad: SileroVad) -> str:
             regions = vad(signal)
@@ -334,7 +334,7 @@ def _steps(
     if role == "diarization":
         from app.ml.compute import MODELS
         from app.ml.diarization import build_mono_diarizer
-        from app.ml.vad import SileroVad
+        from app.ml.speech.vad import SileroVad
 
         def run_diarizer(diarizer: Any) -> str:
             audio = DecodedAudio(signal[None, :], 1, SAMPLE_RATE)

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from app.ml.diarization.base import SpeakerTurn
+from app.ml.speech.vad import Region
 from app.ml.types import Word
-from app.ml.vad import Region
 
 JOIN_GAP_S = 1.0
 """A pause up to this long inside one speaker's speech stays inside the turn."""

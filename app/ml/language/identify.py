@@ -29,11 +29,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from app.ml.speech.turns import SpeechTurn
 from app.ml.stt.base import SAMPLE_RATE
 from app.ml.stt.faster_whisper_backend import FasterWhisperStt
 from app.ml.stt.languages import UNDER_REPRESENTED, fold_relatives
 from app.ml.stt.regions import pack_regions
-from app.ml.turns import SpeechTurn
 
 MIN_TURN_S = 1.0
 UNSURE_BELOW = 0.7

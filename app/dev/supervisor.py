@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from app.embedded import EmbeddedServices, parent_death_signal, stop_leftover_servers
+from app.core.processes import parent_death_signal
+from app.dev.embedded import EmbeddedServices, stop_leftover_servers
 
 logger = logging.getLogger("ovozly.dev")
 
@@ -186,7 +187,7 @@ class DevSession:
     def arm_guard(self) -> None:
         """Starts the process that stops the embedded servers if `ovozly dev` dies."""
         self._guard = subprocess.Popen(
-            [sys.executable, "-m", "app.dev_supervisor", "guard", str(self.data_dir)],
+            [sys.executable, "-m", "app.dev.supervisor", "guard", str(self.data_dir)],
             start_new_session=True,
             preexec_fn=functools.partial(_prepare_guard, os.getpid()),
         )
@@ -307,4 +308,4 @@ if __name__ == "__main__":
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
         sys.exit(guard(Path(sys.argv[2])))
-    sys.exit("usage: python -m app.dev_supervisor guard DATA_DIR")
+    sys.exit("usage: python -m app.dev.supervisor guard DATA_DIR")

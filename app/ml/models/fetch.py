@@ -26,8 +26,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from app.errors import OvozlyError
-from app.ml.models_catalog import (
+from app.core.errors import OvozlyError
+from app.ml.models.catalog import (
     ExpectedFile,
     ModelSource,
     ModelSpec,

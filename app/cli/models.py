@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.ml.models_catalog import (
+from app.ml.models.catalog import (
     ModelCatalogError,
     ModelSource,
     ModelSpec,
@@ -88,7 +88,7 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_models_fetch(args: argparse.Namespace) -> int:
-    from app.ml.model_fetch import ModelFetchError, TerminalProgress, fetch_model
+    from app.ml.models.fetch import ModelFetchError, TerminalProgress, fetch_model
 
     try:
         specs, token, models_dir = _specs()

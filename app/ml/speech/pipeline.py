@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from app.ml.audio import DecodedAudio, decode_audio, release_pages
+from app.core.enums import SpeakerRole
 from app.ml.compute import (
     MODELS,
     configure_threads,
@@ -30,18 +30,19 @@ from app.ml.compute import (
 )
 from app.ml.diarization import Diarizer, build_mono_diarizer
 from app.ml.diarization.channel import ChannelDiarizer
-from app.ml.language_id import TurnLanguageIdentifier
-from app.ml.language_report import language_shares, untranscribed_warnings
-from app.ml.merge import build_segments
+from app.ml.language.identify import TurnLanguageIdentifier
+from app.ml.language.report import language_shares, untranscribed_warnings
 from app.ml.settings import PipelineSettings
+from app.ml.speech.audio import DecodedAudio, decode_audio, release_pages
+from app.ml.speech.merge import build_segments
+from app.ml.speech.turns import SpeechTurn, assign_words, channel_turns, mono_turns
+from app.ml.speech.vad import Region, SileroVad, total_speech_s
 from app.ml.stt import SpeechToText, load_model, load_routed_models
 from app.ml.stt.faster_whisper_backend import FasterWhisperStt
 from app.ml.stt.routes import BUNDLED_BASE, ModelSpec, SttRoutes, routes_from_settings
-from app.ml.turns import SpeechTurn, assign_words, channel_turns, mono_turns
 from app.ml.types import (
     ProgressCallback,
     SpeakerHints,
-    SpeakerRole,
     Stage,
     Transcript,
     TranscriptSegment,
@@ -49,7 +50,6 @@ from app.ml.types import (
     no_progress,
     part_of,
 )
-from app.ml.vad import Region, SileroVad, total_speech_s
 
 TRANSCRIBE_CHUNK_SPEECH_S = 300.0
 """Speech seconds per STT call: bounds STT memory and gives the hook a step on long calls."""

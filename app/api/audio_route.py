@@ -17,8 +17,8 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
+from app.api.resources import Resources
 from app.db.models import Call
-from app.resources import Resources
 from app.services.audio_links import (
     AUDIO_ROUTE,
     FullBody,

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.errors import OvozlyError
+from app.core.errors import OvozlyError
 from app.ml.types import SpeakerHints, Stage, Transcript, overall_progress
 
 
@@ -30,8 +30,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm  # type: ignore[import-untyped]
 
-    from app.ml.pipeline import SpeechPipeline
     from app.ml.settings import PipelineSettings
+    from app.ml.speech.pipeline import SpeechPipeline
 
     hints = SpeakerHints(args.num_speakers, args.min_speakers, args.max_speakers)
     out_dir: Path = args.out

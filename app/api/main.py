@@ -14,15 +14,16 @@ from sqlalchemy import text
 from starlette.requests import HTTPConnection
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from app.audio_route import router as audio_router
+from app.api.audio_route import router as audio_router
+from app.api.graphql_http import OvozlyGraphQLRouter
+from app.api.http_limits import BodyLimitMiddleware
+from app.api.resources import Resources
+from app.auth import passwords
 from app.auth.passwords import warm_up
-from app.config import Settings
-from app.graphql_http import OvozlyGraphQLRouter
-from app.http_limits import BodyLimitMiddleware
-from app.resources import Resources
+from app.core.config import Settings
+from app.core.heartbeat import read_heartbeats, workers_readiness
 from app.schema.build import build_schema
 from app.schema.context import Context
-from app.workers.heartbeat import read_heartbeats, workers_readiness
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def tune_garbage_collection() -> None:
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.configure_password_hashing()
+        passwords.configure_from(settings)
         resources = await Resources.open(settings)
         app.state.resources = resources
         await asyncio.to_thread(warm_up)

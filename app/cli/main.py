@@ -16,15 +16,16 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from app.config import Environment, Settings, persistent_jwt_key
+from app.auth import passwords
+from app.core.config import Environment, Settings, persistent_jwt_key
+from app.core.logs import configure_logging
 from app.db.models import Role
-from app.embedded import EmbeddedServices
-from app.logs import configure_logging
+from app.dev.embedded import EmbeddedServices
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from app.dev_supervisor import DevSession
+    from app.dev.supervisor import DevSession
 
 logger = logging.getLogger("ovozly")
 T = TypeVar("T")
@@ -100,7 +101,7 @@ def bootstrap_admin(settings: Settings) -> tuple[str, str | None]:
     print (None when the admin already existed or the password came from settings)."""
     from app.services.users import ensure_admin
 
-    settings.configure_password_hashing()
+    passwords.configure_from(settings)
     generated = settings.admin_password is None
     password = settings.admin_password or secrets.token_urlsafe(12)
 
@@ -119,7 +120,7 @@ def bootstrap_admin(settings: Settings) -> tuple[str, str | None]:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from app.dev_supervisor import DevAlreadyRunning, DevSession
+    from app.dev.supervisor import DevAlreadyRunning, DevSession
 
     settings = with_dev_secret(Settings())
     data_dir = settings.data_dir.resolve()
@@ -153,7 +154,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 def _run_children(settings: Settings, session: DevSession, services: EmbeddedServices) -> int:
     """Migrates, creates the first admin, starts API and worker, and supervises them until
-    Ctrl-C or SIGTERM (see app/dev_supervisor.py)."""
+    Ctrl-C or SIGTERM (see app/dev/supervisor.py)."""
     from app.db.migrations import upgrade_head
 
     assert settings.database_url is not None
@@ -161,7 +162,10 @@ def _run_children(settings: Settings, session: DevSession, services: EmbeddedSer
         upgrade_head(settings.database_url)
         username, password = bootstrap_admin(settings)
         session.start_children(
-            {command: [sys.executable, "-m", "app.cli", command] for command in ("api", "worker")},
+            {
+                command: [sys.executable, "-m", "app.cli.main", command]
+                for command in ("api", "worker")
+            },
             _child_env(settings),
         )
         _announce(settings, username, password)
@@ -214,7 +218,7 @@ def _announce(settings: Settings, username: str, password: str | None) -> None:
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.api import create_app, tune_garbage_collection
+    from app.api.main import create_app, tune_garbage_collection
 
     settings = with_dev_secret(Settings())
     with resolved_services(settings) as resolved:
@@ -224,7 +228,7 @@ def cmd_api(args: argparse.Namespace) -> int:
             app,
             host=resolved.host,
             port=resolved.port,
-            # Our logging configuration (app.logs) applies to uvicorn's loggers too.
+            # Our logging configuration (app.core.logs) applies to uvicorn's loggers too.
             log_config=None,
             log_level="debug" if resolved.debug else None,
             proxy_headers=True,
@@ -237,7 +241,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from app.cli_worker import print_report, record_failed_check, run_check, run_healthcheck
+    from app.cli.worker import print_report, record_failed_check, run_check, run_healthcheck
     from app.workers.main import run_worker
     from app.workers.processor import CallProcessor, ModelCheckFailed
 
@@ -298,11 +302,11 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_create_user(args: argparse.Namespace) -> int:
-    from app.errors import ClientError
+    from app.core.errors import ClientError
     from app.services.users import NewUser, create_user
 
     settings = Settings()
-    settings.configure_password_hashing()
+    passwords.configure_from(settings)
     new_user = NewUser(args.username, _read_password(args), args.full_name, Role(args.role))
 
     async def create(session: AsyncSession) -> str:
@@ -323,11 +327,11 @@ def cmd_create_user(args: argparse.Namespace) -> int:
 
 
 def cmd_set_password(args: argparse.Namespace) -> int:
-    from app.errors import OvozlyError
+    from app.core.errors import OvozlyError
     from app.services.users import get_by_username, hash_new_password, replace_credentials
 
     settings = Settings()
-    settings.configure_password_hashing()
+    passwords.configure_from(settings)
     password = _read_password(args)
 
     async def update(session: AsyncSession) -> bool:
@@ -372,7 +376,7 @@ def _register_optional(subparsers: Any, module_name: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app.cli_worker import add_worker_flags
+    from app.cli.worker import add_worker_flags
 
     parser = argparse.ArgumentParser(prog="ovozly", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
@@ -401,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     set_password.add_argument("--password", help="default: $OVOZLY_NEW_PASSWORD or a prompt")
     set_password.set_defaults(handler=cmd_set_password)
 
-    for module_name in ("app.ml.process_cli", "app.ml.analysis.cli", "app.cli_models"):
+    for module_name in ("app.cli.process", "app.ml.analysis.cli", "app.cli.models"):
         _register_optional(subparsers, module_name)
     return parser
 

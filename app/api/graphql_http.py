@@ -37,10 +37,10 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from strawberry.types.unset import UNSET
 from strawberry.utils.aio import aclosing
 
-from app.errors import OvozlyError
+from app.api.ws_connections import ConnectionLimitReached
+from app.core.errors import OvozlyError
 from app.schema.context import Context
 from app.schema.fan_out import SubscriptionLane
-from app.ws_connections import ConnectionLimitReached
 
 if TYPE_CHECKING:
     from strawberry.schema.schema import StreamResult

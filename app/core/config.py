@@ -148,15 +148,6 @@ class Settings(BaseSettings):
             )
         return self
 
-    def configure_password_hashing(self) -> None:
-        from app.auth import passwords
-
-        passwords.configure(
-            time_cost=self.argon2_time_cost,
-            memory_kib=self.argon2_memory_kib,
-            parallelism=self.argon2_parallelism,
-        )
-
     @property
     def graphiql_enabled(self) -> bool:
         return self.graphiql if self.graphiql is not None else not self.production

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from app.ml.audio import SAMPLE_RATE
+from app.ml.speech.audio import SAMPLE_RATE
 from app.ml.types import ProgressCallback, Stage, no_progress
 
 Region = tuple[float, float]

@@ -7,7 +7,7 @@ import base64
 import binascii
 import uuid
 
-from app.errors import BadUserInput, NotFound
+from app.core.errors import BadUserInput, NotFound
 
 
 def to_global_id(type_name: str, object_id: uuid.UUID) -> str:

@@ -30,7 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.errors import ProcessingError
+from app.core.errors import ProcessingError
 
 if TYPE_CHECKING:
     from app.ml.analysis.settings import AnalysisSettings

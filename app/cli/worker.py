@@ -18,7 +18,7 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from app.ml.selfcheck import SelfCheckReport
+    from app.ml.models.selfcheck import SelfCheckReport
 
 
 def add_worker_flags(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +40,7 @@ def run_check(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from app.ml.analysis.settings import AnalysisSettings
-    from app.ml.selfcheck import run_self_check
+    from app.ml.models.selfcheck import run_self_check
     from app.ml.settings import PipelineSettings
 
     try:
@@ -75,7 +75,7 @@ def record_failed_check(redis_url: str | None, report: SelfCheckReport) -> None:
     "the workers cannot load their models" apart from "no worker yet"."""
     from redis.asyncio import Redis
 
-    from app.workers.heartbeat import FAILED_TTL_S, WorkerHeartbeat, write_heartbeat
+    from app.core.heartbeat import FAILED_TTL_S, WorkerHeartbeat, write_heartbeat
 
     if not redis_url:
         return
@@ -99,7 +99,7 @@ def record_failed_check(redis_url: str | None, report: SelfCheckReport) -> None:
 def run_healthcheck(redis_url: str | None) -> int:
     from redis.asyncio import Redis
 
-    from app.workers.heartbeat import read_heartbeats
+    from app.core.heartbeat import read_heartbeats
 
     if not redis_url:
         print("error: REDIS_URL is not set; the heartbeat lives in Redis", file=sys.stderr)

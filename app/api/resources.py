@@ -11,16 +11,16 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.api.ws_connections import WebSocketRegistry
 from app.auth.throttle import LoginThrottle, ThrottlePolicy
-from app.config import Settings
+from app.core.config import Settings
+from app.core.queue import QUEUE_NAME, ArqJobQueue, JobQueue
 from app.db.engine import SessionFactory, create_engine, create_session_factory
-from app.queue import QUEUE_NAME, ArqJobQueue, JobQueue
 from app.services.audio_probe import ProbeLimits, ProbePool
 from app.services.broadcast import StatusBroadcaster
 from app.services.effects import EffectTargets
 from app.services.status import RedisStatusPublisher, StatusPublisher
 from app.storage import ObjectStorage, storage_for
-from app.ws_connections import WebSocketRegistry
 
 
 @dataclass

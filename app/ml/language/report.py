@@ -11,17 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from app.core.enums import SpeakerRole
 from app.ml.analysis.metrics import compute_metrics
+from app.ml.speech.turns import SpeechTurn
 from app.ml.stt.languages import language_name
-from app.ml.turns import SpeechTurn
-from app.ml.types import (
-    CallInsight,
-    CallWarning,
-    LanguageShare,
-    SpeakerRole,
-    Transcript,
-    TranscriptSegment,
-)
+from app.ml.types import CallInsight, CallWarning, LanguageShare, Transcript, TranscriptSegment
 
 LANGUAGE_NOT_TRANSCRIBED = "LANGUAGE_NOT_TRANSCRIBED"
 ANALYSIS_PARTIAL = "ANALYSIS_PARTIAL"

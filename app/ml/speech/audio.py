@@ -28,7 +28,7 @@ import av.error
 import numpy as np
 import numpy.typing as npt
 
-from app.errors import ProcessingError
+from app.core.errors import ProcessingError
 
 SAMPLE_RATE = 16_000
 
