@@ -5,7 +5,7 @@
 Reports language and sentiment accuracy, intent precision/recall/F1 (micro), entity F1 per
 type (values before PII masking; cards and accounts are always masked), and the
 time and memory to analyse a one-hour transcript on one core (warm models).
-Targets (issue 5): language >= 0.97, sentiment >= 0.80, pattern-entity F1 >= 0.90 (phone,
+Targets: language >= 0.97, sentiment >= 0.80, pattern-entity F1 >= 0.90 (phone,
 email, money, card, date), intent F1 >= 0.80, one hour in < 2 s.
 """
 

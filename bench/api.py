@@ -1,4 +1,4 @@
-"""API benchmark (issue 3): upload memory and nested-page cost.
+"""API benchmark: upload memory and nested-page cost.
 
     .venv/bin/python -m bench.api [--upload-mb 200] [--rounds 15]
 

@@ -1,4 +1,4 @@
-"""GPU benchmark (issue 12, item 6): the speech pipeline with DEVICE=cuda on the bundled models.
+"""GPU benchmark: the speech pipeline with DEVICE=cuda on the bundled models.
 
     make bench-gpu            # or: .venv/bin/python -m bench.gpu [--long-minutes 60]
 

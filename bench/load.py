@@ -1,4 +1,4 @@
-"""Load benchmark (issue 10): concurrent uploads, live subscriptions and logins together.
+"""Load benchmark: concurrent uploads, live subscriptions and logins together.
 
     .venv/bin/python -m bench.load [--uploads 30] [--agents 3] [--subscribers 100]
 

@@ -1,4 +1,4 @@
-"""Stats benchmark (issue 11): `callStats` for one week grouped by agent, over 100,000
+"""Stats benchmark: `callStats` for one week grouped by agent, over 100,000
 finished calls.
 
     .venv/bin/python -m bench.stats [--calls 100000] [--runs 25]

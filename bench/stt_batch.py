@@ -1,4 +1,4 @@
-"""Whisper batch size on CPU: speed against memory (issue 12, items 1 and 3).
+"""Whisper batch size on CPU: speed against memory.
 
     .venv/bin/python -m bench.stt_batch [--minutes 10] [--sizes 1,2,4,8]
 

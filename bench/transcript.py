@@ -1,4 +1,4 @@
-"""Big transcripts (issue 12, item 4): the `call` query of a 60-minute call of ~10,000 words.
+"""Big transcripts: the `call` query of a 60-minute call of ~10,000 words.
 
     .venv/bin/python -m bench.transcript [--minutes 60] [--words 10000] [--rounds 15]
 

@@ -1,4 +1,4 @@
-"""Many watchers (issue 12, item 5): `callStatus` latency and memory on one API process.
+"""Many watchers: `callStatus` latency and memory on one API process.
 
     .venv/bin/python -m bench.watchers [--subscribers 500] [--events 20] [--idle 5000]
 

@@ -1,4 +1,4 @@
-"""Seconds from upload to answer (issue 12, items 1 and 3), through the real API and worker.
+"""Seconds from upload to answer, through the real API and worker.
 
     .venv/bin/python -m bench.worker [--calls 3] [--long-minutes 60] [--four-hours]
                                      [--skip-long] [--worker-log PATH]

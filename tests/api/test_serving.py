@@ -1,4 +1,4 @@
-"""The API server process's tuning for many watchers (issue 12): its garbage collector, and
+"""The API server process's tuning for many watchers: its garbage collector, and
 the per-event executors of shared subscription events."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""callStatus fan-out (issue 12): subscribers of one status event with the same selection,
+"""callStatus fan-out: subscribers of one status event with the same selection,
 variables and viewer are sent the `next` payload the first one's Strawberry pipeline made
 (app/schema/fan_out.py). Two real uvicorn servers on the same PostgreSQL and Redis, one
 relaying (the default) and one with `WS_RELAY_SHARED_PAYLOADS=false`, serve the same

@@ -155,11 +155,11 @@ def check_deployment(services: list[Service], monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_todays_deployment_files_were_inconsistent(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The check catches what the files before issue 13 got wrong (kept as a fixture)."""
+    """The check catches what earlier deployment files got wrong (kept as a fixture)."""
     fixtures = Path(__file__).parent / "fixtures"
     services = deployment(
-        (fixtures / "docker-compose.before-13.yml").read_text(),
-        (fixtures / "Dockerfile.before-13").read_text(),
+        (fixtures / "docker-compose.outdated.yml").read_text(),
+        (fixtures / "Dockerfile.outdated").read_text(),
     )
     problems = check_deployment(services, monkeypatch)
     assert any("HF_HUB_OFFLINE on contradicts STT_ALLOW_DOWNLOAD" in p for p in problems), problems

@@ -150,7 +150,7 @@ print(in_memory.file_backed, np.array_equal(in_memory.samples, spilled.samples),
 def test_a_long_call_is_decoded_into_a_file_its_pages_released_as_stages_move_on(
     tmp_path: Path,
 ) -> None:
-    """Memory bounded by design (issue 12): a call over SPILL_AFTER_S lives in a file-backed
+    """Memory bounded by design: a call over SPILL_AFTER_S lives in a file-backed
     array, the same samples as in memory, and only what was touched since the last release
     is resident."""
     rate = 8_000

@@ -1,6 +1,6 @@
 """The local diarizer's memory is bounded by design: clustering sees at most
 `max_clustered_windows` windows whatever the call's length, and every other window goes to
-the nearest speaker centroid (issue 12, item 3)."""
+the nearest speaker centroid."""
 
 from __future__ import annotations
 

@@ -430,7 +430,7 @@ async def test_a_rule_that_cannot_be_evaluated_never_fails_the_call(
 async def test_saving_results_takes_few_round_trips_however_long_the_call(
     sessions: SessionFactory, targets: EffectTargets, agent: User, audio: Path
 ) -> None:
-    """Per-call fixed cost (issue 12): one statement deletes every earlier result, each table
+    """Per-call fixed cost: one statement deletes every earlier result, each table
     is one (pipelined) insert, so 300 turns cost the statements 3 do; and a rerun leaves no
     row of the earlier results in any table."""
     from sqlalchemy import event

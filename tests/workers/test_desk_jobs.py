@@ -310,7 +310,7 @@ async def test_supervisor_flow_from_a_real_upload(
     processor: CallProcessor,
     test_audio_dir: Path,
 ) -> None:
-    """Done-when of issue 11: play the call, see its categories, scorecard and sentiment
+    """Play the call, see its categories, scorecard and sentiment
     trend, get the week's stats per agent, and a loopback receiver gets a signed webhook."""
     await make_user(resources.sessions, "boss", Role.ADMIN)
     await make_user(resources.sessions, "dilnoza", Role.AGENT)

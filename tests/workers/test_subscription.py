@@ -297,7 +297,7 @@ async def _open_subscription(
 async def test_an_event_reads_the_call_once_per_process_for_all_its_subscribers(
     server: str, settings: Settings, short_speech: Path, app: Any
 ) -> None:
-    """Many watchers (issue 12): one status event, 12 agent and 3 admin subscribers with
+    """Many watchers: one status event, 12 agent and 3 admin subscribers with
     different selections: the call and its agent are read once, and each viewer gets what
     their own selection asks for."""
     from sqlalchemy import event
