@@ -7,7 +7,6 @@ from __future__ import annotations
 import strawberry
 from sqlalchemy import select
 
-from app.auth.policy import require_admin
 from app.core.errors import NotFound
 from app.core.ids import parse_typed_id
 from app.db.models import RuleEvaluation as RuleEvaluationModel
@@ -26,13 +25,11 @@ from app.services import scorecards as scorecard_service
 
 
 async def categories(info: Info) -> list[Category]:
-    await info.context.require_viewer()
     async with info.context.session() as session:
         return [Category.from_model(c) for c in await category_service.list_categories(session)]
 
 
 async def create_category(info: Info, input: CategoryInput) -> CategoryPayload:
-    require_admin(await info.context.require_viewer())
     data = category_service.CategoryInput(input.name, input.description, input.rule)
     async with info.context.transaction() as session:
         category, run = await category_service.create_category(session, data)
@@ -42,7 +39,6 @@ async def create_category(info: Info, input: CategoryInput) -> CategoryPayload:
 
 
 async def update_category(info: Info, id: strawberry.ID, input: CategoryInput) -> CategoryPayload:
-    require_admin(await info.context.require_viewer())
     category_id = parse_typed_id(id, "Category")
     data = category_service.CategoryInput(input.name, input.description, input.rule)
     async with info.context.transaction() as session:
@@ -53,7 +49,6 @@ async def update_category(info: Info, id: strawberry.ID, input: CategoryInput) -
 
 
 async def delete_category(info: Info, id: strawberry.ID) -> strawberry.ID:
-    require_admin(await info.context.require_viewer())
     category_id = parse_typed_id(id, "Category")
     async with info.context.transaction() as session:
         await category_service.delete_category(session, category_id)
@@ -61,13 +56,11 @@ async def delete_category(info: Info, id: strawberry.ID) -> strawberry.ID:
 
 
 async def scorecards(info: Info) -> list[Scorecard]:
-    await info.context.require_viewer()
     async with info.context.session() as session:
         return [Scorecard.from_model(s) for s in await scorecard_service.list_scorecards(session)]
 
 
 async def create_scorecard(info: Info, input: ScorecardInput) -> ScorecardPayload:
-    require_admin(await info.context.require_viewer())
     data = scorecard_service.ScorecardInput(input.name, input.description, input.items)
     async with info.context.transaction() as session:
         scorecard, run = await scorecard_service.create_scorecard(session, data)
@@ -79,7 +72,6 @@ async def create_scorecard(info: Info, input: ScorecardInput) -> ScorecardPayloa
 async def update_scorecard(
     info: Info, id: strawberry.ID, input: ScorecardInput
 ) -> ScorecardPayload:
-    require_admin(await info.context.require_viewer())
     scorecard_id = parse_typed_id(id, "Scorecard")
     data = scorecard_service.ScorecardInput(input.name, input.description, input.items)
     async with info.context.transaction() as session:
@@ -90,7 +82,6 @@ async def update_scorecard(
 
 
 async def delete_scorecard(info: Info, id: strawberry.ID) -> strawberry.ID:
-    require_admin(await info.context.require_viewer())
     scorecard_id = parse_typed_id(id, "Scorecard")
     async with info.context.transaction() as session:
         await scorecard_service.delete_scorecard(session, scorecard_id)
@@ -98,7 +89,6 @@ async def delete_scorecard(info: Info, id: strawberry.ID) -> strawberry.ID:
 
 
 async def rule_evaluation(info: Info, id: strawberry.ID) -> RuleEvaluation:
-    require_admin(await info.context.require_viewer())
     run_id = parse_typed_id(id, "RuleEvaluation")
     async with info.context.session() as session:
         run = (

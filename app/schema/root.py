@@ -23,6 +23,7 @@ from app.schema.desk import (
     WebhookEndpointPayload,
 )
 from app.schema.node import Node
+from app.schema.permissions import IsAdmin, IsAuthenticated
 from app.schema.user import AuthPayload, User
 
 
@@ -44,16 +45,25 @@ class Query:
         description="Figures over finished calls, one row per combination of the groupBy "
         "keys (one row without groupBy); an AGENT sees only their own calls",
     )
-    categories: list[Category] = strawberry.field(resolver=rule_resolvers.categories)
-    scorecards: list[Scorecard] = strawberry.field(resolver=rule_resolvers.scorecards)
+    categories: list[Category] = strawberry.field(
+        resolver=rule_resolvers.categories, permission_classes=[IsAuthenticated]
+    )
+    scorecards: list[Scorecard] = strawberry.field(
+        resolver=rule_resolvers.scorecards, permission_classes=[IsAuthenticated]
+    )
     rule_evaluation: RuleEvaluation = strawberry.field(
-        resolver=rule_resolvers.rule_evaluation, description="ADMIN only"
+        resolver=rule_resolvers.rule_evaluation,
+        permission_classes=[IsAdmin],
+        description="ADMIN only",
     )
     webhook_endpoints: list[WebhookEndpoint] = strawberry.field(
-        resolver=webhook_resolvers.webhook_endpoints, description="ADMIN only"
+        resolver=webhook_resolvers.webhook_endpoints,
+        permission_classes=[IsAdmin],
+        description="ADMIN only",
     )
     webhook_deliveries: WebhookDeliveryConnection = strawberry.field(
         resolver=webhook_resolvers.webhook_deliveries,
+        permission_classes=[IsAdmin],
         description="ADMIN only; newest first, every attempt logged",
     )
 
@@ -84,31 +94,43 @@ class Mutation:
     delete_call: strawberry.ID = strawberry.mutation(resolver=call_resolvers.delete_call)
     create_category: CategoryPayload = strawberry.mutation(
         resolver=rule_resolvers.create_category,
+        permission_classes=[IsAdmin],
         description="ADMIN only; re-evaluates existing calls in the background",
     )
     update_category: CategoryPayload = strawberry.mutation(
         resolver=rule_resolvers.update_category,
+        permission_classes=[IsAdmin],
         description="ADMIN only; re-evaluates existing calls in the background",
     )
     delete_category: strawberry.ID = strawberry.mutation(
-        resolver=rule_resolvers.delete_category, description="ADMIN only"
+        resolver=rule_resolvers.delete_category,
+        permission_classes=[IsAdmin],
+        description="ADMIN only",
     )
     create_scorecard: ScorecardPayload = strawberry.mutation(
         resolver=rule_resolvers.create_scorecard,
+        permission_classes=[IsAdmin],
         description="ADMIN only; re-evaluates existing calls in the background",
     )
     update_scorecard: ScorecardPayload = strawberry.mutation(
         resolver=rule_resolvers.update_scorecard,
+        permission_classes=[IsAdmin],
         description="ADMIN only; re-evaluates existing calls in the background",
     )
     delete_scorecard: strawberry.ID = strawberry.mutation(
-        resolver=rule_resolvers.delete_scorecard, description="ADMIN only"
+        resolver=rule_resolvers.delete_scorecard,
+        permission_classes=[IsAdmin],
+        description="ADMIN only",
     )
     create_webhook_endpoint: WebhookEndpointPayload = strawberry.mutation(
-        resolver=webhook_resolvers.create_webhook_endpoint, description="ADMIN only"
+        resolver=webhook_resolvers.create_webhook_endpoint,
+        permission_classes=[IsAdmin],
+        description="ADMIN only",
     )
     delete_webhook_endpoint: strawberry.ID = strawberry.mutation(
-        resolver=webhook_resolvers.delete_webhook_endpoint, description="ADMIN only"
+        resolver=webhook_resolvers.delete_webhook_endpoint,
+        permission_classes=[IsAdmin],
+        description="ADMIN only",
     )
 
 
