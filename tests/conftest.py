@@ -116,8 +116,10 @@ if TYPE_CHECKING:
     import httpx
     from fastapi import FastAPI
 
+    from app.api.resources import Resources
     from app.db.engine import SessionFactory
     from tests.api.helpers import GraphQLClient
+    from tests.factories import Person
 
 
 @pytest.fixture(scope="session")
@@ -162,3 +164,37 @@ def gql(http: httpx.AsyncClient) -> GraphQLClient:
     from tests.api.helpers import GraphQLClient
 
     return GraphQLClient(http)
+
+
+# --- people: an admin and two agents, signed in -----------------------------------------------
+
+
+@pytest.fixture
+def resources(app: FastAPI) -> Resources:
+    """The app's own resources (its session factory and storage)."""
+    resources: Resources = app.state.resources
+    return resources
+
+
+@pytest.fixture
+async def admin(gql: GraphQLClient, resources: Resources) -> Person:
+    from app.db.models import Role
+    from tests.factories import make_person
+
+    return await make_person(gql, resources.sessions, "admin", Role.ADMIN)
+
+
+@pytest.fixture
+async def dilnoza(gql: GraphQLClient, resources: Resources) -> Person:
+    from app.db.models import Role
+    from tests.factories import make_person
+
+    return await make_person(gql, resources.sessions, "dilnoza", Role.AGENT)
+
+
+@pytest.fixture
+async def aziz(gql: GraphQLClient, resources: Resources) -> Person:
+    from app.db.models import Role
+    from tests.factories import make_person
+
+    return await make_person(gql, resources.sessions, "aziz", Role.AGENT)

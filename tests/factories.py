@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import httpx
@@ -462,3 +462,24 @@ async def finished_call(
         )
     assert saved is not None
     return saved
+
+
+# --- people who sign in -----------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from tests.api.helpers import GraphQLClient
+
+
+@dataclass(frozen=True)
+class Person:
+    """A user row and a token of theirs."""
+
+    id: uuid.UUID
+    token: str
+
+
+async def make_person(
+    gql: GraphQLClient, sessions: SessionFactory, name: str, role: Role = Role.AGENT
+) -> Person:
+    user = await make_user(sessions, name, role)
+    return Person(user.id, await gql.login(name))

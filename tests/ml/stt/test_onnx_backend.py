@@ -15,7 +15,7 @@ from app.ml.speech.pipeline import SpeechPipeline
 from app.ml.stt import SttError, load_routed_models
 from app.ml.stt.onnx_backend import OnnxAsrStt, tokens_to_words
 from app.ml.stt.routes import routes_from_settings
-from tests.stt.tiny_onnx import build_gigaam_v3_ctc, build_nemo_ctc, bursts
+from tests.ml.stt.tiny_onnx import build_gigaam_v3_ctc, build_nemo_ctc, bursts
 
 # Two noise bursts in a 6 s recording, and VAD regions around them.
 BURSTS = [(1.0, 1.6), (4.0, 4.5)]

@@ -25,7 +25,12 @@ from app.ml.stt.aisha_backend import AishaStt
 from app.ml.stt.faster_whisper_backend import FasterWhisperStt
 from app.ml.stt.openai_backend import OpenAiStt
 from app.ml.stt.regions import normalise_regions
-from tests.stt.conftest import assert_words_well_formed, load_audio, normalise_text, speech_regions
+from tests.ml.stt.conftest import (
+    assert_words_well_formed,
+    load_audio,
+    normalise_text,
+    speech_regions,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,7 @@ from app.core.enums import SpeakerRole
 from app.services.categories import CategoryInput, create_category
 from app.services.effects import unit_of_work
 from tests.api.helpers import GraphQLClient
-from tests.desk.conftest import Person
-from tests.factories import CallSpec, Turn, finished_call
+from tests.factories import CallSpec, Person, Turn, finished_call
 
 FIGURES = """
   calls totalDurationSeconds meanDurationSeconds meanSentimentScore negativeShare

@@ -29,8 +29,7 @@ from app.services.audio_links import (
 )
 from app.storage import GcsStorage
 from tests.api.helpers import GraphQLClient
-from tests.desk.conftest import Person
-from tests.factories import CallSpec, Turn, finished_call
+from tests.factories import CallSpec, Person, Turn, finished_call
 
 AUDIO_QUERY = "query($id: ID!) { call(id: $id) { audioUrl audioUrlExpiresAt } }"
 SIZE = 700_001  # not a multiple of the chunk size
