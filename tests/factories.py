@@ -483,3 +483,27 @@ async def make_person(
 ) -> Person:
     user = await make_user(sessions, name, role)
     return Person(user.id, await gql.login(name))
+
+
+# --- waits ------------------------------------------------------------------------------------
+
+
+async def wait_until_a_query_waits_for_a_lock(
+    sessions: SessionFactory, timeout_s: float = 10
+) -> None:
+    """Returns once another session of this database is blocked on a row or table lock (so a
+    test knows the concurrent transaction it started has reached the lock it must wait for)."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    async with sessions() as session:
+        while (await session.execute(query)).scalar_one() == 0:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"no query waited for a lock within {timeout_s} s")
+            await asyncio.sleep(0.01)

@@ -18,7 +18,13 @@ from app.db.models import Category, RuleEvaluation, Scorecard, WebhookEndpoint
 from app.services import rules as rule_service
 from app.services.effects import unit_of_work
 from tests.api.helpers import GraphQLClient
-from tests.factories import CallSpec, Person, Turn, finished_call
+from tests.factories import (
+    CallSpec,
+    Person,
+    Turn,
+    finished_call,
+    wait_until_a_query_waits_for_a_lock,
+)
 
 CREATE_CATEGORY = """
 mutation($input: CategoryInput!) {
@@ -259,7 +265,7 @@ async def test_a_category_deleted_while_a_call_is_evaluated_does_not_fail_the_ca
     async with resources.sessions() as session, session.begin():
         rules = await rule_service.current_rules(session)
         deleting = asyncio.create_task(delete_the_rules())
-        await asyncio.sleep(0.5)  # time enough for the delete to commit, were it not held
+        await wait_until_a_query_waits_for_a_lock(resources.sessions)  # the delete is held
         assert await rule_service.evaluate_calls(session, [call.id], rules) == 1
     await asyncio.wait_for(deleting, timeout=10)
     # The delete went through once the evaluation committed, and took the tags with it.
@@ -316,7 +322,7 @@ async def test_an_edit_during_an_evaluation_batch_does_not_deadlock(
                 return await rule_service.evaluate_batch(session, run_id, None)
 
         running = asyncio.create_task(batch())
-        await asyncio.sleep(0.5)  # the batch is now waiting for the category
+        await wait_until_a_query_waits_for_a_lock(resources.sessions)  # the batch waits
         await rule_service.start_evaluation(edit, "category renamed")
     result = await asyncio.wait_for(running, timeout=10)
     assert result.run is None  # superseded by the edit's run: it stops
