@@ -81,23 +81,11 @@ class PipelineSettings(BaseSettings):
     group's last word, where 6 re-decodes with 5 samples each cost about 3 s per call and
     changed no word on the shared references. Windows that look like a loop (compression
     ratio) are re-decoded either way."""
-    stt_allow_download: bool = False
-    """Retired: workers never download. `true` is refused with the command that replaces it
-    (`ovozly models fetch`), so an old deployment's setting is not silently ignored."""
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     openai_stt_model: str = "gpt-4o-transcribe"
     aisha_api_key: SecretStr | None = None
     aisha_base_url: str = "https://back.aisha.group"
-
-    @model_validator(mode="after")
-    def _refuse_run_time_downloads(self) -> PipelineSettings:
-        if self.stt_allow_download:
-            raise ValueError(
-                "STT_ALLOW_DOWNLOAD is no longer supported: workers never download models. "
-                "Fetch them once with `ovozly models fetch` (into MODELS_DIR) and unset it"
-            )
-        return self
 
     @model_validator(mode="after")
     def _check_speaker_bounds(self) -> PipelineSettings:

@@ -59,7 +59,7 @@ class Category:
     name: str
     description: str | None
     rule: JSON = strawberry.field(
-        description="{match: ALL|ANY, conditions: [...]}; see the README for the rule language."
+        description="{match: ALL|ANY, conditions: [...]}; see docs/desk.md for the rule language."
     )
     created_at: datetime
     updated_at: datetime

@@ -50,7 +50,7 @@ def test_an_uzbek_call_is_marked_uzbek_with_empty_text_and_a_warning(
     assert codes == [LANGUAGE_NOT_TRANSCRIBED, ANALYSIS_PARTIAL]
     message = transcript.warnings[0].message
     assert message.startswith("Uzbek speech (100% of talk time) was not transcribed")
-    assert "no Uzbek model is configured" in message and "README, Languages" in message
+    assert "no Uzbek model is configured" in message and "docs/languages.md" in message
 
 
 def test_a_code_switched_call_gets_each_turn_language_right(

@@ -44,7 +44,7 @@ def untranscribed_warnings(
             LANGUAGE_NOT_TRANSCRIBED,
             f"{language_name(share.language)} speech ({share.share:.0%} of talk time) was not "
             f"transcribed: no {language_name(share.language)} model is configured; "
-            "see README, Languages",
+            "see docs/languages.md",
         )
         for share in shares
         if share.language in untranscribed

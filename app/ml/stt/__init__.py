@@ -64,7 +64,7 @@ def load_routed_models(
             elif routes.explicit:
                 raise SttError(
                     f"STT_MODELS routes {language!r} to {spec.name}, which is English-only: "
-                    "route it to a multilingual model (README, Languages)"
+                    "route it to a multilingual model (docs/languages.md)"
                 )
     return loaded
 

@@ -73,7 +73,7 @@ class OnnxAsrStt:
         if not directory.is_dir():
             raise SttError(
                 f"the ONNX speech model directory {directory} does not exist: fetch the model "
-                "into it (README, Languages) or fix the path in STT_MODELS"
+                "into it (docs/languages.md) or fix the path in STT_MODELS"
             )
         kind = onnx_model_type(directory, model_type)
         providers = ["CUDAExecutionProvider"] if device.startswith("cuda") else []
@@ -95,7 +95,7 @@ class OnnxAsrStt:
         except Exception as exc:
             raise SttError(
                 f"could not load the ONNX speech model {kind} from {directory}: {exc}. The "
-                "directory must hold an onnx-asr export of that model (README, Languages)"
+                "directory must hold an onnx-asr export of that model (docs/languages.md)"
             ) from exc
         asr = model.asr
         # onnx-asr reports token times as encoder frames x this step; a word ends at most one

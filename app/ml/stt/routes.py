@@ -17,7 +17,7 @@ and language, with empty text, and the call gets a warning.
 
 Without `STT_MODELS`, `STT_BACKEND`/`STT_MODEL` keep their meaning as the single-model case
 (one model for every configured language) when either is set; with neither, the defaults
-below apply (chosen by measurement, see README, Languages).
+below apply (chosen by measurement, see docs/languages.md).
 """
 
 from __future__ import annotations
@@ -79,12 +79,12 @@ DEFAULT_ROUTES: dict[str, ModelSpec] = {
     "ru": ModelSpec("faster-whisper", BUNDLED_BASE),
     "en": ModelSpec("faster-whisper", BUNDLED_TINY_EN),
 }
-"""The offline default, chosen by measurement (bench/languages.py, README Benchmarks):
+"""The offline default, chosen by measurement (bench/languages.py, docs/benchmarks.md):
 Whisper base (multilingual, assembled at install) for Russian; Whisper tiny.en for English,
 which matched base on the telephone-band English copies (10.6 % WER), beat it on the clean
 references (7.2 % against 10.6 %) and ran 1.4-3x faster. No model that ships in a package
-transcribes Uzbek usably, so `uz` has none and its turns are marked and reported (README,
-Languages)."""
+transcribes Uzbek usably, so `uz` has none and its turns are marked and reported
+(docs/languages.md)."""
 
 
 @dataclass(frozen=True, slots=True)
