@@ -25,6 +25,7 @@ from app.db.models import WebhookEndpoint as WebhookEndpointModel
 from app.db.models import WebhookEvent as WebhookEventModel
 from app.schema.context import Info
 from app.schema.user import User
+from app.services import webhooks
 from app.services.stats import StatsGroup as StatsGroupModel
 from app.services.stats import StatsRow
 
@@ -318,6 +319,13 @@ class WebhookEndpoint:
 class WebhookEndpointPayload:
     endpoint: WebhookEndpoint
     secret: str
+
+    @strawberry.field(
+        description="The secret as Standard Webhooks receivers take it (whsec_ + base64); "
+        "requests carry webhook-id, webhook-timestamp and webhook-signature too."
+    )
+    def standard_webhooks_secret(self) -> str:
+        return webhooks.standard_webhooks_secret(self.secret)
 
 
 @strawberry.input

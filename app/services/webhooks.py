@@ -4,12 +4,16 @@ A delivery row is written in the transaction that ends the call (so an event is 
 or sent for a change that rolled back), and the worker sends it after the commit. Each
 attempt is logged. The request carries `Ovozly-Signature: t=<unix s>,v1=<hex>`, the hex being
 HMAC-SHA256 under the endpoint's secret of `"<t>.<body>"` (Stripe's scheme): receivers check
-it and reject old timestamps to stop replays.
+it and reject old timestamps to stop replays. Every request is also signed per Standard Webhooks
+(`webhook-id`, `webhook-timestamp`, `webhook-signature`, made by the `standardwebhooks`
+library), so receivers can verify with that scheme's own tooling: the key is the endpoint's
+secret as UTF-8 bytes, given to them as `whsec_<base64>` (`standard_webhooks_secret`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -26,6 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from standardwebhooks.webhooks import Webhook
 
 from app.core.errors import BadUserInput, NotFound
 from app.core.ids import to_global_id
@@ -285,6 +290,23 @@ def sign(secret: str, timestamp: int, body: str) -> str:
     return f"t={timestamp},v1={digest.hexdigest()}"
 
 
+def standard_webhooks_secret(secret: str) -> str:
+    """The endpoint's secret in the Standard Webhooks form (`whsec_` + base64 of its bytes)."""
+    return "whsec_" + base64.b64encode(secret.encode()).decode()
+
+
+def standard_webhooks_headers(
+    secret: str, delivery_id: uuid.UUID, timestamp: int, body: str
+) -> dict[str, str]:
+    signed_at = datetime.fromtimestamp(timestamp, tz=UTC)
+    signature = Webhook(secret.encode()).sign(str(delivery_id), signed_at, body)
+    return {
+        "webhook-id": str(delivery_id),
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature,
+    }
+
+
 def verify_signature(secret: str, header: str, body: str, *, tolerance_s: int = 300) -> bool:
     """What a receiver does (used by our tests, and documented for integrators)."""
     fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
@@ -362,6 +384,7 @@ async def send(
         SIGNATURE_HEADER: sign(endpoint.secret, timestamp, delivery.body),
         EVENT_HEADER: delivery.event.value,
         DELIVERY_HEADER: str(delivery.id),
+        **standard_webhooks_headers(endpoint.secret, delivery.id, timestamp, delivery.body),
     }
     try:
         async with client.stream(

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from standardwebhooks.webhooks import Webhook
 
 from app.api.resources import Resources
 from app.core.config import Settings
@@ -32,6 +33,7 @@ from app.services.webhooks import (
     TargetRefused,
     check_target,
     create_endpoint,
+    standard_webhooks_secret,
     validate_url,
     verify_signature,
 )
@@ -188,6 +190,9 @@ async def test_signed_deliveries_retry_with_backoff_and_stop(
     assert len(bodies) == 1  # every attempt sends the same signed bytes
     for request in flaky_requests:
         assert verify_signature(SECRET, request.headers["ovozly-signature"], request.body)
+        # The same request verifies with the Standard Webhooks library, as a receiver would.
+        standard = Webhook(standard_webhooks_secret(SECRET))
+        assert standard.verify(request.body, dict(request.headers))["type"] == "CALL_SUCCEEDED"
         assert not verify_signature(
             "another-secret-123456", request.headers["ovozly-signature"], request.body
         )
