@@ -320,10 +320,9 @@ class WebhookEndpointPayload:
     endpoint: WebhookEndpoint
     secret: str
 
-    @strawberry.field(
-        description="The secret as Standard Webhooks receivers take it (whsec_ + base64); "
-        "requests carry webhook-id, webhook-timestamp and webhook-signature too."
-    )
+    # The secret as Standard Webhooks receivers take it (whsec_ + base64); requests carry
+    # webhook-id, webhook-timestamp and webhook-signature too.
+    @strawberry.field
     def standard_webhooks_secret(self) -> str:
         return webhooks.standard_webhooks_secret(self.secret)
 
