@@ -29,23 +29,25 @@ async def categories(info: Info) -> list[Category]:
         return [Category.from_model(c) for c in await category_service.list_categories(session)]
 
 
+def _category(input: CategoryInput) -> category_service.CategoryInput:
+    return category_service.CategoryInput(input.name, input.description, input.rule)
+
+
+def _scorecard(input: ScorecardInput) -> scorecard_service.ScorecardInput:
+    return scorecard_service.ScorecardInput(input.name, input.description, input.items)
+
+
 async def create_category(info: Info, input: CategoryInput) -> CategoryPayload:
-    data = category_service.CategoryInput(input.name, input.description, input.rule)
     async with info.context.transaction() as session:
-        category, run = await category_service.create_category(session, data)
-    return CategoryPayload(
-        category=Category.from_model(category), evaluation=RuleEvaluation.from_model(run)
-    )
+        saved = await category_service.create_category(session, _category(input))
+    return CategoryPayload.of(saved)
 
 
 async def update_category(info: Info, id: strawberry.ID, input: CategoryInput) -> CategoryPayload:
     category_id = parse_typed_id(id, "Category")
-    data = category_service.CategoryInput(input.name, input.description, input.rule)
     async with info.context.transaction() as session:
-        category, run = await category_service.update_category(session, category_id, data)
-    return CategoryPayload(
-        category=Category.from_model(category), evaluation=RuleEvaluation.from_model(run)
-    )
+        saved = await category_service.update_category(session, category_id, _category(input))
+    return CategoryPayload.of(saved)
 
 
 async def delete_category(info: Info, id: strawberry.ID) -> strawberry.ID:
@@ -61,24 +63,18 @@ async def scorecards(info: Info) -> list[Scorecard]:
 
 
 async def create_scorecard(info: Info, input: ScorecardInput) -> ScorecardPayload:
-    data = scorecard_service.ScorecardInput(input.name, input.description, input.items)
     async with info.context.transaction() as session:
-        scorecard, run = await scorecard_service.create_scorecard(session, data)
-    return ScorecardPayload(
-        scorecard=Scorecard.from_model(scorecard), evaluation=RuleEvaluation.from_model(run)
-    )
+        saved = await scorecard_service.create_scorecard(session, _scorecard(input))
+    return ScorecardPayload.of(saved)
 
 
 async def update_scorecard(
     info: Info, id: strawberry.ID, input: ScorecardInput
 ) -> ScorecardPayload:
     scorecard_id = parse_typed_id(id, "Scorecard")
-    data = scorecard_service.ScorecardInput(input.name, input.description, input.items)
     async with info.context.transaction() as session:
-        scorecard, run = await scorecard_service.update_scorecard(session, scorecard_id, data)
-    return ScorecardPayload(
-        scorecard=Scorecard.from_model(scorecard), evaluation=RuleEvaluation.from_model(run)
-    )
+        saved = await scorecard_service.update_scorecard(session, scorecard_id, _scorecard(input))
+    return ScorecardPayload.of(saved)
 
 
 async def delete_scorecard(info: Info, id: strawberry.ID) -> strawberry.ID:

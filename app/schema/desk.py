@@ -193,11 +193,25 @@ class CategoryPayload:
     category: Category
     evaluation: RuleEvaluation
 
+    @classmethod
+    def of(cls, saved: tuple[CategoryModel, RuleEvaluationModel]) -> CategoryPayload:
+        category, run = saved
+        return cls(
+            category=Category.from_model(category), evaluation=RuleEvaluation.from_model(run)
+        )
+
 
 @strawberry.type
 class ScorecardPayload:
     scorecard: Scorecard
     evaluation: RuleEvaluation
+
+    @classmethod
+    def of(cls, saved: tuple[ScorecardModel, RuleEvaluationModel]) -> ScorecardPayload:
+        scorecard, run = saved
+        return cls(
+            scorecard=Scorecard.from_model(scorecard), evaluation=RuleEvaluation.from_model(run)
+        )
 
 
 @strawberry.input(description="rule: {match: ALL|ANY, conditions: [...]}, validated.")

@@ -8,14 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import BadUserInput, NotFound
 from app.db.models import RuleEvaluation, Scorecard
 from app.rules.model import parse_scorecard_items
-from app.services.categories import clean_description, clean_name
-from app.services.rules import start_evaluation
+from app.services.rule_sets import clean_name, delete_rule_set, save_rule_set
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,13 +21,6 @@ class ScorecardInput:
     name: str
     description: str | None
     items: Any
-
-
-async def _name_taken(session: AsyncSession, name: str, except_id: uuid.UUID | None = None) -> bool:
-    query = select(Scorecard.id).where(func.lower(Scorecard.name) == name.lower())
-    if except_id is not None:
-        query = query.where(Scorecard.id != except_id)
-    return (await session.execute(query)).first() is not None
 
 
 def _items_json(data: Any) -> list[dict[str, Any]]:
@@ -44,45 +35,33 @@ async def list_scorecards(session: AsyncSession) -> Sequence[Scorecard]:
 async def create_scorecard(
     session: AsyncSession, data: ScorecardInput
 ) -> tuple[Scorecard, RuleEvaluation]:
-    name = clean_name(data.name)
-    items = _items_json(data.items)
-    if await _name_taken(session, name):
-        raise BadUserInput(f"name: a scorecard named {name!r} already exists")
-    scorecard = Scorecard(name=name, description=clean_description(data.description))
-    scorecard.items = items
-    session.add(scorecard)
-    await session.flush()
-    run = await start_evaluation(session, f"scorecard {name!r} created")
-    await session.refresh(scorecard)
-    return scorecard, run
+    return await _save(session, None, data)
 
 
 async def update_scorecard(
     session: AsyncSession, scorecard_id: uuid.UUID, data: ScorecardInput
 ) -> tuple[Scorecard, RuleEvaluation]:
-    name = clean_name(data.name)
+    return await _save(session, scorecard_id, data)
+
+
+async def _save(
+    session: AsyncSession, scorecard_id: uuid.UUID | None, data: ScorecardInput
+) -> tuple[Scorecard, RuleEvaluation]:
+    clean_name(data.name)  # the name is judged before the payload, as the user reads
     items = _items_json(data.items)
-    scorecard = (
-        await session.execute(
-            select(Scorecard).where(Scorecard.id == scorecard_id).with_for_update()
-        )
-    ).scalar_one_or_none()
-    if scorecard is None:
-        raise NotFound("Scorecard")
-    if await _name_taken(session, name, scorecard_id):
-        raise BadUserInput(f"name: a scorecard named {name!r} already exists")
-    scorecard.name = name
-    scorecard.description = clean_description(data.description)
-    scorecard.items = items
-    await session.flush()
-    run = await start_evaluation(session, f"scorecard {name!r} updated")
-    await session.refresh(scorecard)
-    return scorecard, run
+
+    def set_items(scorecard: Scorecard) -> None:
+        scorecard.items = items
+
+    return await save_rule_set(
+        session,
+        Scorecard,
+        scorecard_id,
+        name=data.name,
+        description=data.description,
+        set_payload=set_items,
+    )
 
 
 async def delete_scorecard(session: AsyncSession, scorecard_id: uuid.UUID) -> None:
-    result = await session.execute(
-        delete(Scorecard).where(Scorecard.id == scorecard_id).returning(Scorecard.id)
-    )
-    if result.first() is None:
-        raise NotFound("Scorecard")
+    await delete_rule_set(session, Scorecard, scorecard_id)
