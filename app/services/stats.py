@@ -112,90 +112,11 @@ async def call_stats(
     if len(groups) != len(group_by):
         raise BadUserInput("groupBy: each group at most once")
     names = [f"k_{group.value.lower()}" for group in groups]
-
-    agent_ratio = (
-        select(func.sum(CallSpeaker.talk_ratio))
-        .where(CallSpeaker.call_id == Call.id, CallSpeaker.role == SpeakerRole.AGENT)
-        .scalar_subquery()
-    )
-    scorecard = (
-        select(func.avg(CallScorecard.score))
-        .where(CallScorecard.call_id == Call.id)
-        .scalar_subquery()
-    )
-    base_query = (
-        select(
-            Call.id.label("call_id"),
-            *(_key_expression(g).label(n) for g, n in zip(groups, names, strict=True)),
-            func.coalesce(CallMetrics.duration_s, Call.duration_s, 0.0).label("duration"),
-            CallAnalysis.sentiment_score.label("sentiment_score"),
-            cast(CallAnalysis.sentiment == Sentiment.NEGATIVE, Integer).label("negative"),
-            (CallMetrics.silence_s / func.nullif(CallMetrics.duration_s, 0.0)).label("silence"),
-            CallMetrics.interruptions.label("interruptions"),
-            agent_ratio.label("agent_ratio"),
-            scorecard.label("scorecard"),
-        )
-        .select_from(Call)
-        .outerjoin(CallAnalysis, CallAnalysis.call_id == Call.id)
-        .outerjoin(CallMetrics, CallMetrics.call_id == Call.id)
-        .where(*filter_clauses(viewer, filters), Call.status == CallStatus.SUCCESS)
-    )
-    if StatsGroup.CATEGORY in groups:
-        base_query = base_query.outerjoin(CallCategory, CallCategory.call_id == Call.id)
-    base = base_query.cte("base")
+    base = _per_call(viewer, filters, groups, names)
     keys = [base.c[name] for name in names]
-
-    totals = (
-        select(
-            *keys,
-            func.count().label("calls"),
-            func.coalesce(func.sum(base.c.duration), 0.0).label("total_duration"),
-            func.avg(base.c.duration).label("mean_duration"),
-            func.avg(base.c.sentiment_score).label("mean_sentiment"),
-            func.avg(base.c.negative).label("negative_share"),
-            func.avg(base.c.agent_ratio).label("agent_ratio"),
-            func.avg(base.c.silence).label("silence_share"),
-            func.avg(base.c.interruptions).label("interruptions"),
-            func.avg(base.c.scorecard).label("scorecard"),
-        )
-        .group_by(*keys)
-        .cte("totals")
-    )
-
-    def top(model: Any, column: Any, name: str) -> Any:
-        counted = (
-            select(
-                *keys, column.label("name"), func.count(func.distinct(base.c.call_id)).label("n")
-            )
-            .join(model, model.call_id == base.c.call_id)
-            .group_by(*keys, column)
-            .cte(f"{name}_counts")
-        )
-        counted_keys = [counted.c[n] for n in names]
-        ranked = select(
-            counted,
-            func.row_number()
-            .over(partition_by=counted_keys or None, order_by=(counted.c.n.desc(), counted.c.name))
-            .label("rank"),
-        ).cte(f"{name}_ranked")
-        ranked_keys = [ranked.c[n] for n in names]
-        return (
-            select(
-                *ranked_keys,
-                func.json_agg(
-                    aggregate_order_by(
-                        func.json_build_object("name", ranked.c.name, "count", ranked.c.n),
-                        ranked.c.rank,
-                    )
-                ).label("items"),
-            )
-            .where(ranked.c.rank <= TOP_N)
-            .group_by(*ranked_keys)
-            .cte(f"{name}_top")
-        )
-
-    intents = top(AnalysisIntent, AnalysisIntent.name, "intents")
-    issues = top(AnalysisIssue, AnalysisIssue.title, "issues")
+    totals = _totals(base, keys)
+    intents = _top_names(base, names, AnalysisIntent, AnalysisIntent.name, "intents")
+    issues = _top_names(base, names, AnalysisIssue, AnalysisIssue.title, "issues")
 
     def same_keys(other: Any) -> ColumnElement[bool]:
         if not names:
@@ -216,6 +137,94 @@ async def call_stats(
     )
     rows = (await session.execute(statement)).mappings().all()
     return [_row(row, groups, names) for row in rows]
+
+
+def _per_call(
+    viewer: User, filters: CallFilters, groups: list[StatsGroup], names: list[str]
+) -> Any:
+    """One row per finished, visible call: its group keys and the values averaged over it."""
+    agent_ratio = (
+        select(func.sum(CallSpeaker.talk_ratio))
+        .where(CallSpeaker.call_id == Call.id, CallSpeaker.role == SpeakerRole.AGENT)
+        .scalar_subquery()
+    )
+    scorecard = (
+        select(func.avg(CallScorecard.score))
+        .where(CallScorecard.call_id == Call.id)
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            Call.id.label("call_id"),
+            *(_key_expression(g).label(n) for g, n in zip(groups, names, strict=True)),
+            func.coalesce(CallMetrics.duration_s, Call.duration_s, 0.0).label("duration"),
+            CallAnalysis.sentiment_score.label("sentiment_score"),
+            cast(CallAnalysis.sentiment == Sentiment.NEGATIVE, Integer).label("negative"),
+            (CallMetrics.silence_s / func.nullif(CallMetrics.duration_s, 0.0)).label("silence"),
+            CallMetrics.interruptions.label("interruptions"),
+            agent_ratio.label("agent_ratio"),
+            scorecard.label("scorecard"),
+        )
+        .select_from(Call)
+        .outerjoin(CallAnalysis, CallAnalysis.call_id == Call.id)
+        .outerjoin(CallMetrics, CallMetrics.call_id == Call.id)
+        .where(*filter_clauses(viewer, filters), Call.status == CallStatus.SUCCESS)
+    )
+    if StatsGroup.CATEGORY in groups:
+        query = query.outerjoin(CallCategory, CallCategory.call_id == Call.id)
+    return query.cte("base")
+
+
+def _totals(base: Any, keys: list[Any]) -> Any:
+    return (
+        select(
+            *keys,
+            func.count().label("calls"),
+            func.coalesce(func.sum(base.c.duration), 0.0).label("total_duration"),
+            func.avg(base.c.duration).label("mean_duration"),
+            func.avg(base.c.sentiment_score).label("mean_sentiment"),
+            func.avg(base.c.negative).label("negative_share"),
+            func.avg(base.c.agent_ratio).label("agent_ratio"),
+            func.avg(base.c.silence).label("silence_share"),
+            func.avg(base.c.interruptions).label("interruptions"),
+            func.avg(base.c.scorecard).label("scorecard"),
+        )
+        .group_by(*keys)
+        .cte("totals")
+    )
+
+
+def _top_names(base: Any, names: list[str], model: Any, column: Any, name: str) -> Any:
+    """Per group, the TOP_N most frequent values of `column` (calls counted once each)."""
+    keys = [base.c[n] for n in names]
+    counted = (
+        select(*keys, column.label("name"), func.count(func.distinct(base.c.call_id)).label("n"))
+        .join(model, model.call_id == base.c.call_id)
+        .group_by(*keys, column)
+        .cte(f"{name}_counts")
+    )
+    counted_keys = [counted.c[n] for n in names]
+    ranked = select(
+        counted,
+        func.row_number()
+        .over(partition_by=counted_keys or None, order_by=(counted.c.n.desc(), counted.c.name))
+        .label("rank"),
+    ).cte(f"{name}_ranked")
+    ranked_keys = [ranked.c[n] for n in names]
+    return (
+        select(
+            *ranked_keys,
+            func.json_agg(
+                aggregate_order_by(
+                    func.json_build_object("name", ranked.c.name, "count", ranked.c.n),
+                    ranked.c.rank,
+                )
+            ).label("items"),
+        )
+        .where(ranked.c.rank <= TOP_N)
+        .group_by(*ranked_keys)
+        .cte(f"{name}_top")
+    )
 
 
 def _row(row: Any, groups: list[StatsGroup], names: list[str]) -> StatsRow:
