@@ -167,3 +167,15 @@ async def announce_credentials_changed(
         await redis.publish(CREDENTIALS_CHANGED_CHANNEL, str(user_id))
     except Exception:
         logger.warning("could not announce credentials change of %s", user_id, exc_info=True)
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncedClosing:
+    """`effects.LiveConnections` of an API process: closes here at once and announces to
+    the other processes (password, role and team changes)."""
+
+    registry: WebSocketRegistry
+    redis: Redis
+
+    async def close_user(self, user_id: uuid.UUID) -> None:
+        await announce_credentials_changed(self.registry, self.redis, user_id)

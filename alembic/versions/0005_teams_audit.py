@@ -38,15 +38,10 @@ FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()
 """
 
 
-def _timestamps() -> list[sa.Column[object]]:
-    return [
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
-    ]
+def _now_column(name: str) -> sa.Column[object]:
+    return sa.Column(
+        name, sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+    )
 
 
 def _membership(name: str) -> None:
@@ -73,7 +68,8 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("name_key", sa.String(length=100), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
-        *_timestamps(),
+        _now_column("created_at"),
+        _now_column("updated_at"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_teams")),
         sa.UniqueConstraint("name_key", name=op.f("uq_teams_name_key")),
     )
@@ -82,7 +78,9 @@ def upgrade() -> None:
     op.create_table(
         "audit_events",
         sa.Column("seq", sa.BigInteger(), sa.Identity(always=False), nullable=False),
-        sa.Column("at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+        ),
         sa.Column("action", sa.String(length=64), nullable=False),
         sa.Column("actor_id", sa.Uuid(), nullable=True),
         sa.Column("call_id", sa.Uuid(), nullable=True),

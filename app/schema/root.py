@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import strawberry
 
+from app.resolvers import audit as audit_resolvers
 from app.resolvers import calls as call_resolvers
 from app.resolvers import node as node_resolvers
 from app.resolvers import rules as rule_resolvers
 from app.resolvers import stats as stats_resolvers
+from app.resolvers import teams as team_resolvers
 from app.resolvers import users as user_resolvers
 from app.resolvers import webhooks as webhook_resolvers
+from app.schema.audit import AuditEventConnection
 from app.schema.call import Call, CallConnection, CallStatusEvent
 from app.schema.desk import (
     CallStats,
@@ -23,6 +26,7 @@ from app.schema.desk import (
     WebhookEndpointPayload,
 )
 from app.schema.node import Node
+from app.schema.team import Team
 from app.schema.user import AuthPayload, User
 
 
@@ -55,6 +59,12 @@ class Query:
     webhook_deliveries: WebhookDeliveryConnection = strawberry.field(
         resolver=webhook_resolvers.webhook_deliveries,
         description="ADMIN only; newest first, every attempt logged",
+    )
+    teams: list[Team] = strawberry.field(
+        resolver=team_resolvers.teams, description="ADMIN: all; others: their own"
+    )
+    audit_events: AuditEventConnection = strawberry.field(
+        resolver=audit_resolvers.audit_events, description="ADMIN only; newest first"
     )
 
 
@@ -109,6 +119,16 @@ class Mutation:
     )
     delete_webhook_endpoint: strawberry.ID = strawberry.mutation(
         resolver=webhook_resolvers.delete_webhook_endpoint, description="ADMIN only"
+    )
+    create_team: Team = strawberry.mutation(
+        resolver=team_resolvers.create_team, description="ADMIN only"
+    )
+    update_team: Team = strawberry.mutation(
+        resolver=team_resolvers.update_team,
+        description="ADMIN only; the input's members replace the team's",
+    )
+    delete_team: strawberry.ID = strawberry.mutation(
+        resolver=team_resolvers.delete_team, description="ADMIN only"
     )
 
 
