@@ -41,6 +41,10 @@ class Members:
     agent_ids: tuple[uuid.UUID, ...] = ()
 
 
+def _a(role: Role) -> str:
+    return f"{'an' if role.value[0] in 'AEIOU' else 'a'} {role.value}"
+
+
 def _name_key(name: str) -> str:
     return " ".join(name.split()).casefold()
 
@@ -72,7 +76,7 @@ async def _check_members(
             raise BadUserInput(f"{field_name}: no active user with id {user_id}", field=field_name)
         if user.role is not role:
             raise BadUserInput(
-                f"{field_name}: '{user.username}' is not a {role.value}", field=field_name
+                f"{field_name}: '{user.username}' is not {_a(role)}", field=field_name
             )
     return distinct
 
