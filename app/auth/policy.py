@@ -65,19 +65,18 @@ async def call_scope(session: AsyncSession, viewer: User) -> CallScope:
 
 async def supervises(session: AsyncSession, supervisor_id: uuid.UUID, agent_id: uuid.UUID) -> bool:
     """Whether this user is an active SUPERVISOR of a team the agent is in."""
-    found = await session.scalar(
-        select(
-            exists().where(
-                User.id == supervisor_id,
-                User.role == Role.SUPERVISOR,
-                User.is_active.is_(True),
-                team_supervisors.c.user_id == supervisor_id,
-                team_agents.c.team_id == team_supervisors.c.team_id,
-                team_agents.c.user_id == agent_id,
-            )
+    relation = (
+        select(team_supervisors.c.user_id)
+        .join(team_agents, team_agents.c.team_id == team_supervisors.c.team_id)
+        .join(User, User.id == team_supervisors.c.user_id)
+        .where(
+            team_supervisors.c.user_id == supervisor_id,
+            team_agents.c.user_id == agent_id,
+            User.role == Role.SUPERVISOR,
+            User.is_active.is_(True),
         )
     )
-    return bool(found)
+    return bool(await session.scalar(select(exists(relation))))
 
 
 def require_call_changer(viewer: User, call: Call) -> None:
