@@ -24,7 +24,7 @@ def require_admin(viewer: User) -> None:
         raise Forbidden("Only an administrator may do this")
 
 
-def supervised_agent_ids(supervisor_id: uuid.UUID) -> Select[tuple[uuid.UUID]]:
+def supervised_agent_ids(supervisor_id: uuid.UUID) -> Select[uuid.UUID]:
     """The agents in the teams this user supervises, as a subquery."""
     return (
         select(team_agents.c.user_id)
@@ -58,8 +58,8 @@ async def call_scope(session: AsyncSession, viewer: User) -> CallScope:
     if viewer.role is Role.ADMIN:
         return CallScope(everything=True, owner_ids=frozenset())
     if viewer.role is Role.SUPERVISOR:
-        rows = await session.execute(supervised_agent_ids(viewer.id))
-        return CallScope(everything=False, owner_ids=frozenset(row[0] for row in rows))
+        rows = await session.scalars(supervised_agent_ids(viewer.id))
+        return CallScope(everything=False, owner_ids=frozenset(rows))
     return CallScope(everything=False, owner_ids=frozenset({viewer.id}))
 
 

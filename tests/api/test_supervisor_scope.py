@@ -214,7 +214,7 @@ async def test_a_supervisor_reviews_but_does_not_change_or_manage(
     ):
         assert (await gql(mutation, {"id": own_team_call}, token=sup)).codes == ["FORBIDDEN"]
         assert (await gql(mutation, {"id": other_call}, token=sup)).codes == ["NOT_FOUND"]
-    forbidden = [
+    forbidden: list[tuple[str, dict[str, Any]]] = [
         ("{ users { id } }", {}),
         (
             'mutation { createUser(input: {username: "zed", password: "long-enough-pw"}) { id } }',
