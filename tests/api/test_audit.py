@@ -98,6 +98,29 @@ async def test_logins_user_and_team_changes_are_recorded_once_each(
     assert events[3].detail == "created 'sup1' as SUPERVISOR"
     assert events[4].detail == "full name"
     assert events[5].detail is not None and events[5].detail.startswith("created 'Day'")
+    # Password reset by an admin, and changed by the user: one event each.
+    before = await _last_seq(app)
+    ok(
+        await gql(
+            'mutation($id: ID!) { resetPassword(id: $id, newPassword: "reset-password-1") { id } }',
+            {"id": to_global_id("User", agent.id)},
+            token=admin_token,
+        )
+    )
+    agent_token = await gql.login("agent1", "reset-password-1")
+    ok(
+        await gql(
+            'mutation { changePassword(currentPassword: "reset-password-1", '
+            'newPassword: "changed-password-2") { accessToken } }',
+            token=agent_token,
+        )
+    )
+    changed = [e for e in await _events(app) if e.seq > before]
+    assert [(e.action, e.actor_id, e.target_user_id, e.detail) for e in changed] == [
+        ("user.changed", admin.id, agent.id, "password reset"),
+        ("user.login", agent.id, agent.id, None),
+        ("user.changed", agent.id, agent.id, "password changed"),
+    ]
     # A change that changes nothing is not an event.
     before = await _last_seq(app)
     ok(

@@ -283,6 +283,15 @@ async def test_teams_are_listed_for_admins_and_members(gql: GraphQLClient, floor
         "name": "Team B"
     }
     assert ok(await gql(team_node, {"id": floor.team_b}, token=floor["ann"].token))["node"] is None
+    # node(User): a supervisor looks up their agents (and themselves), nobody else.
+    user_node = "query($id: ID!) { node(id: $id) { ... on User { username } } }"
+    for name, visible in (("ann", True), ("cat", True), ("sup_a", True), ("bob", False)):
+        found = ok(await gql(user_node, {"id": floor[name].global_id}, token=floor["sup_a"].token))
+        assert found["node"] == ({"username": name} if visible else None), name
+    assert (
+        ok(await gql(user_node, {"id": floor["cat"].global_id}, token=floor["ann"].token))["node"]
+        is None
+    )
 
 
 async def test_team_and_role_changes_take_effect_on_the_next_request(
