@@ -193,8 +193,7 @@ async def replace_credentials(
     *,
     actor: audit.Actor = audit.SYSTEM,
 ) -> User:
-    """Sets a new password hash and revokes every token issued before (change and reset);
-    the user's open sockets close after the commit."""
+    """Sets a new password hash and revokes every token issued before (change and reset)."""
     user = await get_user_for_update(session, user_id)
     user.password_hash = new_hash
     user.token_version += 1
