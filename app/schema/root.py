@@ -41,12 +41,13 @@ class Query:
     calls: CallConnection = strawberry.field(
         resolver=call_resolvers.calls,
         description="Newest first; first defaults to 20, at most 100; "
-        "an AGENT sees only their own calls",
+        "an AGENT sees only their own calls, a SUPERVISOR those of the agents in their teams",
     )
     call_stats: list[CallStats] = strawberry.field(
         resolver=stats_resolvers.call_stats,
         description="Figures over finished calls, one row per combination of the groupBy "
-        "keys (one row without groupBy); an AGENT sees only their own calls",
+        "keys (one row without groupBy); an AGENT counts only their own calls, a SUPERVISOR "
+        "those of the agents in their teams",
     )
     categories: list[Category] = strawberry.field(resolver=rule_resolvers.categories)
     scorecards: list[Scorecard] = strawberry.field(resolver=rule_resolvers.scorecards)
