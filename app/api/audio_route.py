@@ -19,6 +19,8 @@ from sqlalchemy import select
 
 from app.api.resources import Resources
 from app.db.models import Call
+from app.api.resources import Resources
+from app.services import audit
 from app.services.audio_links import (
     AUDIO_ROUTE,
     FullBody,
@@ -50,11 +52,13 @@ async def stream_audio(
     call_id: str,
     expires: Annotated[str, Query(max_length=20)] = "",
     signature: Annotated[str, Query(max_length=128)] = "",
+    by: Annotated[str, Query(max_length=40)] = "",
 ) -> Response:
     resources: Resources = request.app.state.resources
     try:
         call_uuid = uuid.UUID(call_id)
         expires_at = int(expires)
+        viewer_id = uuid.UUID(by) if by else None
     except ValueError:
         return _forbidden()
     now = datetime.now(UTC)
@@ -70,7 +74,7 @@ async def stream_audio(
         return _forbidden()
     storage_key, filename, sha256 = row
     key = audio_signing_key(resources.settings.signing_key)
-    if not signature_valid(key, call_uuid, storage_key, expires_at, signature, now):
+    if not signature_valid(key, call_uuid, storage_key, expires_at, signature, now, viewer_id):
         return _forbidden()
 
     storage = resources.storage
@@ -103,6 +107,17 @@ async def stream_audio(
     media_type = _content_type(filename)
     if request.method == "HEAD" or length == 0:
         return Response(status_code=status, headers=headers, media_type=media_type)
+    if start == 0:
+        # A playback (or download) starting: audited before a byte is sent. A player's
+        # later range requests, seeking within the same recording, are not events.
+        client = request.client.host if request.client else None
+        await audit.record_committed(
+            resources.sessions,
+            audit.AuditAction.CALL_AUDIO_OPENED,
+            audit.Actor(viewer_id, client),
+            call_ids=[call_uuid],
+            detail="streamed",
+        )
     return StreamingResponse(
         storage.iter_range(storage_key, start, end),
         status_code=status,

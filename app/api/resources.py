@@ -21,6 +21,7 @@ from app.services.broadcast import StatusBroadcaster
 from app.services.effects import EffectTargets
 from app.services.status import RedisStatusPublisher, StatusPublisher
 from app.storage import ObjectStorage, storage_for
+from app.api.ws_connections import AnnouncedClosing, WebSocketRegistry
 
 
 @dataclass
@@ -84,7 +85,12 @@ class Resources:
 
     @property
     def effect_targets(self) -> EffectTargets:
-        return EffectTargets(queue=self.queue, publisher=self.publisher, storage=self.storage)
+        return EffectTargets(
+            queue=self.queue,
+            publisher=self.publisher,
+            storage=self.storage,
+            connections=AnnouncedClosing(self.websockets, self.redis),
+        )
 
     async def close(self) -> None:
         for task in self._background:

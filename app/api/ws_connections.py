@@ -3,7 +3,8 @@ their credentials change.
 
 Every connection is admitted against a per-process cap at the handshake and bound to its
 user at `connection_init` against a per-user cap. When a user's password is changed or reset,
-or the user is deactivated, the API that did it publishes the user's id on a Redis channel;
+the user is deactivated, or what they may see changes (their role, or a team they
+supervise), the API that did it publishes the user's id on a Redis channel;
 every API process closes that user's sockets (4403), open subscriptions included, so a stolen
 token's live streams end at once and not at the token's expiry. A process that was cut off
 from Redis may have missed such a message: once it is back, it checks every open socket's
@@ -167,3 +168,15 @@ async def announce_credentials_changed(
         await redis.publish(CREDENTIALS_CHANGED_CHANNEL, str(user_id))
     except Exception:
         logger.warning("could not announce credentials change of %s", user_id, exc_info=True)
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncedClosing:
+    """`effects.LiveConnections` of an API process: closes here at once and announces to
+    the other processes (password, role and team changes)."""
+
+    registry: WebSocketRegistry
+    redis: Redis
+
+    async def close_user(self, user_id: uuid.UUID) -> None:
+        await announce_credentials_changed(self.registry, self.redis, user_id)

@@ -405,7 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
     set_password.add_argument("--password", help="default: $OVOZLY_NEW_PASSWORD or a prompt")
     set_password.set_defaults(handler=cmd_set_password)
 
-    for module_name in ("app.cli.process", "app.ml.analysis.cli", "app.cli.models"):
+    for module_name in (
+        "app.cli.process",
+        "app.ml.analysis.cli",
+        "app.cli.models",
+        "app.cli.audit",
+    ):
         _register_optional(subparsers, module_name)
     return parser
 

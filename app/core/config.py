@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     audio_url_ttl_s: int = Field(default=900, alias="AUDIO_URL_TTL_S", ge=30, le=24 * 3600)
     public_base_url: str | None = Field(default=None, alias="PUBLIC_BASE_URL")
 
+    # How long audit events are kept (days); unset keeps them for ever. Applied by
+    # `app.services.audit.sweep` (`ovozly audit sweep`, or the worker's retention sweep).
+    audit_retention_days: int | None = Field(default=None, alias="AUDIT_RETENTION_DAYS", ge=0)
+
     # Webhooks: per-attempt timeout, tries, and backoff (base * 2^(try-1), capped).
     webhook_timeout_s: float = Field(default=10.0, alias="WEBHOOK_TIMEOUT_S", gt=0, le=60)
     webhook_max_attempts: int = Field(default=6, alias="WEBHOOK_MAX_ATTEMPTS", ge=1, le=20)

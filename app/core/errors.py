@@ -89,6 +89,13 @@ class NotFound(ClientError):
 class BadUserInput(ClientError):
     code = ErrorCode.BAD_USER_INPUT
 
+    def __init__(
+        self, message: str, *, field: str | None = None, retryable: bool | None = None
+    ) -> None:
+        super().__init__(message, retryable=retryable)
+        self.field = field
+        """The argument or input field at fault (`extensions.field`), when there is one."""
+
 
 class ProcessingError(OvozlyError):
     """The pipeline or the analyzer failed; the message is written for an operator and

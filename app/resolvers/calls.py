@@ -41,7 +41,10 @@ logger = logging.getLogger(__name__)
 
 
 async def call(info: Info, id: strawberry.ID) -> Call:
-    return Call.from_model(await info.context.visible_call(parse_typed_id(id, "Call")))
+    found = await info.context.visible_call(parse_typed_id(id, "Call"))
+    # A call's detail read by a person: audited before the answer goes out.
+    await info.context.calls_viewed.load(found.id)
+    return Call.from_model(found)
 
 
 async def calls(
@@ -116,7 +119,9 @@ async def upload_call(
         context.stored_upload(file) as upload,
         context.transaction() as session,
     ):
-        created = await call_service.create_call(session, owner_id, upload, hints)
+        created = await call_service.create_call(
+            session, owner_id, upload, hints, actor=await context.actor()
+        )
     return Call.from_model(created)
 
 
@@ -132,7 +137,9 @@ async def reprocess_call(
     given = any(v is not None for v in (num_speakers, min_speakers, max_speakers))
     hints = SpeakerHints(num_speakers, min_speakers, max_speakers) if given else None
     async with info.context.transaction() as session:
-        restarted = await call_service.reprocess_call(session, viewer, call_id, hints)
+        restarted = await call_service.reprocess_call(
+            session, viewer, call_id, hints, address=info.context.client_address
+        )
     return Call.from_model(restarted)
 
 
@@ -140,7 +147,9 @@ async def delete_call(info: Info, id: strawberry.ID) -> strawberry.ID:
     viewer = await info.context.require_viewer()
     call_id = parse_typed_id(id, "Call")
     async with info.context.transaction() as session:
-        await call_service.delete_call(session, viewer, call_id)
+        await call_service.delete_call(
+            session, viewer, call_id, address=info.context.client_address
+        )
     return id
 
 

@@ -5,10 +5,17 @@ import strawberry
 from app.core.errors import NotFound
 from app.core.ids import parse_global_id
 from app.db.models import Role
+from app.core.errors import NotFound
+from app.core.ids import parse_global_id
+from app.schema.audit import AuditEvent
 from app.schema.call import Call
 from app.schema.context import Info
 from app.schema.node import Node
+from app.schema.team import Team
 from app.schema.user import User
+from app.services import audit
+from app.services import teams as team_service
+from app.services import users as user_service
 
 
 async def node(info: Info, id: strawberry.ID) -> Node | None:
@@ -16,14 +23,24 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
     viewer = await info.context.require_viewer()
     type_name, object_id = parse_global_id(id)
     if type_name == "User":
-        user = await info.context.loaders.user_by_id.load(object_id)
-        # Agents see only themselves; the user list is an admin view.
-        if user is None or (viewer.role is not Role.ADMIN and user.id != viewer.id):
-            return None
-        return User.from_model(user)
+        async with info.context.session() as session:
+            user = await user_service.get_visible_user(session, viewer, object_id)
+        return User.from_model(user) if user is not None else None
     if type_name == "Call":
         try:
-            return Call.from_model(await info.context.visible_call(object_id))
+            found = await info.context.visible_call(object_id)
         except NotFound:
             return None
+        await info.context.calls_viewed.load(found.id)
+        return Call.from_model(found)
+    if type_name == "Team":
+        async with info.context.session() as session:
+            team = await team_service.get_visible_team(session, viewer, object_id)
+        return Team.from_model(team) if team is not None else None
+    if type_name == "AuditEvent":
+        if viewer.role is not Role.ADMIN:
+            return None
+        async with info.context.session() as session:
+            event = await audit.get_event(session, object_id)
+        return AuditEvent.from_model(event) if event is not None else None
     return None

@@ -11,6 +11,7 @@ from app.core.ids import parse_typed_id
 from app.db.models import User as UserModel
 from app.schema.context import Info
 from app.schema.user import AuthPayload, CreateUserInput, UpdateUserInput, User
+from app.services import audit
 from app.services import users as user_service
 
 
@@ -41,8 +42,8 @@ async def _checked_password(
     info: Info, user: UserModel | None, username: str, password: str
 ) -> str | None:
     """Verifies a password under the login throttle (per username and client address):
-    refused with TOO_MANY_REQUESTS while blocked, failures counted, success clears them.
-    Returns a replacement hash when the stored one is outdated."""
+    refused with TOO_MANY_REQUESTS while blocked, failures counted (and audited), success
+    clears them. Returns a replacement hash when the stored one is outdated."""
     throttle = info.context.resources.login_throttle
     address = info.context.client_address
     await throttle.check(username, address)
@@ -50,6 +51,13 @@ async def _checked_password(
         new_hash = await user_service.verify_login(user, password)
     except Unauthenticated:
         await throttle.record_failure(username, address)
+        await audit.record_committed(
+            info.context.resources.sessions,
+            audit.AuditAction.USER_LOGIN_FAILED,
+            audit.Actor(user.id if user else None, address),
+            target_user_id=user.id if user else None,
+            detail=f"username '{username[:64]}'",
+        )
         raise
     await throttle.record_success(username)
     return new_hash
@@ -61,9 +69,15 @@ async def login(info: Info, username: str, password: str) -> AuthPayload:
         user = await user_service.get_by_username(session, username)
     new_hash = await _checked_password(info, user, username, password)
     assert user is not None, "verify_login rejects unknown users"
-    if new_hash is not None:
-        async with info.context.transaction() as session:
+    async with info.context.transaction() as session:
+        if new_hash is not None:
             await user_service.replace_password_hash(session, user.id, new_hash)
+        audit.record_by(
+            session,
+            audit.AuditAction.USER_LOGIN,
+            audit.Actor(user.id, info.context.client_address),
+            target_user_id=user.id,
+        )
     return _auth_payload(info, user)
 
 
@@ -74,7 +88,10 @@ async def create_user(info: Info, input: CreateUserInput) -> User:
     )
     async with info.context.transaction() as session:
         user = await user_service.create_user(
-            session, new_user, password_min_length=info.context.settings.password_min_length
+            session,
+            new_user,
+            password_min_length=info.context.settings.password_min_length,
+            actor=await info.context.actor(),
         )
     return User.from_model(user)
 
@@ -93,7 +110,9 @@ async def update_user(info: Info, id: strawberry.ID, input: UpdateUserInput) -> 
         full_name=input.full_name, role=input.role, is_active=input.is_active
     )
     async with info.context.transaction() as session:
-        updated = await user_service.update_user(session, viewer, user_id, changes)
+        updated = await user_service.update_user(
+            session, viewer, user_id, changes, address=info.context.client_address
+        )
     if updated.tokens_revoked:
         await _credentials_changed(info, updated.user)
     return User.from_model(updated.user)
@@ -110,7 +129,9 @@ async def reset_password(info: Info, id: strawberry.ID, new_password: str) -> Us
         password_min_length=info.context.settings.password_min_length,
     )
     async with info.context.transaction() as session:
-        user = await user_service.replace_credentials(session, user_id, new_hash)
+        user = await user_service.replace_credentials(
+            session, user_id, new_hash, actor=await info.context.actor()
+        )
     await _credentials_changed(info, user)
     return User.from_model(user)
 
@@ -126,6 +147,8 @@ async def change_password(info: Info, current_password: str, new_password: str) 
         password_min_length=info.context.settings.password_min_length,
     )
     async with info.context.transaction() as session:
-        user = await user_service.replace_credentials(session, viewer.id, new_hash)
+        user = await user_service.replace_credentials(
+            session, viewer.id, new_hash, actor=await info.context.actor()
+        )
     await _credentials_changed(info, user)
     return _auth_payload(info, user)

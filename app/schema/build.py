@@ -17,10 +17,13 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from app.core.config import Settings
+from app.core.config import Settings
+from app.schema.audit import AuditEvent
 from app.schema.call import WORD_TIMINGS_SCALAR, Call, WordTimings
 from app.schema.errors import ErrorCodes, log_unexpected
 from app.schema.execution import SharingExecutor
 from app.schema.root import Mutation, Query, Subscription
+from app.schema.team import Team
 from app.schema.user import User
 
 
@@ -46,7 +49,7 @@ def build_schema(settings: Settings) -> Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[User, Call],
+        types=[User, Call, Team, AuditEvent],
         extensions=extensions,
         execution_context_class=SharingExecutor,
         config=StrawberryConfig(scalar_map={WordTimings: WORD_TIMINGS_SCALAR}),

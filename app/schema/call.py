@@ -269,6 +269,8 @@ class Call(Node):
     async def segments(self, info: Info) -> list[Segment]:
         if self._model.status is not CallStatusModel.SUCCESS:
             return []
+        # The transcript read by a person: audited before the answer goes out.
+        await info.context.calls_viewed.load(self._model.id)
         rows = await info.context.loaders.segments.load(self._model.id)
         # Built directly rather than through from_row: a 60-minute call has ~600 turns.
         return [
@@ -323,6 +325,7 @@ class Call(Node):
     async def analysis(self, info: Info) -> Analysis | None:
         if self._model.status is not CallStatusModel.SUCCESS:
             return None
+        await info.context.calls_viewed.load(self._model.id)
         row = await info.context.loaders.analysis.load(self._model.id)
         if row is None:
             return None
@@ -330,7 +333,8 @@ class Call(Node):
             Analysis, row, _call_id=self._model.id, _duration_s=self._model.duration_s or 0.0
         )
 
-    # A short-lived signed URL streaming the recording (HTTP Range); owner and admins.
+    # A short-lived signed URL streaming the recording (HTTP Range), for whoever may see
+    # the call; issuing it is audited.
     @strawberry.field
     async def audio_url(self, info: Info) -> str | None:
         return (await self._audio_link(info)).url
@@ -479,7 +483,8 @@ async def _make_audio_link(info: Info, call: CallModel) -> AudioLink:
     if base_url is None:
         request = info.context.request
         base_url = str(request.base_url) if request is not None else ""
-    return await link_for(
+    viewer = await info.context.require_viewer()
+    link = await link_for(
         info.context.resources.storage,
         jwt_key=settings.signing_key,
         base_url=base_url,
@@ -487,4 +492,7 @@ async def _make_audio_link(info: Info, call: CallModel) -> AudioLink:
         storage_key=call.storage_key,
         filename=call.filename,
         ttl=timedelta(seconds=settings.audio_url_ttl_s),
+        viewer_id=viewer.id,
     )
+    await info.context.audio_opened.load(call.id)
+    return link

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Hashable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
+from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 from strawberry.file_uploads import Upload
 from strawberry.types import Info as StrawberryInfo
 
 from app.api.resources import Resources
 from app.auth.policy import can_see_call
+from app.auth.policy import CallScope, call_scope
 from app.auth.tokens import bearer_token, decode_access_token
 from app.core.errors import Unauthenticated
 from app.db.models import Call as CallModel
 from app.db.models import User
 from app.schema.loaders import Loaders
+from app.schema.team_loaders import TeamLoaders
+from app.services import audit
 from app.services import calls as call_service
 from app.services import users as user_service
 from app.services.effects import unit_of_work
@@ -43,9 +47,38 @@ class Context(BaseContext):
         self.connection = connection
         self.settings = resources.settings
         self.loaders = Loaders(resources.sessions)
+        self.team_loaders = TeamLoaders(resources.sessions, self.require_viewer)
         self._authorization = authorization
         self._viewer: User | None = _UNSET
         self._viewer_key: Hashable | None = None
+        self._call_scope: CallScope | None = None
+        self._new_audit_batches()
+
+    def _new_audit_batches(self) -> None:
+        # Reads audited once per call and request (or subscription), however many fields
+        # or calls of a page ask, in one write per batch.
+        self.calls_viewed = DataLoader[uuid.UUID, None](load_fn=self._record_views)
+        self.audio_opened = DataLoader[uuid.UUID, None](load_fn=self._record_audio_opened)
+
+    async def actor(self) -> audit.Actor:
+        """The viewer and the client address, as the audit trail names them."""
+        return audit.Actor((await self.require_viewer()).id, self.client_address)
+
+    async def _record_reads(
+        self, action: audit.AuditAction, call_ids: Sequence[uuid.UUID], detail: str | None
+    ) -> list[None]:
+        await audit.record_committed(
+            self.resources.sessions, action, await self.actor(), call_ids=call_ids, detail=detail
+        )
+        return [None for _ in call_ids]
+
+    async def _record_views(self, call_ids: Sequence[uuid.UUID]) -> list[None]:
+        return await self._record_reads(audit.AuditAction.CALL_VIEWED, call_ids, None)
+
+    async def _record_audio_opened(self, call_ids: Sequence[uuid.UUID]) -> list[None]:
+        return await self._record_reads(
+            audit.AuditAction.CALL_AUDIO_OPENED, call_ids, "link issued"
+        )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -78,8 +111,13 @@ class Context(BaseContext):
             return await call_service.get_visible_call(session, viewer, call_id)
 
     async def may_see_call(self, call: CallModel) -> bool:
-        """`visible_call`'s rule for a row already read (one read shared by many viewers)."""
-        return can_see_call(await self.require_viewer(), call)
+        """`visible_call`'s rule for a row already read (one read shared by many viewers);
+        the viewer's scope is read once per request (per subscription on a WebSocket)."""
+        if self._call_scope is None:
+            viewer = await self.require_viewer()
+            async with self.session() as session:
+                self._call_scope = await call_scope(session, viewer)
+        return self._call_scope.allows(call)
 
     def _authorization_value(self) -> str | None:
         if self._authorization is not None:
@@ -96,6 +134,9 @@ class Context(BaseContext):
         """The next `viewer()` checks the token and the user again."""
         self._viewer = _UNSET
         self._viewer_key = None
+        self._call_scope = None
+        self.team_loaders = TeamLoaders(self.resources.sessions, self.require_viewer)
+        self._new_audit_batches()
 
     def viewer_key(self) -> Hashable | None:
         """Who the results are for, once the viewer is known (no I/O): results computed

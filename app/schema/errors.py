@@ -56,14 +56,20 @@ def is_expected(error: GraphQLError) -> bool:
 def classify(error: GraphQLError, *, hide_suggestions: bool = False) -> GraphQLError:
     original = _original(error)
     if isinstance(original, ClientError):
-        return _with_code(error, original.message, original.code)
+        field = getattr(original, "field", None)
+        return _with_code(error, original.message, original.code, field=field)
     if is_expected(error):
         message = without_suggestions(error.message) if hide_suggestions else error.message
         return _with_code(error, message, ErrorCode.BAD_USER_INPUT)
     return _with_code(error, MASKED_MESSAGE, ErrorCode.INTERNAL_SERVER_ERROR)
 
 
-def _with_code(error: GraphQLError, message: str, code: ErrorCode) -> GraphQLError:
+def _with_code(
+    error: GraphQLError, message: str, code: ErrorCode, *, field: str | None = None
+) -> GraphQLError:
+    extensions: dict[str, object] = {"code": code.value}
+    if field is not None:
+        extensions["field"] = field
     return GraphQLError(
         message=message,
         nodes=error.nodes,
@@ -71,7 +77,7 @@ def _with_code(error: GraphQLError, message: str, code: ErrorCode) -> GraphQLErr
         positions=error.positions,
         path=error.path,
         original_error=None,
-        extensions={"code": code.value},
+        extensions=extensions,
     )
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import strawberry
 
+from app.resolvers import audit as audit_resolvers
 from app.resolvers import calls as call_resolvers
 from app.resolvers import node as node_resolvers
 from app.resolvers import rules as rule_resolvers
 from app.resolvers import stats as stats_resolvers
+from app.resolvers import teams as team_resolvers
 from app.resolvers import users as user_resolvers
 from app.resolvers import webhooks as webhook_resolvers
+from app.schema.audit import AuditEventConnection
 from app.schema.call import Call, CallConnection, CallStatusEvent
 from app.schema.desk import (
     CallStats,
@@ -24,6 +27,7 @@ from app.schema.desk import (
 )
 from app.schema.node import Node
 from app.schema.permissions import IsAdmin, IsAuthenticated
+from app.schema.team import Team
 from app.schema.user import AuthPayload, User
 
 
@@ -38,12 +42,13 @@ class Query:
     calls: CallConnection = strawberry.field(
         resolver=call_resolvers.calls,
         description="Newest first; first defaults to 20, at most 100; "
-        "an AGENT sees only their own calls",
+        "an AGENT sees only their own calls, a SUPERVISOR those of the agents in their teams",
     )
     call_stats: list[CallStats] = strawberry.field(
         resolver=stats_resolvers.call_stats,
         description="Figures over finished calls, one row per combination of the groupBy "
-        "keys (one row without groupBy); an AGENT sees only their own calls",
+        "keys (one row without groupBy); an AGENT counts only their own calls, a SUPERVISOR "
+        "those of the agents in their teams",
     )
     categories: list[Category] = strawberry.field(
         resolver=rule_resolvers.categories, permission_classes=[IsAuthenticated]
@@ -65,6 +70,12 @@ class Query:
         resolver=webhook_resolvers.webhook_deliveries,
         permission_classes=[IsAdmin],
         description="ADMIN only; newest first, every attempt logged",
+    )
+    teams: list[Team] = strawberry.field(
+        resolver=team_resolvers.teams, description="ADMIN: all; others: their own"
+    )
+    audit_events: AuditEventConnection = strawberry.field(
+        resolver=audit_resolvers.audit_events, description="ADMIN only; newest first"
     )
 
 
@@ -131,6 +142,16 @@ class Mutation:
         resolver=webhook_resolvers.delete_webhook_endpoint,
         permission_classes=[IsAdmin],
         description="ADMIN only",
+    )
+    create_team: Team = strawberry.mutation(
+        resolver=team_resolvers.create_team, description="ADMIN only"
+    )
+    update_team: Team = strawberry.mutation(
+        resolver=team_resolvers.update_team,
+        description="ADMIN only; the input's members replace the team's",
+    )
+    delete_team: strawberry.ID = strawberry.mutation(
+        resolver=team_resolvers.delete_team, description="ADMIN only"
     )
 
 

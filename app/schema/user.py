@@ -1,13 +1,20 @@
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from app.core.ids import to_global_id
 from app.db.models import Role as RoleModel
 from app.db.models import User as UserModel
+from app.core.ids import to_global_id
+from app.schema.context import Info
 from app.schema.node import Node
+
+if TYPE_CHECKING:
+    from app.schema.team import Team
 
 Role = strawberry.enum(RoleModel, name="Role")
 
@@ -19,6 +26,7 @@ class User(Node):
     role: Role  # type: ignore[valid-type]
     is_active: bool
     created_at: datetime
+    _user_id: strawberry.Private[uuid.UUID]
 
     @classmethod
     def from_model(cls, user: UserModel) -> User:
@@ -29,7 +37,17 @@ class User(Node):
             role=user.role,
             is_active=user.is_active,
             created_at=user.created_at,
+            _user_id=user.id,
         )
+
+    # The teams this user supervises or belongs to, as far as the viewer may see teams
+    # (an ADMIN: all; anyone else: the teams they are in themselves).
+    @strawberry.field
+    async def teams(self, info: Info) -> list[Annotated[Team, strawberry.lazy("app.schema.team")]]:
+        from app.schema.team import Team
+
+        teams = await info.context.team_loaders.teams_of_user.load(self._user_id)
+        return [Team.from_model(team) for team in teams]
 
 
 @strawberry.type

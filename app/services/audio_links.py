@@ -1,7 +1,8 @@
 """Short-lived links to a call's recording, and the HTTP Range rules for serving it.
 
-A link is `<base>/audio/<call id>?expires=<unix s>&signature=<hex>`, where the signature is
-HMAC-SHA256 over the call id, its storage key and the expiry, under a key derived from
+A link is `<base>/audio/<call id>?expires=<unix s>&by=<user id>&signature=<hex>`, where the
+signature is HMAC-SHA256 over the call id, its storage key, the expiry and the user it was
+issued to (named in the audit trail when the recording is streamed), under a key derived from
 JWT_KEY (never JWT_KEY itself, so an audio signature can never pass as anything else). The
 storage key in the message makes a link die with the recording it was issued for.
 """
@@ -26,17 +27,31 @@ def audio_signing_key(jwt_key: str) -> bytes:
     return hmac.new(jwt_key.encode(), _KEY_LABEL, hashlib.sha256).digest()
 
 
-def signature(key: bytes, call_id: uuid.UUID, storage_key: str, expires: int) -> str:
-    message = f"{call_id}\n{storage_key}\n{expires}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+def signature(
+    key: bytes,
+    call_id: uuid.UUID,
+    storage_key: str,
+    expires: int,
+    viewer_id: uuid.UUID | None = None,
+) -> str:
+    message = f"{call_id}\n{storage_key}\n{expires}"
+    if viewer_id is not None:
+        message += f"\n{viewer_id}"
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
 
 def signature_valid(
-    key: bytes, call_id: uuid.UUID, storage_key: str, expires: int, given: str, now: datetime
+    key: bytes,
+    call_id: uuid.UUID,
+    storage_key: str,
+    expires: int,
+    given: str,
+    now: datetime,
+    viewer_id: uuid.UUID | None = None,
 ) -> bool:
     if expires < int(now.timestamp()):
         return False
-    expected = signature(key, call_id, storage_key, expires)
+    expected = signature(key, call_id, storage_key, expires, viewer_id)
     return hmac.compare_digest(expected.encode(), given.encode())
 
 
@@ -47,12 +62,23 @@ class AudioLink:
 
 
 def api_link(
-    base_url: str, key: bytes, call_id: uuid.UUID, storage_key: str, ttl: timedelta, now: datetime
+    base_url: str,
+    key: bytes,
+    call_id: uuid.UUID,
+    storage_key: str,
+    ttl: timedelta,
+    now: datetime,
+    viewer_id: uuid.UUID | None = None,
 ) -> AudioLink:
+    """`viewer_id`: the user the link was issued to, signed into it, so the route can name
+    them in the audit trail when the recording is streamed."""
     expires_at = (now + ttl).replace(microsecond=0)
     expires = int(expires_at.timestamp())
-    sig = signature(key, call_id, storage_key, expires)
-    url = f"{base_url.rstrip('/')}{AUDIO_ROUTE}/{call_id}?expires={expires}&signature={sig}"
+    sig = signature(key, call_id, storage_key, expires, viewer_id)
+    url = f"{base_url.rstrip('/')}{AUDIO_ROUTE}/{call_id}?expires={expires}"
+    if viewer_id is not None:
+        url += f"&by={viewer_id}"
+    url += f"&signature={sig}"
     return AudioLink(url, expires_at.astimezone(UTC))
 
 
@@ -142,6 +168,7 @@ async def link_for(
     filename: str,
     ttl: timedelta,
     now: datetime | None = None,
+    viewer_id: uuid.UUID | None = None,
 ) -> AudioLink:
     """The backend's own signed URL when it can sign (GCS with a service account), else the
     API's signed route. The caller has already checked the viewer may see the call."""
@@ -149,4 +176,6 @@ async def link_for(
     direct = await storage.signed_url(storage_key, expires_in=ttl, filename=filename)
     if direct is not None:
         return AudioLink(direct, (moment + ttl).replace(microsecond=0))
-    return api_link(base_url, audio_signing_key(jwt_key), call_id, storage_key, ttl, moment)
+    return api_link(
+        base_url, audio_signing_key(jwt_key), call_id, storage_key, ttl, moment, viewer_id
+    )

@@ -29,6 +29,7 @@ from app.auth.policy import upload_owner, visible_calls
 from app.core.enums import Sentiment
 from app.core.errors import BadUserInput, NotFound
 from app.core.queue import new_job_token
+from app.auth.policy import require_call_changer, upload_owner, visible_calls
 from app.db.models import (
     Call,
     CallAnalysis,
@@ -40,6 +41,11 @@ from app.db.models import (
     User,
 )
 from app.ml.types import CallInsight, SpeakerHints, Transcript
+from app.core.errors import BadUserInput, NotFound
+from app.core.enums import Sentiment
+from app.ml.types import CallInsight, SpeakerHints, Transcript
+from app.core.queue import new_job_token
+from app.services import audit
 from app.services.call_finished import on_call_finished
 from app.services.effects import after_commit
 from app.services.results import replace_results, result_rows
@@ -115,12 +121,25 @@ def new_call(owner_id: uuid.UUID, upload: StoredUpload, hints: SpeakerHints) -> 
 
 
 async def create_call(
-    session: AsyncSession, owner_id: uuid.UUID, upload: StoredUpload, hints: SpeakerHints
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    upload: StoredUpload,
+    hints: SpeakerHints,
+    *,
+    actor: audit.Actor = audit.SYSTEM,
 ) -> Call:
     """A call for a stored upload, RUNNING/QUEUED; its job is enqueued after the commit."""
     call = new_call(owner_id, upload, hints)
     session.add(call)
     await session.flush()
+    audit.record_by(
+        session,
+        audit.AuditAction.CALL_UPLOADED,
+        actor,
+        call_id=call.id,
+        target_user_id=owner_id,
+        detail=f"'{call.filename}'",
+    )
     await session.refresh(call)
     assert call.job_id is not None
     after_commit(session).enqueue_job(call.id, call.job_id, call.duration_s)
@@ -144,12 +163,17 @@ async def get_visible_call(
 
 async def get_call(session: AsyncSession, call_id: uuid.UUID) -> Call | None:
     """The call whatever the viewer: for a read shared by many viewers, each of whom is then
-    checked with `policy.can_see_call`."""
+    checked with `policy.CallScope`."""
     return await session.get(Call, call_id)
 
 
 async def reprocess_call(
-    session: AsyncSession, viewer: User, call_id: uuid.UUID, hints: SpeakerHints | None
+    session: AsyncSession,
+    viewer: User,
+    call_id: uuid.UUID,
+    hints: SpeakerHints | None,
+    *,
+    address: str | None = None,
 ) -> Call:
     """Puts a call back in the queue under a new job token (the running job, if any, stops
     at its next step); its old results stay until the new run replaces them. `hints=None`
@@ -157,6 +181,7 @@ async def reprocess_call(
     if hints is not None:
         hints.validated()
     call = await get_visible_call(session, viewer, call_id, for_update=True)
+    require_call_changer(viewer, call)
     call.status = CallStatus.RUNNING
     call.stage = PipelineStage.QUEUED
     call.progress = 0.0
@@ -171,15 +196,33 @@ async def reprocess_call(
         call.max_speakers = hints.max_speakers
     await session.flush()
     await session.refresh(call)
+    audit.record_by(
+        session,
+        audit.AuditAction.CALL_REPROCESSED,
+        audit.Actor(viewer.id, address),
+        call_id=call.id,
+        target_user_id=call.owner_id,
+    )
     _queue(session, call)
     return call
 
 
-async def delete_call(session: AsyncSession, viewer: User, call_id: uuid.UUID) -> None:
+async def delete_call(
+    session: AsyncSession, viewer: User, call_id: uuid.UUID, *, address: str | None = None
+) -> None:
     """Deletes the call and (by cascade) its results; after the commit subscribers are told
     and the stored audio is removed."""
     call = await get_visible_call(session, viewer, call_id, for_update=True)
+    require_call_changer(viewer, call)
     await session.execute(delete(Call).where(Call.id == call.id))
+    audit.record_by(
+        session,
+        audit.AuditAction.CALL_DELETED,
+        audit.Actor(viewer.id, address),
+        call_id=call.id,
+        target_user_id=call.owner_id,
+        detail=f"'{call.filename}'",
+    )
     effects = after_commit(session)
     effects.publish_status(StatusEvent.of_deleted(call))
     effects.delete_audio(call.storage_key)

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +34,12 @@ logger = logging.getLogger(__name__)
 _SESSION_KEY = "ovozly.after_commit"
 
 
+class LiveConnections(Protocol):
+    """A user's open WebSockets (subscriptions included), in every API process."""
+
+    async def close_user(self, user_id: uuid.UUID) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class EffectTargets:
     """What after-commit effects act on; the API and the worker each hold one."""
@@ -40,6 +47,8 @@ class EffectTargets:
     queue: JobQueue
     publisher: StatusPublisher
     storage: ObjectStorage
+    connections: LiveConnections | None = None
+    """None where no WebSocket is served (the worker, the CLI)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +98,16 @@ class AfterCommit:
             await targets.storage.delete(storage_key)
 
         self._effects.append(_Effect(f"delete stored audio {storage_key}", run))
+
+    def close_connections(self, user_id: uuid.UUID) -> None:
+        """The user's open sockets close (4403): what they may see changed, and a running
+        subscription checked the old scope."""
+
+        async def run(targets: EffectTargets) -> None:
+            if targets.connections is not None:
+                await targets.connections.close_user(user_id)
+
+        self._effects.append(_Effect(f"close the live connections of user {user_id}", run))
 
     async def run(self, targets: EffectTargets) -> None:
         effects, self._effects = self._effects, []

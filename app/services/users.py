@@ -13,9 +13,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.passwords import hash_password, verify_password
+from app.auth.policy import visible_users
 from app.auth.tokens import AccessToken, issue_access_token
 from app.core.errors import INVALID_CREDENTIALS, BadUserInput, NotFound, Unauthenticated
 from app.db.models import Role, User
+from app.core.errors import INVALID_CREDENTIALS, BadUserInput, NotFound, Unauthenticated
+from app.services import audit
+from app.services import teams as team_service
+from app.services.effects import after_commit
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@-]{2,63}$")
 MAX_PASSWORD_LENGTH = 1024
@@ -64,7 +69,11 @@ def validate_new_user(new_user: NewUser, *, password_min_length: int) -> NewUser
 
 
 async def create_user(
-    session: AsyncSession, new_user: NewUser, *, password_min_length: int
+    session: AsyncSession,
+    new_user: NewUser,
+    *,
+    password_min_length: int,
+    actor: audit.Actor = audit.SYSTEM,
 ) -> User:
     valid = validate_new_user(new_user, password_min_length=password_min_length)
     # Hash before the first query: the session takes its connection only then.
@@ -85,6 +94,13 @@ async def create_user(
             await session.flush()
     except IntegrityError as exc:
         raise BadUserInput(f"Username '{valid.username}' is already taken") from exc
+    audit.record_by(
+        session,
+        audit.AuditAction.USER_CHANGED,
+        actor,
+        target_user_id=user.id,
+        detail=f"created '{user.username}' as {user.role.value}",
+    )
     return user
 
 
@@ -151,6 +167,11 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
     return user
 
 
+async def get_visible_user(session: AsyncSession, viewer: User, user_id: uuid.UUID) -> User | None:
+    """A user by id, if the viewer may look them up (see `policy.visible_users`)."""
+    return await session.scalar(select(User).where(User.id == user_id, visible_users(viewer)))
+
+
 async def get_user_for_update(session: AsyncSession, user_id: uuid.UUID) -> User:
     result = await session.execute(select(User).where(User.id == user_id).with_for_update())
     user = result.scalar_one_or_none()
@@ -166,12 +187,26 @@ async def hash_new_password(password: str, *, username: str, password_min_length
     return await hash_password(password)
 
 
-async def replace_credentials(session: AsyncSession, user_id: uuid.UUID, new_hash: str) -> User:
+async def replace_credentials(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    new_hash: str,
+    *,
+    actor: audit.Actor = audit.SYSTEM,
+) -> User:
     """Sets a new password hash and revokes every token issued before (change and reset)."""
     user = await get_user_for_update(session, user_id)
     user.password_hash = new_hash
     user.token_version += 1
     await session.flush()
+    own = actor.user_id == user.id
+    audit.record_by(
+        session,
+        audit.AuditAction.USER_CHANGED,
+        actor,
+        target_user_id=user.id,
+        detail="password changed" if own else "password reset",
+    )
     return user
 
 
@@ -192,8 +227,16 @@ class UpdatedUser:
 
 
 async def update_user(
-    session: AsyncSession, acting_admin: User, user_id: uuid.UUID, changes: UserChanges
+    session: AsyncSession,
+    acting_admin: User,
+    user_id: uuid.UUID,
+    changes: UserChanges,
+    *,
+    address: str | None = None,
 ) -> UpdatedUser:
+    """A role change takes effect on the user's next request; the user leaves the team
+    places of the old role, and their open sockets (and those of supervisors who saw them)
+    close after the commit."""
     user = await get_user_for_update(session, user_id)
     removes_admin = user.role is Role.ADMIN and (
         changes.is_active is False or (changes.role is not None and changes.role is not Role.ADMIN)
@@ -203,17 +246,36 @@ async def update_user(
             raise BadUserInput("You cannot deactivate yourself or remove your own ADMIN role")
         if await _other_active_admins(session, user.id) == 0:
             raise BadUserInput("The last active administrator cannot be deactivated or demoted")
+    changed: list[str] = []
     if changes.full_name is not None:
-        user.full_name = validate_full_name(changes.full_name)
-    if changes.role is not None:
+        full_name = validate_full_name(changes.full_name)
+        if full_name != user.full_name:
+            changed.append("full name")
+        user.full_name = full_name
+    old_role = user.role
+    if changes.role is not None and changes.role is not user.role:
         user.role = changes.role
+        changed.append(f"role {old_role.value} -> {user.role.value}")
     revoked = False
     if changes.is_active is not None and changes.is_active != user.is_active:
         user.is_active = changes.is_active
+        changed.append("activated" if changes.is_active else "deactivated")
         if not changes.is_active:
             user.token_version += 1
             revoked = True
     await session.flush()
+    if user.role is not old_role:
+        await team_service.drop_memberships_of_role(session, user, old_role)
+        if not revoked:
+            after_commit(session).close_connections(user.id)
+    if changed:
+        audit.record_by(
+            session,
+            audit.AuditAction.USER_CHANGED,
+            audit.Actor(acting_admin.id, address),
+            target_user_id=user.id,
+            detail=", ".join(changed),
+        )
     return UpdatedUser(user, revoked)
 
 

@@ -37,6 +37,7 @@ from app.core.queue import (
 from app.db.engine import create_engine, create_session_factory
 from app.services.status import RedisStatusPublisher
 from app.storage import storage_for
+from app.workers.audit import audit_sweep
 from app.workers.desk import WEBHOOK_CLIENT, deliver_webhook, desk_sweep, evaluate_rules
 from app.workers.errors import TRANSIENT_INFRASTRUCTURE_ERRORS
 from app.workers.jobs import WorkerState, process_call, recover_stalled_calls, sweep_forever
@@ -203,7 +204,10 @@ def create_worker(
         ],
         # The desk's sweep runs once per worker process, on the short-call loop.
         cron_jobs=(
-            [cron(desk_sweep, second=45, run_at_startup=False, unique=True, timeout=120)]
+            [
+                cron(desk_sweep, second=45, run_at_startup=False, unique=True, timeout=120),
+                cron(audit_sweep, minute=17, second=0, run_at_startup=False, unique=True),
+            ]
             if sweeps
             else []
         ),

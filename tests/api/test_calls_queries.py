@@ -490,8 +490,9 @@ async def test_nested_page_issues_the_same_statements_whatever_its_size(
     fifty = await nested(50)
     assert len(five) == len(fifty), (five, fifty)
     # viewer, count, page, then one batch each: agents, segments, metrics, speakers,
-    # analysis and its five lists.
-    assert len(fifty) == 13, fifty
+    # analysis and its five lists; and one insert auditing the transcripts read.
+    assert len(fifty) == 14, fifty
+    assert sum("INSERT INTO audit_events" in statement for statement in fifty) == 1
 
 
 # --- big transcripts: words, wordTimings, and the fast execution path ------------------------

@@ -8,6 +8,7 @@ from app.db.models.analysis import (
     AnalysisKeypoint,
     CallAnalysis,
 )
+from app.db.models.audit import AuditEvent
 from app.db.models.call import Call, CallStatus, PipelineStage
 from app.db.models.desk import (
     CallCategory,
@@ -23,6 +24,7 @@ from app.db.models.desk import (
     WebhookEvent,
 )
 from app.db.models.metrics import CallMetrics, CallSpeaker
+from app.db.models.team import Team, team_agents, team_supervisors
 from app.db.models.transcript import Segment
 from app.db.models.user import Role, User
 
@@ -32,6 +34,7 @@ __all__ = [
     "AnalysisIntent",
     "AnalysisIssue",
     "AnalysisKeypoint",
+    "AuditEvent",
     "Call",
     "CallAnalysis",
     "CallCategory",
@@ -47,9 +50,12 @@ __all__ = [
     "RuleEvaluation",
     "Scorecard",
     "Segment",
+    "Team",
     "User",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
     "WebhookEvent",
+    "team_agents",
+    "team_supervisors",
 ]

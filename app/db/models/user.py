@@ -10,6 +10,7 @@ from app.db.base import Base, Timestamps, UUIDPrimaryKey
 
 class Role(StrEnum):
     ADMIN = "ADMIN"
+    SUPERVISOR = "SUPERVISOR"
     AGENT = "AGENT"
 
 
