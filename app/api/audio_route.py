@@ -19,7 +19,6 @@ from sqlalchemy import select
 
 from app.api.resources import Resources
 from app.db.models import Call
-from app.api.resources import Resources
 from app.services import audit
 from app.services.audio_links import (
     AUDIO_ROUTE,

@@ -11,7 +11,7 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.api.ws_connections import WebSocketRegistry
+from app.api.ws_connections import AnnouncedClosing, WebSocketRegistry
 from app.auth.throttle import LoginThrottle, ThrottlePolicy
 from app.core.config import Settings
 from app.core.queue import QUEUE_NAME, ArqJobQueue, JobQueue
@@ -21,7 +21,6 @@ from app.services.broadcast import StatusBroadcaster
 from app.services.effects import EffectTargets
 from app.services.status import RedisStatusPublisher, StatusPublisher
 from app.storage import ObjectStorage, storage_for
-from app.api.ws_connections import AnnouncedClosing, WebSocketRegistry
 
 
 @dataclass

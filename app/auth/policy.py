@@ -16,9 +16,7 @@ from sqlalchemy import ColumnElement, Select, exists, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Forbidden
-from app.db.models import Call, Role, User
 from app.db.models import Call, Role, Team, User, team_agents, team_supervisors
-from app.core.errors import Forbidden
 
 
 def require_admin(viewer: User) -> None:

@@ -5,8 +5,6 @@ import strawberry
 from app.core.errors import NotFound
 from app.core.ids import parse_global_id
 from app.db.models import Role
-from app.core.errors import NotFound
-from app.core.ids import parse_global_id
 from app.schema.audit import AuditEvent
 from app.schema.call import Call
 from app.schema.context import Info

@@ -7,8 +7,8 @@ from datetime import datetime
 
 import strawberry
 
-from app.db.models import AuditEvent as AuditEventModel
 from app.core.ids import to_global_id
+from app.db.models import AuditEvent as AuditEventModel
 from app.schema.call import PageInfo
 from app.schema.context import Info
 from app.schema.node import Node

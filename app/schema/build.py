@@ -17,7 +17,6 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from app.core.config import Settings
-from app.core.config import Settings
 from app.schema.audit import AuditEvent
 from app.schema.call import WORD_TIMINGS_SCALAR, Call, WordTimings
 from app.schema.errors import ErrorCodes, log_unexpected

@@ -15,7 +15,6 @@ from strawberry.file_uploads import Upload
 from strawberry.types import Info as StrawberryInfo
 
 from app.api.resources import Resources
-from app.auth.policy import can_see_call
 from app.auth.policy import CallScope, call_scope
 from app.auth.tokens import bearer_token, decode_access_token
 from app.core.errors import Unauthenticated

@@ -6,8 +6,8 @@ import uuid
 
 import strawberry
 
-from app.db.models import Team as TeamModel
 from app.core.ids import to_global_id
+from app.db.models import Team as TeamModel
 from app.schema.context import Info
 from app.schema.node import Node
 from app.schema.user import User

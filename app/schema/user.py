@@ -9,7 +9,6 @@ import strawberry
 from app.core.ids import to_global_id
 from app.db.models import Role as RoleModel
 from app.db.models import User as UserModel
-from app.core.ids import to_global_id
 from app.schema.context import Info
 from app.schema.node import Node
 

@@ -24,9 +24,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.errors import BadUserInput
 from app.db.engine import SessionFactory
 from app.db.models import AuditEvent
-from app.core.errors import BadUserInput
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500

@@ -25,11 +25,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.policy import upload_owner, visible_calls
+from app.auth.policy import require_call_changer, upload_owner, visible_calls
 from app.core.enums import Sentiment
 from app.core.errors import BadUserInput, NotFound
 from app.core.queue import new_job_token
-from app.auth.policy import require_call_changer, upload_owner, visible_calls
 from app.db.models import (
     Call,
     CallAnalysis,
@@ -41,10 +40,6 @@ from app.db.models import (
     User,
 )
 from app.ml.types import CallInsight, SpeakerHints, Transcript
-from app.core.errors import BadUserInput, NotFound
-from app.core.enums import Sentiment
-from app.ml.types import CallInsight, SpeakerHints, Transcript
-from app.core.queue import new_job_token
 from app.services import audit
 from app.services.call_finished import on_call_finished
 from app.services.effects import after_commit

@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.policy import visible_teams
-from app.db.models import Role, Team, User, team_agents, team_supervisors
 from app.core.errors import BadUserInput, NotFound
+from app.db.models import Role, Team, User, team_agents, team_supervisors
 from app.services import audit
 from app.services.effects import after_commit
 

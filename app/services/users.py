@@ -17,7 +17,6 @@ from app.auth.policy import visible_users
 from app.auth.tokens import AccessToken, issue_access_token
 from app.core.errors import INVALID_CREDENTIALS, BadUserInput, NotFound, Unauthenticated
 from app.db.models import Role, User
-from app.core.errors import INVALID_CREDENTIALS, BadUserInput, NotFound, Unauthenticated
 from app.services import audit
 from app.services import teams as team_service
 from app.services.effects import after_commit

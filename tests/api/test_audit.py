@@ -13,9 +13,9 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from app.db.models import AuditEvent, Role
-from app.core.ids import parse_global_id, to_global_id
 from app.core.enums import SpeakerRole
+from app.core.ids import parse_global_id, to_global_id
+from app.db.models import AuditEvent, Role
 from tests.api.helpers import GraphQLClient, resources_of, tone_bytes, upload_ok
 from tests.api.test_supervisor_scope import CREATE_TEAM, UPDATE_USER, ok
 from tests.factories import PASSWORD, CallSpec, Turn, finished_call, make_user

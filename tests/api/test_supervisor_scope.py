@@ -14,10 +14,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.db.models import Role
-from app.core.ids import to_global_id
-from app.core.enums import SpeakerRole
 from app.api.resources import Resources
+from app.core.enums import SpeakerRole
+from app.core.ids import to_global_id
+from app.db.models import Role
 from tests.api.helpers import GraphQLClient, GraphQLResponse, resources_of, tone_bytes, upload
 from tests.factories import CallSpec, Turn, finished_call, make_user
 

@@ -13,9 +13,9 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from app.core.ids import to_global_id
 from app.db.engine import SessionFactory
 from app.db.models import Role
-from app.core.ids import to_global_id
 from tests.api.helpers import GraphQLClient, tone_bytes, upload_ok
 from tests.api.test_supervisor_scope import CREATE_TEAM, UPDATE_TEAM, UPDATE_USER, ok
 from tests.api.test_websockets import (
