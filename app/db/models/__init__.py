@@ -23,6 +23,7 @@ from app.db.models.desk import (
     WebhookEvent,
 )
 from app.db.models.metrics import CallMetrics, CallSpeaker
+from app.db.models.retention import RetentionPolicy
 from app.db.models.transcript import Segment
 from app.db.models.user import Role, User
 
@@ -43,6 +44,7 @@ __all__ = [
     "DeliveryStatus",
     "EvaluationStatus",
     "PipelineStage",
+    "RetentionPolicy",
     "Role",
     "RuleEvaluation",
     "Scorecard",
