@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -93,6 +93,17 @@ class Settings(BaseSettings):
     # origin the GraphQL request came in on).
     audio_url_ttl_s: int = Field(default=900, alias="AUDIO_URL_TTL_S", ge=30, le=24 * 3600)
     public_base_url: str | None = Field(default=None, alias="PUBLIC_BASE_URL")
+
+    # Personal data masked in the audio (docs/data-protection.md): after transcription the
+    # worker writes a redacted copy beside the recording, spoken card/phone/... numbers and
+    # keypad tones replaced by a beep ("tone") or by "silence". Agents and supervisors only
+    # ever hear that copy. KEEP_ORIGINAL_AUDIO=false deletes the original once the copy is
+    # stored (admins then hear the copy too, and a reprocess reads the copy).
+    redact_audio: bool = Field(default=True, alias="REDACT_AUDIO")
+    redaction_fill: Literal["tone", "silence"] = Field(default="tone", alias="REDACTION_FILL")
+    keep_original_audio: bool = Field(default=True, alias="KEEP_ORIGINAL_AUDIO")
+    # How often every worker runs the retention sweep (also once at start-up).
+    retention_sweep_s: float = Field(default=3600.0, alias="RETENTION_SWEEP_S", ge=1)
 
     # Webhooks: per-attempt timeout, tries, and backoff (base * 2^(try-1), capped).
     webhook_timeout_s: float = Field(default=10.0, alias="WEBHOOK_TIMEOUT_S", gt=0, le=60)

@@ -6,6 +6,7 @@ import strawberry
 
 from app.resolvers import calls as call_resolvers
 from app.resolvers import node as node_resolvers
+from app.resolvers import retention as retention_resolvers
 from app.resolvers import rules as rule_resolvers
 from app.resolvers import stats as stats_resolvers
 from app.resolvers import users as user_resolvers
@@ -23,6 +24,7 @@ from app.schema.desk import (
     WebhookEndpointPayload,
 )
 from app.schema.node import Node
+from app.schema.retention import RetentionPolicy
 from app.schema.user import AuthPayload, User
 
 
@@ -55,6 +57,9 @@ class Query:
     webhook_deliveries: WebhookDeliveryConnection = strawberry.field(
         resolver=webhook_resolvers.webhook_deliveries,
         description="ADMIN only; newest first, every attempt logged",
+    )
+    retention_policy: RetentionPolicy = strawberry.field(
+        resolver=retention_resolvers.retention_policy, description="ADMIN only"
     )
 
 
@@ -109,6 +114,13 @@ class Mutation:
     )
     delete_webhook_endpoint: strawberry.ID = strawberry.mutation(
         resolver=webhook_resolvers.delete_webhook_endpoint, description="ADMIN only"
+    )
+    set_retention_policy: RetentionPolicy = strawberry.mutation(
+        resolver=retention_resolvers.set_retention_policy, description="ADMIN only"
+    )
+    set_legal_hold: Call = strawberry.mutation(
+        resolver=retention_resolvers.set_legal_hold,
+        description="ADMIN only; retention never deletes a call on hold",
     )
 
 
