@@ -172,7 +172,7 @@ def _codes_after_cards(
     return found
 
 
-_PRIORITY = {ent.CARD: 0, CVV: 1, PASSPORT: 2, ent.ACCOUNT: 3, ent.PHONE: 4, ent.EMAIL: 5}
+_PRIORITY = {ent.ACCOUNT: 0, ent.CARD: 1, CVV: 2, PASSPORT: 3, ent.PHONE: 4, ent.EMAIL: 5}
 
 
 def spoken_spans(
