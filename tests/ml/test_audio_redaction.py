@@ -17,7 +17,15 @@ import soundfile as sf
 
 from app.ml.redaction import DTMF, NOT_REDACTED, Fill, plan_redactions, redact_recording
 from app.ml.redaction.audio import BEEP_AMPLITUDE, BEEP_HZ
-from app.ml.redaction.dtmf import COLUMN_HZ, KEYS, ROW_HZ, detect_tones
+from app.ml.redaction.dtmf import (
+    COLUMN_HZ,
+    FRAME,
+    KEYS,
+    ROW_HZ,
+    detect_tones,
+    goertzel_power,
+    goertzel_recurrence,
+)
 from app.ml.redaction.numbers import number_token, spoken_digits
 from app.ml.redaction.spoken import CVV, NUMBER, PASSPORT, spoken_spans
 from app.ml.types import Transcript, TranscriptSegment, Word
@@ -167,6 +175,14 @@ def _to_8k(samples: npt.NDArray[np.float64], rate: int) -> npt.NDArray[np.float6
 
     resampled: npt.NDArray[np.float64] = resample_poly(samples, 8000, rate)
     return resampled
+
+
+def test_the_goertzel_power_is_the_recurrences(speech: tuple[npt.NDArray[np.float64], int]) -> None:
+    samples, rate = speech
+    frames = _to_8k(samples, rate)[: FRAME * 400].reshape(400, FRAME)
+    np.testing.assert_allclose(
+        goertzel_power(frames), goertzel_recurrence(frames), rtol=1e-9, atol=1e-9
+    )
 
 
 def test_speech_alone_has_no_keypad_tones(test_audio_dir: Path) -> None:

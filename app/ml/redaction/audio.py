@@ -10,7 +10,7 @@ call's length.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
 
@@ -64,6 +64,20 @@ def _fill(
     return result
 
 
+def _blocks(source: Path, rate: int, *, block_s: float = 1.0) -> Iterator[npt.NDArray[np.float32]]:
+    """The decoder's small frames gathered into blocks of about `block_s`."""
+    pending: list[npt.NDArray[np.float32]] = []
+    size = 0
+    for frame in iter_chunks(source, sample_rate=rate):
+        pending.append(frame)
+        size += frame.shape[1]
+        if size >= block_s * rate:
+            yield np.concatenate(pending, axis=1)
+            pending, size = [], 0
+    if pending:
+        yield np.concatenate(pending, axis=1)
+
+
 def write_redacted_copy(
     source: Path,
     destination: Path,
@@ -79,13 +93,18 @@ def write_redacted_copy(
         if end > start
     )
     position = 0
+    next_span = 0
     with sf.SoundFile(
         str(destination), "w", samplerate=rate, channels=channels, format="FLAC", subtype="PCM_16"
     ) as out:
-        for block in iter_chunks(source, sample_rate=rate):
+        for block in _blocks(source, rate):
             n = block.shape[1]
+            while next_span < len(bounds) and bounds[next_span][1] <= position:
+                next_span += 1
             masked = block
-            for span_start, span_stop in bounds:
+            for span_start, span_stop in bounds[next_span:]:
+                if span_start >= position + n:
+                    break
                 start = max(span_start, position)
                 stop = min(span_stop, position + n)
                 if start >= stop:

@@ -3,8 +3,8 @@
 Each key is one row tone (697, 770, 852, 941 Hz) plus one column tone (1209, 1336, 1477,
 1633 Hz). The signal is read at 8 kHz in frames of 205 samples (25.6 ms, the classic
 Goertzel frame: its bins fall close to all eight frequencies) every half frame, and the
-power at each of the eight frequencies is measured with the Goertzel recurrence, run over
-all frames at once. A frame holds a key when
+power at each of the eight frequencies is the Goertzel value (`goertzel_power`), for all
+frames of a batch at once. A frame holds a key when
 
 * it is loud enough (`MIN_LEVEL_DBFS`),
 * the strongest row and the strongest column tone carry most of its energy (`MIN_PURITY`):
@@ -51,8 +51,9 @@ class KeyTone:
     end_s: float
 
 
-def goertzel_power(frames: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """(n, FRAME) samples -> (n, 8) power at the row and column frequencies."""
+def goertzel_recurrence(frames: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """(n, FRAME) samples -> (n, 8) power at the row and column frequencies, by the Goertzel
+    recurrence, sample by sample (vectorised over frames): the reference for `goertzel_power`."""
     n = frames.shape[0]
     s_prev = np.zeros((n, _FREQUENCIES.size))
     s_prev2 = np.zeros((n, _FREQUENCIES.size))
@@ -61,6 +62,27 @@ def goertzel_power(frames: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         s_prev2 = s_prev
         s_prev = s
     power: npt.NDArray[np.float64] = s_prev**2 + s_prev2**2 - _COEFFICIENTS * s_prev * s_prev2
+    return power
+
+
+def _basis() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    phase = 2.0 * np.pi * np.outer(np.arange(FRAME), _FREQUENCIES) / DETECTION_RATE
+    return np.cos(phase), np.sin(phase)
+
+
+_COS, _SIN = _basis()
+
+
+def goertzel_power(frames: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """(n, FRAME) samples -> (n, 8) power at the row and column frequencies.
+
+    The value the Goertzel recurrence ends with, |sum x[k] e^(-i w k)|^2, taken in closed
+    form as two matrix products over all frames at once: one BLAS call instead of 205 numpy
+    steps per batch (about ten times faster on a long call; equal to the recurrence to
+    rounding, see the tests)."""
+    real = frames @ _COS
+    imaginary = frames @ _SIN
+    power: npt.NDArray[np.float64] = real * real + imaginary * imaginary
     return power
 
 
@@ -97,20 +119,33 @@ def frame_keys(frames: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
 class DtmfDetector:
     """Fed (channels, n) blocks at `DETECTION_RATE` in order; `tones()` once all are in.
 
-    Holds only the unfinished frame of each channel between blocks, so a long call is
-    read in constant memory. Channels are checked apart (a key pressed by the customer may
-    be on their channel only) and a frame holds a key if any channel does."""
+    Blocks are gathered into `batch_s` of audio before the Goertzel pass (a decoder hands
+    out a few hundred samples at a time, and the pass costs about the same for a batch of
+    frames as for one), and only the unfinished frame of each channel is kept between
+    batches, so a long call is read in constant memory. Channels are checked apart (a key
+    pressed by the customer may be on their channel only) and a frame holds a key if any
+    channel does."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, batch_s: float = 30.0) -> None:
+        self._batch = int(batch_s * DETECTION_RATE)
+        self._pending: list[npt.NDArray[np.floating]] = []
+        self._pending_samples = 0
         self._tail: npt.NDArray[np.float64] | None = None
-        self._consumed = 0  # samples before the tail's first sample
         self._keys: list[npt.NDArray[np.int64]] = []
 
     def feed(self, block: npt.NDArray[np.floating]) -> None:
-        data = np.asarray(block, dtype=np.float64)
-        if data.ndim == 1:
-            data = data[None, :]
-        buffer = data if self._tail is None else np.concatenate([self._tail, data], axis=1)
+        data = block[None, :] if block.ndim == 1 else block
+        self._pending.append(data)
+        self._pending_samples += data.shape[-1]
+        if self._pending_samples >= self._batch:
+            self._run()
+
+    def _run(self) -> None:
+        if not self._pending:
+            return
+        parts = ([self._tail] if self._tail is not None else []) + self._pending
+        buffer = np.concatenate(parts, axis=1, dtype=np.float64)
+        self._pending, self._pending_samples = [], 0
         count = (buffer.shape[1] - FRAME) // HOP + 1 if buffer.shape[1] >= FRAME else 0
         if count > 0:
             per_channel = []
@@ -122,9 +157,9 @@ class DtmfDetector:
                 merged = np.where(merged == _NO_KEY, other, merged)
             self._keys.append(merged)
         self._tail = buffer[:, count * HOP :]
-        self._consumed += count * HOP
 
     def tones(self) -> list[KeyTone]:
+        self._run()
         keys = np.concatenate(self._keys) if self._keys else np.zeros(0, dtype=np.int64)
         return list(_runs(keys))
 
