@@ -29,8 +29,9 @@ import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
-from app.ml.redaction import DTMF, Fill, redact_recording
+from app.ml.redaction.audio import Fill
 from app.ml.redaction.dtmf import COLUMN_HZ, KEYS, ROW_HZ
+from app.ml.redaction.recording import DTMF, redact_recording
 from app.ml.types import Transcript, TranscriptSegment, Word
 
 RESULTS = Path(__file__).resolve().parent / "results"

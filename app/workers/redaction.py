@@ -33,7 +33,8 @@ async def store_redacted_copy(
     if not settings.redact_audio:
         return StoredRedaction(None, (), (redaction_off_warning(),))
     # Imported here: the decoders (PyAV, libsndfile) are the worker's, not the API's.
-    from app.ml.redaction import Fill, redact_recording
+    from app.ml.redaction.audio import Fill
+    from app.ml.redaction.recording import redact_recording
 
     tmp_root = settings.data_dir / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)

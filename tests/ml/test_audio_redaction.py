@@ -15,8 +15,7 @@ import numpy.typing as npt
 import pytest
 import soundfile as sf
 
-from app.ml.redaction import DTMF, NOT_REDACTED, Fill, plan_redactions, redact_recording
-from app.ml.redaction.audio import BEEP_AMPLITUDE, BEEP_HZ
+from app.ml.redaction.audio import BEEP_AMPLITUDE, BEEP_HZ, Fill
 from app.ml.redaction.dtmf import (
     COLUMN_HZ,
     FRAME,
@@ -27,6 +26,7 @@ from app.ml.redaction.dtmf import (
     goertzel_recurrence,
 )
 from app.ml.redaction.numbers import number_token, spoken_digits
+from app.ml.redaction.recording import DTMF, NOT_REDACTED, plan_redactions, redact_recording
 from app.ml.redaction.spoken import CVV, NUMBER, PASSPORT, spoken_spans
 from app.ml.types import Transcript, TranscriptSegment, Word
 

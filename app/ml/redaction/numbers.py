@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 _APOSTROPHES = re.compile("[ʻʼ’‘`´]")
 _EDGE_PUNCTUATION = re.compile(r"^[^\w+'@]+|[^\w']+$")
@@ -68,8 +69,12 @@ class NumberToken:
     thousand: bool = False
 
 
+@lru_cache(maxsize=65536)
 def number_token(text: str) -> NumberToken | None:
-    """What a word contributes to a spoken number, or None when it is not part of one."""
+    """What a word contributes to a spoken number, or None when it is not part of one
+    (cached: a call's vocabulary is small and every word is asked several times)."""
+    if "*" in text:
+        return None  # a value the transcript masking already replaced ("****9012")
     token = normalize_token(text)
     if not token:
         return None

@@ -34,6 +34,7 @@ CVV_WINDOW_WORDS = 12
 
 _AT_WORDS = frozenset({"at", "собака", "эт", "at-sign"})
 _DOT_WORDS = frozenset({"dot", "точка", "nuqta", "нуқта", "dat"})
+_GLUE_WORDS = _AT_WORDS | _DOT_WORDS
 
 _PASSPORT = re.compile(
     r"(?<![\w])(?P<series>[A-ZА-ЯЁЎҚҒҲ]{2}|[A-ZА-ЯЁЎҚҒҲ] [A-ZА-ЯЁЎҚҒҲ]) ?(?P<num>\d{7})(?!\d)"
@@ -46,6 +47,9 @@ _CVV_AFTER_WORD = re.compile(
     r"(?i)(?:cvv\w*|cvc\w*|cv2|security code|код\w*|kod\w*)"
     r"[^\d]{0,30}?(?<!\d)(?P<num>\d{3,4})(?!\d)"
 )
+_NOT_PERSONAL = frozenset({ent.ORDER, ent.MONEY, ent.DATE, ent.TIME})
+"""Long numbers a pattern names as something else (an order number, an amount) stay."""
+_DIGIT_OR_AT = re.compile(r"[\d@]")
 _STANDALONE_CODE = re.compile(r"(?<![\d+])\d{3,4}(?!\d)")
 _LONG_DIGITS = re.compile(rf"(?<!\d)\+?\d{{{LONG_NUMBER_DIGITS},}}(?!\d)")
 
@@ -120,10 +124,12 @@ def _as_spoken(words: Sequence[Word]) -> _Text:
     return _Text(text, pieces)
 
 
-def _typed_spans(text: str) -> Iterator[tuple[str, int, int]]:
-    """(type, char start, char end) of every personal datum in `text`."""
-    for span in ent.pii_spans(text):
-        yield span.type, span.start, span.end
+def _typed_spans(text: str, *, text_patterns: bool = True) -> Iterator[tuple[str, int, int]]:
+    """(type, char start, char end) of every personal datum in `text`; without
+    `text_patterns`, only the kinds the transcript masking has no pattern for."""
+    if text_patterns:
+        for span in ent.pii_spans(text):
+            yield span.type, span.start, span.end
     for match in _PASSPORT.finditer(text):
         yield PASSPORT, match.start(), match.end()
     for match in _PASSPORT_AFTER_WORD.finditer(text):
@@ -131,8 +137,12 @@ def _typed_spans(text: str) -> Iterator[tuple[str, int, int]]:
         yield PASSPORT, start, match.end("num")
     for match in _CVV_AFTER_WORD.finditer(text):
         yield CVV, match.start("num"), match.end("num")
-    for match in _LONG_DIGITS.finditer(text):
-        yield NUMBER, match.start(), match.end()
+    long_numbers = list(_LONG_DIGITS.finditer(text))
+    if long_numbers:
+        named = [s for s in ent.pattern_spans(text) if s.type in _NOT_PERSONAL]
+        for match in long_numbers:
+            if not any(s.start < match.end() and match.start() < s.end for s in named):
+                yield NUMBER, match.start(), match.end()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +152,36 @@ class _WordSpan:
     last: int
 
 
-def _word_spans(words: Sequence[Word]) -> list[_WordSpan]:
+def _may_hold_data(text: str) -> bool:
+    """Every pattern needs a digit or an "@": most turns are skipped at this cheap test."""
+    return _DIGIT_OR_AT.search(text) is not None
+
+
+def _spoken_differs(words: Sequence[Word]) -> bool:
+    """Whether reading the words as spoken can find more than reading them as written: a
+    number word, "at"/"dot", or digit groups one after another."""
+    previous_number = False
+    for word in words:
+        token = number_token(word.text)
+        if token is not None and token.digits is None:
+            return True
+        if token is not None and previous_number:
+            return True
+        if token is None and normalize_token(word.text) in _GLUE_WORDS:
+            return True
+        previous_number = token is not None
+    return False
+
+
+def _word_spans(words: Sequence[Word], *, written_text_patterns: bool = True) -> list[_WordSpan]:
     found: list[_WordSpan] = []
-    for view in (_as_written(words), _as_spoken(words)):
-        for kind, start, end in _typed_spans(view.text):
+    views = [(_as_written(words), written_text_patterns)]
+    if _spoken_differs(words):
+        views.append((_as_spoken(words), True))
+    for view, text_patterns in views:
+        if not _may_hold_data(view.text):
+            continue
+        for kind, start, end in _typed_spans(view.text, text_patterns=text_patterns):
             touched = view.words_of(start, end)
             if touched is not None:
                 found.append(_WordSpan(kind, *touched))
@@ -170,6 +206,24 @@ def _codes_after_cards(
             continue
         found.append(_WordSpan(CVV, first, last))
     return found
+
+
+def spoken_word_ranges(
+    words: Sequence[Word], *, known: Sequence[tuple[int, int, str]] | None = None
+) -> list[tuple[int, int, str]]:
+    """(first word, last word, type) of each run of words holding personal data, for the
+    transcript masking: the same detection as `spoken_spans`, within one turn. `known`: the
+    masking's own matches on the words as written (first, last, type), so they are not
+    matched again (a card among them still opens the window for its code)."""
+    found = _word_spans(words, written_text_patterns=known is None)
+    found += [_WordSpan(kind, first, last) for first, last, kind in known or ()]
+    cards = [s for s in found if s.type == ent.CARD]
+    if cards:
+        taken = {i for span in found for i in range(span.first, span.last + 1)}
+        first_card = min(s.first for s in cards)
+        card_end_s = max(words[s.last].end_s for s in cards)
+        found += [c for c in _codes_after_cards(words, card_end_s, taken) if c.first > first_card]
+    return [(s.first, s.last, s.type) for s in _merged(found)]
 
 
 _PRIORITY = {ent.ACCOUNT: 0, ent.CARD: 1, CVV: 2, PASSPORT: 3, ent.PHONE: 4, ent.EMAIL: 5}
