@@ -18,6 +18,7 @@ from app.ids import to_global_id
 from app.ml.types import SpeakerRole
 from app.resources import Resources
 from app.services import retention as retention_service
+from app.services import rules as rule_service
 from app.services.redacted_audio import MaskedSpan
 from app.storage import ObjectStorage
 from tests.api.helpers import GraphQLClient
@@ -249,6 +250,12 @@ async def test_expired_transcripts_go_while_the_call_its_metrics_and_categories_
     assert call["metrics"] == {"durationSeconds": 2.0}
     assert call["audioUrl"] is not None, "audioDays is null: the recording stays"
     assert await count(resources, Segment, held.id) == 1
+
+    # A later evaluation of the rules (a category edited) leaves the expired call's tags.
+    async with resources.sessions() as session, session.begin():
+        await rule_service.evaluate_calls(session, [expired.id, held.id])
+    assert await count(resources, CallCategory, expired.id) == 1
+    assert await count(resources, CallCategory, held.id) == 1
 
     stats = await gql("{ callStats { calls } }", token=admin.token)
     assert stats.data == {"callStats": [{"calls": 2}]}
