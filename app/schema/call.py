@@ -157,7 +157,8 @@ class LanguageShare:
 )
 class CallWarning:
     code: str = strawberry.field(
-        description="LANGUAGE_NOT_TRANSCRIBED or ANALYSIS_PARTIAL (more may be added)."
+        description="LANGUAGE_NOT_TRANSCRIBED, ANALYSIS_PARTIAL or NOT_REDACTED (speech that "
+        "could not be searched for spoken card numbers; more may be added)."
     )
     message: str
 
