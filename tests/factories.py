@@ -39,6 +39,7 @@ from app.ml.types import (
 )
 from app.services.calls import new_call, save_results
 from app.services.effects import EffectTargets, unit_of_work
+from app.services.redacted_audio import REDACTED_PREFIX, MaskedSpan, StoredRedaction
 from app.services.uploads import AudioInfo, StoredUpload, probe_audio
 from app.services.users import NewUser, create_user
 from app.storage import ObjectStorage, new_object_key
@@ -433,13 +434,21 @@ async def finished_call(
     *,
     storage: ObjectStorage | None = None,
     audio: Path | None = None,
+    redacted_audio: Path | None = None,
+    redactions: list[MaskedSpan] | None = None,
 ) -> Call:
     """A SUCCESS call whose results the calls service saved, as the worker's job does: its
     categories and scorecards evaluated and its webhook deliveries enqueued after the commit.
-    With `storage` and `audio`, the recording is stored too."""
+    With `storage` and `audio`, the recording is stored too; with `redacted_audio`, a
+    redacted copy (what agents hear) and its `redactions`."""
     key = new_object_key()
     if storage is not None and audio is not None:
         await storage.put_file(key, audio)
+    redaction: StoredRedaction | None = None
+    if storage is not None and redacted_audio is not None:
+        redacted_key = new_object_key(REDACTED_PREFIX)
+        await storage.put_file(redacted_key, redacted_audio)
+        redaction = StoredRedaction(redacted_key, tuple(redactions or ()))
     duration = spec.duration_s or max((t.end_s for t in spec.turns), default=1.0)
     info = AudioInfo(
         duration_s=duration, channels=1, sample_rate=16000, codec="pcm_s16le", container="wav"
@@ -458,7 +467,13 @@ async def finished_call(
     transcript, insight = spec_results(spec, duration)
     async with unit_of_work(sessions, targets) as session:
         saved = await save_results(
-            session, call.id, call.job_id, transcript, insight, analysis_backend="test"
+            session,
+            call.id,
+            call.job_id,
+            transcript,
+            insight,
+            analysis_backend="test",
+            redaction=redaction,
         )
     assert saved is not None
     return saved

@@ -29,6 +29,7 @@ from app.services.audio_links import (
     decide_range,
     signature_valid,
 )
+from app.services.redacted_audio import REDACTED_CONTENT_TYPE
 from app.storage import ObjectNotFound
 
 router = APIRouter()
@@ -66,22 +67,42 @@ async def stream_audio(
     async with resources.sessions() as session:
         row = (
             await session.execute(
-                select(Call.storage_key, Call.filename, Call.sha256).where(Call.id == call_uuid)
+                select(
+                    Call.storage_key,
+                    Call.redacted_storage_key,
+                    Call.filename,
+                    Call.sha256,
+                    Call.audio_deleted_at,
+                ).where(Call.id == call_uuid)
             )
         ).one_or_none()
     if row is None:
         return _forbidden()
-    storage_key, filename, sha256 = row
+    original_key, redacted_key, filename, sha256, audio_deleted_at = row
     key = audio_signing_key(resources.settings.signing_key)
-    if not signature_valid(key, call_uuid, storage_key, expires_at, signature, now, viewer_id):
+    # A link names the recording it was issued for (its key is in the signature): the
+    # redacted copy, or the original for an admin; and the person it was issued to.
+    if redacted_key is not None and signature_valid(
+        key, call_uuid, redacted_key, expires_at, signature, now, viewer_id
+    ):
+        storage_key, etag, media_type = (
+            redacted_key,
+            f'"{redacted_key.rsplit("/", 1)[-1]}"',
+            REDACTED_CONTENT_TYPE,
+        )
+    elif signature_valid(key, call_uuid, original_key, expires_at, signature, now, viewer_id):
+        storage_key, etag, media_type = original_key, f'"{sha256}"', _content_type(filename)
+    else:
         return _forbidden()
+    if audio_deleted_at is not None:
+        # Retention took the recording: a link issued before is dead.
+        return Response(status_code=404, headers=_FORBIDDEN_HEADERS)
 
     storage = resources.storage
     try:
         size = await storage.size(storage_key)
     except ObjectNotFound:
         return Response(status_code=404, headers=_FORBIDDEN_HEADERS)
-    etag = f'"{sha256}"'
     headers = {
         "Accept-Ranges": "bytes",
         "ETag": etag,
@@ -103,7 +124,6 @@ async def stream_audio(
         case FullBody():
             status, start, end, length = 200, 0, size - 1, size
     headers["Content-Length"] = str(length)
-    media_type = _content_type(filename)
     if request.method == "HEAD" or length == 0:
         return Response(status_code=status, headers=headers, media_type=media_type)
     if start == 0:

@@ -409,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
         "app.cli.process",
         "app.ml.analysis.cli",
         "app.cli.models",
-        "app.cli.audit",
+        "app.cli.main.audit",
     ):
         _register_optional(subparsers, module_name)
     return parser

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -97,6 +97,16 @@ class Settings(BaseSettings):
     # How long audit events are kept (days); unset keeps them for ever. Applied by
     # `app.services.audit.sweep` (`ovozly audit sweep`, or the worker's retention sweep).
     audit_retention_days: int | None = Field(default=None, alias="AUDIT_RETENTION_DAYS", ge=0)
+    # Personal data masked in the audio (docs/data-protection.md): after transcription the
+    # worker writes a redacted copy beside the recording, spoken card/phone/... numbers and
+    # keypad tones replaced by a beep ("tone") or by "silence". Agents and supervisors only
+    # ever hear that copy. KEEP_ORIGINAL_AUDIO=false deletes the original once the copy is
+    # stored (admins then hear the copy too, and a reprocess reads the copy).
+    redact_audio: bool = Field(default=True, alias="REDACT_AUDIO")
+    redaction_fill: Literal["tone", "silence"] = Field(default="tone", alias="REDACTION_FILL")
+    keep_original_audio: bool = Field(default=True, alias="KEEP_ORIGINAL_AUDIO")
+    # How often every worker runs the retention sweep (also once at start-up).
+    retention_sweep_s: float = Field(default=3600.0, alias="RETENTION_SWEEP_S", ge=1)
 
     # Webhooks: per-attempt timeout, tries, and backoff (base * 2^(try-1), capped).
     webhook_timeout_s: float = Field(default=10.0, alias="WEBHOOK_TIMEOUT_S", gt=0, le=60)

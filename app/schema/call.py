@@ -23,9 +23,11 @@ from app.rules.facts import SegmentFact, sentiment_trend
 from app.schema.context import Info
 from app.schema.desk import CallCategory, CallScorecard, SentimentTrendPoint
 from app.schema.node import Node
+from app.schema.retention import Redaction
 from app.schema.rows import from_row
 from app.schema.user import User
 from app.services.audio_links import AudioLink, link_for
+from app.services.redacted_audio import served_recording
 
 CallStatus = strawberry.enum(CallStatusModel, name="CallStatus")
 PipelineStage = strawberry.enum(
@@ -155,7 +157,8 @@ class LanguageShare:
 )
 class CallWarning:
     code: str = strawberry.field(
-        description="LANGUAGE_NOT_TRANSCRIBED or ANALYSIS_PARTIAL (more may be added)."
+        description="LANGUAGE_NOT_TRANSCRIBED, ANALYSIS_PARTIAL or NOT_REDACTED (speech that "
+        "could not be searched for spoken card numbers; more may be added)."
     )
     message: str
 
@@ -248,6 +251,10 @@ class Call(Node):
     sha256: str
     created_at: datetime
     finished_at: datetime | None
+    legal_hold: bool = strawberry.field(description="Retention never deletes a call on hold.")
+    audio_deleted_at: datetime | None = strawberry.field(
+        description="Set once retention removed the recording (audioUrl is then null)."
+    )
     _model: strawberry.Private[CallModel]
     _memo: strawberry.Private[dict[str, Any]]
 
@@ -333,22 +340,35 @@ class Call(Node):
             Analysis, row, _call_id=self._model.id, _duration_s=self._model.duration_s or 0.0
         )
 
-    # A short-lived signed URL streaming the recording (HTTP Range), for whoever may see
-    # the call; issuing it is audited.
+    # A short-lived signed URL streaming the recording (HTTP Range): the redacted copy,
+    # or for admins the original while it is kept; null once retention removed it.
+    # Issuing it is audited.
     @strawberry.field
     async def audio_url(self, info: Info) -> str | None:
-        return (await self._audio_link(info)).url
+        link = await self._audio_link(info)
+        return link.url if link is not None else None
 
     @strawberry.field
     async def audio_url_expires_at(self, info: Info) -> datetime | None:
-        return (await self._audio_link(info)).expires_at
+        link = await self._audio_link(info)
+        return link.expires_at if link is not None else None
 
-    async def _audio_link(self, info: Info) -> AudioLink:
+    async def _audio_link(self, info: Info) -> AudioLink | None:
         # Both fields resolve concurrently; they must describe one and the same link.
         if "audio" not in self._memo:
             self._memo["audio"] = asyncio.ensure_future(_make_audio_link(info, self._model))
-        link: AudioLink = await self._memo["audio"]
+        link: AudioLink | None = await self._memo["audio"]
         return link
+
+    # Spans masked in the transcript and in the audio served by audioUrl; empty until SUCCESS.
+    @strawberry.field
+    def redactions(self) -> list[Redaction]:
+        if self._model.status is not CallStatusModel.SUCCESS:
+            return []
+        return [
+            Redaction(type=item["type"], start=item["start_s"], end=item["end_s"])
+            for item in self._model.redactions
+        ]
 
     # Categories this finished call matched, with the evidence; empty until SUCCESS.
     @strawberry.field
@@ -477,7 +497,10 @@ class CallStatusEvent:
         return Call.from_model(row)
 
 
-async def _make_audio_link(info: Info, call: CallModel) -> AudioLink:
+async def _make_audio_link(info: Info, call: CallModel) -> AudioLink | None:
+    served = served_recording(await info.context.require_viewer(), call)
+    if served is None:
+        return None
     settings = info.context.settings
     base_url = settings.public_base_url
     if base_url is None:
@@ -489,10 +512,16 @@ async def _make_audio_link(info: Info, call: CallModel) -> AudioLink:
         jwt_key=settings.signing_key,
         base_url=base_url,
         call_id=call.id,
-        storage_key=call.storage_key,
-        filename=call.filename,
+        storage_key=served.storage_key,
+        filename=call.filename if served.original else _redacted_name(call.filename),
         ttl=timedelta(seconds=settings.audio_url_ttl_s),
         viewer_id=viewer.id,
     )
     await info.context.audio_opened.load(call.id)
     return link
+
+
+def _redacted_name(filename: str) -> str:
+    """The download name of the redacted copy (always FLAC)."""
+    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
+    return f"{stem}.redacted.flac"

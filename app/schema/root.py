@@ -7,6 +7,7 @@ import strawberry
 from app.resolvers import audit as audit_resolvers
 from app.resolvers import calls as call_resolvers
 from app.resolvers import node as node_resolvers
+from app.resolvers import retention as retention_resolvers
 from app.resolvers import rules as rule_resolvers
 from app.resolvers import stats as stats_resolvers
 from app.resolvers import teams as team_resolvers
@@ -27,6 +28,7 @@ from app.schema.desk import (
 )
 from app.schema.node import Node
 from app.schema.permissions import IsAdmin, IsAuthenticated
+from app.schema.retention import RetentionPolicy
 from app.schema.team import Team
 from app.schema.user import AuthPayload, User
 
@@ -76,6 +78,9 @@ class Query:
     )
     audit_events: AuditEventConnection = strawberry.field(
         resolver=audit_resolvers.audit_events, description="ADMIN only; newest first"
+    )
+    retention_policy: RetentionPolicy = strawberry.field(
+        resolver=retention_resolvers.retention_policy, description="ADMIN only"
     )
 
 
@@ -152,6 +157,13 @@ class Mutation:
     )
     delete_team: strawberry.ID = strawberry.mutation(
         resolver=team_resolvers.delete_team, description="ADMIN only"
+    )
+    set_retention_policy: RetentionPolicy = strawberry.mutation(
+        resolver=retention_resolvers.set_retention_policy, description="ADMIN only"
+    )
+    set_legal_hold: Call = strawberry.mutation(
+        resolver=retention_resolvers.set_legal_hold,
+        description="ADMIN only; retention never deletes a call on hold",
     )
 
 

@@ -43,6 +43,7 @@ from app.ml.types import CallInsight, SpeakerHints, Transcript
 from app.services import audit
 from app.services.call_finished import on_call_finished
 from app.services.effects import after_commit
+from app.services.redacted_audio import StoredRedaction, apply_redaction
 from app.services.results import replace_results, result_rows
 from app.services.status import StatusEvent
 from app.services.uploads import StoredUpload
@@ -177,6 +178,11 @@ async def reprocess_call(
         hints.validated()
     call = await get_visible_call(session, viewer, call_id, for_update=True)
     require_call_changer(viewer, call)
+    if call.audio_deleted_at is not None:
+        raise BadUserInput(
+            "This call cannot be reprocessed: its recording was deleted by the retention "
+            f"policy on {call.audio_deleted_at:%Y-%m-%d}"
+        )
     call.status = CallStatus.RUNNING
     call.stage = PipelineStage.QUEUED
     call.progress = 0.0
@@ -221,6 +227,9 @@ async def delete_call(
     effects = after_commit(session)
     effects.publish_status(StatusEvent.of_deleted(call))
     effects.delete_audio(call.storage_key)
+    copy = call.redacted_storage_key
+    if copy is not None and copy != call.storage_key:
+        effects.delete_audio(copy)
 
 
 # --- the worker's side: claim, progress, results, failure -----------------------------------
@@ -284,8 +293,12 @@ async def save_results(
     insight: CallInsight,
     *,
     analysis_backend: str,
+    redaction: StoredRedaction | None = None,
+    keep_original_audio: bool = True,
 ) -> Call | None:
-    """Replaces any earlier results with these and marks the call SUCCESS, atomically."""
+    """Replaces any earlier results with these and marks the call SUCCESS, atomically;
+    with `redaction`, the call's redacted copy and its spans too (the copy it replaces is
+    deleted after the commit)."""
     call = await _locked_for_job(session, call_id, job_token)
     if call is None:
         return None
@@ -294,6 +307,8 @@ async def save_results(
     # Results of the call as a whole, replaced with the rest.
     call.languages = [dataclasses.asdict(share) for share in transcript.languages]
     call.warnings = [dataclasses.asdict(warning) for warning in insight.warnings]
+    apply_redaction(session, call, redaction, keep_original=keep_original_audio)
+    call.transcript_deleted_at = None
     call.status = CallStatus.SUCCESS
     call.stage = PipelineStage.DONE
     call.progress = 1.0

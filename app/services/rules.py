@@ -153,6 +153,21 @@ async def evaluate_calls(
     new run finishes)."""
     if not call_ids:
         return 0
+    # A call whose transcript retention removed keeps the categories and scores it had:
+    # there is nothing left to evaluate them on, and the statistics must not change.
+    expired = set(
+        (
+            await session.execute(
+                select(Call.id).where(
+                    Call.id.in_(call_ids), Call.transcript_deleted_at.is_not(None)
+                )
+            )
+        ).scalars()
+    )
+    if expired:
+        call_ids = [call_id for call_id in call_ids if call_id not in expired]
+        if not call_ids:
+            return len(expired)
     rules = rules if rules is not None else await current_rules(session)
     await session.execute(delete(CallCategory).where(CallCategory.call_id.in_(call_ids)))
     await session.execute(delete(CallScorecard).where(CallScorecard.call_id.in_(call_ids)))
@@ -200,7 +215,7 @@ async def evaluate_calls(
             ),
             scorecard_rows,
         )
-    return len(facts)
+    return len(facts) + len(expired)
 
 
 # --- background re-evaluation ----------------------------------------------------------------

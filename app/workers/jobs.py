@@ -43,6 +43,7 @@ from app.workers.processor import (
     JobSuperseded,
     ThrottledProgress,
 )
+from app.workers.redaction import discard, store_redacted_copy
 
 logger = logging.getLogger(__name__)
 
@@ -209,18 +210,31 @@ async def _run_pipeline(state: WorkerState, call: Call, job_token: str) -> str:
                 # and its result is never written.
                 raise JobSuperseded()
             transcript, insight = pipeline.result()
+            if superseded.is_set():
+                raise JobSuperseded()
+            # After transcription, from the words and the audio itself: what agents hear.
+            redaction = await store_redacted_copy(
+                state.settings, state.storage, audio_path, transcript
+            )
     finally:
         await reporter.close()
-    async with state.unit_of_work() as session:
-        saved = await call_service.save_results(
-            session,
-            call.id,
-            job_token,
-            transcript,
-            insight,
-            analysis_backend=state.processor.analysis_backend,
-        )
+    try:
+        async with state.unit_of_work() as session:
+            saved = await call_service.save_results(
+                session,
+                call.id,
+                job_token,
+                transcript,
+                insight,
+                analysis_backend=state.processor.analysis_backend,
+                redaction=redaction,
+                keep_original_audio=state.settings.keep_original_audio,
+            )
+    except BaseException:
+        await discard(state.storage, redaction)
+        raise
     if saved is None:
+        await discard(state.storage, redaction)
         return "discarded: call deleted or superseded while processing"
     return "success"
 

@@ -42,6 +42,7 @@ from app.workers.desk import WEBHOOK_CLIENT, deliver_webhook, desk_sweep, evalua
 from app.workers.errors import TRANSIENT_INFRASTRUCTURE_ERRORS
 from app.workers.jobs import WorkerState, process_call, recover_stalled_calls, sweep_forever
 from app.workers.processor import CallProcessor, ModelCheckFailed
+from app.workers.retention import retention_forever
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         if recovered:
             logger.info("recovered %d stalled calls at start-up", recovered)
         ctx["sweeper"] = asyncio.create_task(sweep_forever(state))
+        ctx["retention"] = asyncio.create_task(retention_forever(state))
 
 
 async def watch_analysis_models(
@@ -152,11 +154,12 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
     publisher: HeartbeatPublisher | None = ctx.get("heartbeat")
     if publisher is not None:
         await publisher.stop()
-    sweeper: asyncio.Task[None] | None = ctx.get("sweeper")
-    if sweeper is not None:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+    for name in ("sweeper", "retention"):
+        sweeper: asyncio.Task[None] | None = ctx.get(name)
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
     state: WorkerState | None = ctx.get("state")
     if state is not None:
         await state.storage.close()

@@ -1,7 +1,7 @@
 """Call.audioUrl: signed links served by the API with HTTP Range (RFC 9110), for the call's
-owner and admins only; tampered, expired and foreign signatures get 403 and no bytes. The GCS
-backend streams through the same route from a real emulator, and signs V4 URLs when its
-credentials can."""
+owner (its redacted copy) and admins only; tampered, expired and foreign signatures get 403
+and no bytes. The GCS backend streams through the same route from a real emulator, and signs
+V4 URLs when its credentials can."""
 
 from __future__ import annotations
 
@@ -52,6 +52,8 @@ async def stored_call(resources: Resources, owner: Person, audio: Path) -> str:
         spec,
         storage=resources.storage,
         audio=audio,
+        # The owner (an agent) hears the redacted copy; here it holds the same bytes.
+        redacted_audio=audio,
     )
     return to_global_id("Call", call.id)
 

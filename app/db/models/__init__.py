@@ -24,6 +24,7 @@ from app.db.models.desk import (
     WebhookEvent,
 )
 from app.db.models.metrics import CallMetrics, CallSpeaker
+from app.db.models.retention import RetentionPolicy
 from app.db.models.team import Team, team_agents, team_supervisors
 from app.db.models.transcript import Segment
 from app.db.models.user import Role, User
@@ -46,6 +47,7 @@ __all__ = [
     "DeliveryStatus",
     "EvaluationStatus",
     "PipelineStage",
+    "RetentionPolicy",
     "Role",
     "RuleEvaluation",
     "Scorecard",

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Enum,
@@ -84,3 +85,21 @@ class Call(UUIDPrimaryKey, Timestamps, Base):
     num_speakers: Mapped[int | None] = mapped_column(Integer)
     min_speakers: Mapped[int | None] = mapped_column(Integer)
     max_speakers: Mapped[int | None] = mapped_column(Integer)
+
+    # The recording with personal data masked (what agents and supervisors hear), and the
+    # spans masked in it: [{"type", "start_s", "end_s"}]. Replaced with the results. When
+    # the original is not kept, `storage_key` names this same copy.
+    redacted_storage_key: Mapped[str | None] = mapped_column(String(512), unique=True)
+    redactions: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
+    # Retention: a call on legal hold is never expired. `audio_deleted_at` is set when the
+    # sweep takes the recording (from then on it is never served); `audio_purge_pending`
+    # stays true until both stored objects are gone, so a sweep that died half way finishes
+    # the job on its next run.
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    audio_deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    audio_purge_pending: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    transcript_deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
