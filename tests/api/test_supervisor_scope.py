@@ -121,6 +121,7 @@ async def floor(app: FastAPI, gql: GraphQLClient, audio_dir: Path, tmp_path: Pat
             CallSpec([Turn(SpeakerRole.AGENT, 0, 5, f"salom men {name}word gapiraman")]),
             storage=resources.storage,
             audio=recording,
+            redacted_audio=recording,  # what agents and supervisors hear
         )
         calls[name] = to_global_id("Call", call.id)
     team_a = await _team(
