@@ -336,17 +336,13 @@ class OvozlyGraphQLRouter(GraphQLRouter[Context, None]):
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
-        if request_adapter.method == "POST":
-            return await self._execute_within_budget(request_data, context, root_value)
-        return await super().execute_single(
-            request, request_adapter, sub_response, context, root_value, request_data
-        )
-
-    async def _execute_within_budget(
-        self, request_data: GraphQLRequestData, context: Context, root_value: None
-    ) -> ExecutionResult:
-        """A POST: queries and mutations, within the request budget. Strawberry would also
-        accept a subscription here and fail inside the executor."""
+        """Strawberry's, within the request budget, and without subscriptions: Strawberry
+        would accept one over HTTP and fail inside the executor (they are served over
+        WebSocket only)."""
+        method = request_adapter.method
+        allowed = {OperationType.QUERY, OperationType.MUTATION}
+        if method == "GET":
+            allowed = {OperationType.QUERY} if self.allow_queries_via_get else set()
         try:
             async with asyncio.timeout(self.request_budget_s):
                 return await self.schema.execute(
@@ -355,14 +351,16 @@ class OvozlyGraphQLRouter(GraphQLRouter[Context, None]):
                     variable_values=request_data.variables,
                     context_value=context,
                     operation_name=request_data.operation_name,
-                    allowed_operation_types={OperationType.QUERY, OperationType.MUTATION},
+                    allowed_operation_types=allowed,
                     operation_extensions=request_data.extensions,
                 )
-        except InvalidOperationTypeError:
-            return request_error(
-                "Subscriptions are served over WebSocket (the graphql-transport-ws protocol "
-                "at /graphql), not over HTTP"
-            )
+        except InvalidOperationTypeError as exc:
+            if exc.operation_type is OperationType.SUBSCRIPTION:
+                return request_error(
+                    "Subscriptions are served over WebSocket (the graphql-transport-ws "
+                    "protocol at /graphql), not over HTTP"
+                )
+            raise HTTPException(400, exc.as_http_error_reason(method)) from exc
         except TimeoutError:
             logger.warning("GraphQL request stopped after its %s s budget", self.request_budget_s)
             return request_error(

@@ -193,6 +193,22 @@ async def test_a_lone_surrogate_in_a_variable_is_bad_user_input(
     assert "$input.username" in errors[0]["message"]
 
 
+async def test_a_lone_surrogate_inside_the_document_is_bad_user_input(
+    http: httpx.AsyncClient,
+) -> None:
+    # The JSON escape decodes to a lone surrogate inside the GraphQL string literal.
+    body = (
+        '{"query": "mutation { login(username: \\"\\ud800\\", password: \\"x\\") '
+        '{ accessToken } }"}'
+    )
+    response = await http.post(
+        "/graphql", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+    errors = response.json()["errors"]
+    assert [error["extensions"]["code"] for error in errors] == ["BAD_USER_INPUT"]
+
+
 # --- operations HTTP does not run -------------------------------------------------------------
 
 
@@ -209,6 +225,30 @@ async def test_a_subscription_over_http_post_is_refused_with_a_code(
     body = response.json()
     assert [error["extensions"]["code"] for error in body["errors"]] == ["BAD_USER_INPUT"]
     assert "WebSocket" in body["errors"][0]["message"]
+
+
+async def test_a_subscription_over_http_get_is_refused_with_a_code(
+    http: httpx.AsyncClient,
+) -> None:
+    response = await http.get(
+        "/graphql",
+        params={"query": 'subscription { callStatus(id: "x") { status } }'},
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code == 200
+    assert [error["extensions"]["code"] for error in response.json()["errors"]] == [
+        "BAD_USER_INPUT"
+    ]
+
+
+async def test_a_mutation_over_http_get_is_a_400(http: httpx.AsyncClient) -> None:
+    response = await http.get(
+        "/graphql",
+        params={"query": 'mutation { login(username: "a", password: "b") { accessToken } }'},
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code == 400
+    assert "mutations are not allowed when using GET" in response.text
 
 
 async def test_two_operations_without_an_operation_name_fail_as_the_spec_says(
