@@ -12,9 +12,10 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from app.api import create_app
-from app.config import Settings
+from app.config import Environment, Settings
 from app.db.engine import SessionFactory
 from app.db.models import User
+from app.schema.build import build_schema
 from tests.api.helpers import GraphQLClient
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -371,3 +372,50 @@ def test_string_checks_name_nested_inputs() -> None:
     for _ in range(5000):
         deep = [deep]
     assert unstorable_variables({"deep": deep}) == []
+
+
+async def test_costly_validation_runs_on_a_validation_thread_with_a_time_limit() -> None:
+    import threading
+
+    from graphql import ASTValidationRule, parse
+
+    from app.schema.document_guard import validated_off_loop
+
+    schema = build_schema(Settings(environment=Environment.TEST, jwt_key="k" * 48))._schema
+    threads: list[str] = []
+
+    class RecordsItsThread(ASTValidationRule):
+        def enter_document(self, *_: object) -> None:
+            threads.append(threading.current_thread().name)
+
+    document = parse("{ ...F } fragment F on Query { __typename }")
+    assert await validated_off_loop(schema, document, (RecordsItsThread,)) == []
+    assert threads and threads[0].startswith("graphql-validation")
+    assert threads[0] != threading.current_thread().name
+
+    class Slow(ASTValidationRule):
+        def enter_document(self, *_: object) -> None:
+            time.sleep(0.3)
+
+    errors = await validated_off_loop(schema, document, (Slow,), timeout_s=0.05)
+    assert [error.message for error in errors] == [
+        "The document took longer than 0.05 s to validate; send a smaller one"
+    ]
+
+
+def test_only_documents_whose_validation_can_grow_quadratically_leave_the_loop() -> None:
+    from graphql import parse
+
+    from app.schema.document_guard import DocumentLimits, measure_document
+
+    limits = DocumentLimits(max_depth=12, max_fields=500, max_field_repeats=8, max_fragments=16)
+    simple = measure_document(
+        parse("{ me { id username } calls { edges { node { id } } } }"), limits
+    )
+    assert not simple.errors and not simple.validation_is_quadratic
+    for document in (
+        "{ ...F } fragment F on Query { __typename }",
+        "{ me { id } me { username } }",
+    ):
+        measured = measure_document(parse(document), limits)
+        assert not measured.errors and measured.validation_is_quadratic, document
