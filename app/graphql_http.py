@@ -274,9 +274,12 @@ class OvozlyTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 class OvozlyGraphQLRouter(GraphQLRouter[Context, None]):
     graphql_transport_ws_handler_class = OvozlyTransportWSHandler
 
-    def __init__(self, *args: Any, request_budget_s: float, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, request_budget_s: float, upload_budget_s: float, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.request_budget_s = request_budget_s
+        self.upload_budget_s = upload_budget_s
 
     def encode_json(self, data: object) -> str:
         """orjson: a 60-minute call's transcript is a ~1 MB response, which the standard
@@ -336,15 +339,26 @@ class OvozlyGraphQLRouter(GraphQLRouter[Context, None]):
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
-        """Strawberry's, within the request budget, and without subscriptions: Strawberry
-        would accept one over HTTP and fail inside the executor (they are served over
-        WebSocket only)."""
+        """Strawberry 0.341.2's (pinned), within the request budget, and without
+        subscriptions: Strawberry would accept one over HTTP and fail inside the executor
+        (they are served over WebSocket only).
+
+        A mutation stopped by the budget is rolled back with its unit of work; one stopped
+        between its commit and its effects leaves its job to the recovery sweep, as a
+        worker crash would."""
         method = request_adapter.method
         allowed = {OperationType.QUERY, OperationType.MUTATION}
         if method == "GET":
             allowed = {OperationType.QUERY} if self.allow_queries_via_get else set()
+        content_type = (request_adapter.content_type or "").lower()
+        uploading = content_type.startswith("multipart/form-data")
+        budget_s, setting = (
+            (self.upload_budget_s, "GRAPHQL_UPLOAD_BUDGET_S")
+            if uploading
+            else (self.request_budget_s, "GRAPHQL_REQUEST_BUDGET_S")
+        )
         try:
-            async with asyncio.timeout(self.request_budget_s):
+            async with asyncio.timeout(budget_s):
                 return await self.schema.execute(
                     request_data.query,
                     root_value=root_value,
@@ -362,10 +376,10 @@ class OvozlyGraphQLRouter(GraphQLRouter[Context, None]):
                 )
             raise HTTPException(400, exc.as_http_error_reason(method)) from exc
         except TimeoutError:
-            logger.warning("GraphQL request stopped after its %s s budget", self.request_budget_s)
+            logger.warning("GraphQL request stopped after its %s s budget (%s)", budget_s, setting)
             return request_error(
-                f"The request did not finish within its {self.request_budget_s:g} s budget "
-                "and was stopped (limit set by GRAPHQL_REQUEST_BUDGET_S)"
+                f"The request did not finish within its {budget_s:g} s budget and was "
+                f"stopped (limit set by {setting})"
             )
         except CannotGetOperationTypeError as exc:  # as Strawberry's view answers them
             raise HTTPException(400, exc.as_http_error_reason()) from exc

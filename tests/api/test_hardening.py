@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,7 +17,8 @@ from app.config import Environment, Settings
 from app.db.engine import SessionFactory
 from app.db.models import User
 from app.schema.build import build_schema
-from tests.api.helpers import GraphQLClient
+from tests.api.helpers import GraphQLClient, tone_bytes, upload, upload_ok
+from tests.factories import login, make_user
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
@@ -311,11 +313,36 @@ async def test_application_json_answers_are_unchanged(http: httpx.AsyncClient) -
 
 @pytest.fixture
 async def hurried_app(settings: Settings) -> AsyncIterator[FastAPI]:
-    """An API whose request budget no database round trip fits in."""
+    """An API whose request budget no database round trip fits in; uploads keep theirs."""
     hurried = settings.model_copy(update={"graphql_request_budget_s": 1e-6})
     application = create_app(hurried)
     async with application.router.lifespan_context(application):
         yield application
+
+
+async def test_an_upload_has_its_own_budget(
+    hurried_app: FastAPI, agent_token: str, audio_dir: Path
+) -> None:
+    # Signed in on the ordinary app: the hurried one has no time for a login.
+    transport = httpx.ASGITransport(app=hurried_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        call = await upload_ok(client, tone_bytes(audio_dir), token=agent_token)
+    assert call["filename"] == "call.wav"
+
+
+async def test_an_upload_over_its_budget_is_an_error_naming_the_limit(
+    settings: Settings, clean_database: None, sessions: SessionFactory, audio_dir: Path
+) -> None:
+    await make_user(sessions, "uploader")
+    application = create_app(settings.model_copy(update={"graphql_upload_budget_s": 1e-6}))
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            token = await login(client, "uploader")
+            status, result = await upload(client, tone_bytes(audio_dir), token=token)
+    assert status == 200
+    assert result.codes == ["BAD_USER_INPUT"]
+    assert "GRAPHQL_UPLOAD_BUDGET_S" in result.errors[0]["message"]
 
 
 async def test_a_request_over_its_budget_is_an_error_naming_the_limit(
