@@ -1,7 +1,15 @@
 """The GraphQL endpoint's transport rules, on top of Strawberry's FastAPI router.
 
 * Every malformed body is a 400 with a message saying what is wrong (Strawberry answers some,
-  e.g. a JSON `null` body or a multipart `map` that is a list, with a 500).
+  e.g. a JSON `null` body, invalid UTF-8, JSON nested past the parser's recursion limit or a
+  multipart `map` that is a list, with a 500).
+* GraphQL over HTTP: a client whose `Accept` prefers `application/graphql-response+json`
+  gets that media type, and a request error (a document that does not parse or validate,
+  variables that do not coerce) is a 400 without a `data` entry, as the spec says.
+  `application/json` answers are Strawberry's: 200 for every well-formed request.
+* Subscriptions are served over WebSocket only: one sent over HTTP is a request error
+  (BAD_USER_INPUT), not an attempt to stream it.
+* Each request runs within a wall-clock budget; past it the answer is an error, never a hang.
 * A multipart upload maps each file to exactly one variable: one file feeding two mutations
   would be read twice (the second read sees an exhausted stream), so it is refused up front.
 * WebSockets: a per-process cap at the handshake; the token is checked at `connection_init`
@@ -14,18 +22,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.exceptions import MissingQueryError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.file_uploads.utils import replace_placeholders_with_files
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -34,31 +50,90 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
     Message,
 )
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
 from strawberry.utils.aio import aclosing
 
 from app.api.ws_connections import ConnectionLimitReached
-from app.core.errors import OvozlyError
+from app.core.errors import ErrorCode, OvozlyError
 from app.schema.context import Context
 from app.schema.fan_out import SubscriptionLane
 
 if TYPE_CHECKING:
     from strawberry.schema.schema import StreamResult
 
+logger = logging.getLogger(__name__)
+
 CLOSE_FORBIDDEN = 4403
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+GRAPHQL_RESPONSE_CONTENT_TYPE = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
 
 
 def _bad_request(message: str) -> HTTPException:
     return HTTPException(400, message)
 
 
+def _loaded_json(raw: str | bytes, what: str, not_json: str | None = None) -> Any:
+    """json.loads with each way it fails told apart: the standard library raises
+    UnicodeDecodeError for bytes that are not UTF-8 and RecursionError for nesting past
+    the interpreter's limit (100,000 `[`), neither a JSONDecodeError."""
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise _bad_request(f"{what} is not valid UTF-8") from exc
+    except RecursionError as exc:
+        raise _bad_request(f"{what} is JSON nested too deeply") from exc
+    except json.JSONDecodeError as exc:
+        raise _bad_request(not_json or f"{what} is not valid JSON") from exc
+
+
 def _decoded_json(raw: object, what: str) -> Any:
     if not isinstance(raw, (str, bytes)):
         raise _bad_request(f"{what} must be a JSON text field")
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _bad_request(f"{what} is not valid JSON") from exc
+    return _loaded_json(raw, what)
+
+
+def _quality(parameters: str) -> float:
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.strip().partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+def prefers_graphql_response_json(accept: str | None) -> bool:
+    """Whether `Accept` asks for application/graphql-response+json at least as much as for
+    application/json (absent, or `*/*` alone, means application/json)."""
+    graphql_quality = json_quality = 0.0
+    for item in (accept or "").split(","):
+        media_type, _, parameters = item.partition(";")
+        media_type = media_type.strip().lower()
+        if media_type == GRAPHQL_RESPONSE_JSON:
+            graphql_quality = max(graphql_quality, _quality(parameters))
+        elif media_type == "application/json":
+            json_quality = max(json_quality, _quality(parameters))
+    return graphql_quality > 0 and graphql_quality >= json_quality
+
+
+def is_request_error(result: ExecutionResult) -> bool:
+    """No execution started: the document did not parse or validate, or the variables did
+    not coerce. Field errors carry a path; these do not."""
+    return (
+        result.data is None
+        and bool(result.errors)
+        and all(error.path is None for error in result.errors or ())
+    )
+
+
+def request_error(message: str) -> ExecutionResult:
+    """A request error made here, outside the schema's error extension: the code is set
+    directly."""
+    error = GraphQLError(message, extensions={"code": ErrorCode.BAD_USER_INPUT.value})
+    return ExecutionResult(data=None, errors=[error])
 
 
 def _checked_files_map(files_map: object, file_names: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -199,6 +274,13 @@ class OvozlyTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 class OvozlyGraphQLRouter(GraphQLRouter[Context, None]):
     graphql_transport_ws_handler_class = OvozlyTransportWSHandler
 
+    def __init__(
+        self, *args: Any, request_budget_s: float, upload_budget_s: float, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.request_budget_s = request_budget_s
+        self.upload_budget_s = upload_budget_s
+
     def encode_json(self, data: object) -> str:
         """orjson: a 60-minute call's transcript is a ~1 MB response, which the standard
         library encodes about ten times slower. Text, not bytes, so WebSocket messages stay
@@ -210,7 +292,7 @@ class OvozlyGraphQLRouter(GraphQLRouter[Context, None]):
             return json.dumps(data, separators=(",", ":"))
 
     def parse_json(self, data: str | bytes) -> Any:
-        parsed = super().parse_json(data)
+        parsed = _loaded_json(data, "The request body", "Unable to parse request body as JSON")
         if not isinstance(parsed, (dict, list)):
             raise _bad_request(
                 'The request body must be a JSON object such as {"query": "{ me { id } }"}'
@@ -238,9 +320,93 @@ class OvozlyGraphQLRouter(GraphQLRouter[Context, None]):
                 "A multipart `map` path does not name a variable of the operation"
             ) from exc
 
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        data = await super().parse_http_body(request)
+        if isinstance(data, GraphQLRequestData) and not isinstance(
+            data.operation_name, (str, type(None))
+        ):
+            raise _bad_request("The GraphQL operation's `operationName` must be a string or null")
+        return data
+
+    async def execute_single(
+        self,
+        request: Any,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Any,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Strawberry 0.341.2's (pinned), within the request budget, and without
+        subscriptions: Strawberry would accept one over HTTP and fail inside the executor
+        (they are served over WebSocket only).
+
+        A mutation stopped by the budget is rolled back with its unit of work; one stopped
+        between its commit and its effects leaves its job to the recovery sweep, as a
+        worker crash would."""
+        method = request_adapter.method
+        allowed = {OperationType.QUERY, OperationType.MUTATION}
+        if method == "GET":
+            allowed = {OperationType.QUERY} if self.allow_queries_via_get else set()
+        content_type = (request_adapter.content_type or "").lower()
+        uploading = content_type.startswith("multipart/form-data")
+        budget_s, setting = (
+            (self.upload_budget_s, "GRAPHQL_UPLOAD_BUDGET_S")
+            if uploading
+            else (self.request_budget_s, "GRAPHQL_REQUEST_BUDGET_S")
+        )
+        try:
+            async with asyncio.timeout(budget_s):
+                return await self.schema.execute(
+                    request_data.query,
+                    root_value=root_value,
+                    variable_values=request_data.variables,
+                    context_value=context,
+                    operation_name=request_data.operation_name,
+                    allowed_operation_types=allowed,
+                    operation_extensions=request_data.extensions,
+                )
+        except InvalidOperationTypeError as exc:
+            if exc.operation_type is OperationType.SUBSCRIPTION:
+                return request_error(
+                    "Subscriptions are served over WebSocket (the graphql-transport-ws "
+                    "protocol at /graphql), not over HTTP"
+                )
+            raise HTTPException(400, exc.as_http_error_reason(method)) from exc
+        except TimeoutError:
+            logger.warning("GraphQL request stopped after its %s s budget (%s)", budget_s, setting)
+            return request_error(
+                f"The request did not finish within its {budget_s:g} s budget and was "
+                f"stopped (limit set by {setting})"
+            )
+        except CannotGetOperationTypeError as exc:  # as Strawberry's view answers them
+            raise HTTPException(400, exc.as_http_error_reason()) from exc
+        except MissingQueryError as exc:
+            raise HTTPException(400, "No GraphQL query found in the request") from exc
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
+        processed = await super().process_result(request, result)
+        if isinstance(request, Request) and prefers_graphql_response_json(
+            request.headers.get("accept")
+        ):
+            request.state.graphql_response_json = True
+            if is_request_error(result):
+                # The spec: a request error has no `data` entry and a 4xx status.
+                processed.pop("data", None)
+                request.state.graphql_request_error = True
+        return processed
+
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         if not self.is_websocket_request(request):
-            return await super().run(request, context, root_value)
+            response = await super().run(request, context, root_value)
+            state = request.state
+            if isinstance(response, Response) and getattr(state, "graphql_response_json", False):
+                response.headers["content-type"] = GRAPHQL_RESPONSE_CONTENT_TYPE
+                if getattr(state, "graphql_request_error", False):
+                    response.status_code = 400
+            return response
         websocket_context = cast(Context, context)
         registry = websocket_context.resources.websockets
         try:

@@ -91,6 +91,8 @@ def create_app(settings: Settings) -> FastAPI:
         multipart_uploads_enabled=True,
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         allowed_origins=settings.cors_origins,
+        request_budget_s=settings.graphql_request_budget_s,
+        upload_budget_s=settings.graphql_upload_budget_s,
     )
     app.include_router(router, prefix="/graphql")
     app.include_router(audio_router)

@@ -141,6 +141,21 @@ class Settings(BaseSettings):
     graphql_max_depth: int = Field(default=12, alias="GRAPHQL_MAX_DEPTH", ge=2)
     graphql_max_aliases: int = Field(default=30, alias="GRAPHQL_MAX_ALIASES", ge=1)
     graphql_max_tokens: int = Field(default=2000, alias="GRAPHQL_MAX_TOKENS", ge=50)
+    # Document limits checked before validation (app/schema/document_guard.py): fields in
+    # the selection with every fragment spread expanded, fields answering one response path,
+    # fragment definitions in a document. They keep graphql-core's validation (quadratic in
+    # repeated fields) to a few milliseconds on the event loop.
+    graphql_max_fields: int = Field(default=500, alias="GRAPHQL_MAX_FIELDS", ge=10)
+    graphql_max_field_repeats: int = Field(default=8, alias="GRAPHQL_MAX_FIELD_REPEATS", ge=1)
+    graphql_max_fragments: int = Field(default=16, alias="GRAPHQL_MAX_FRAGMENTS", ge=1)
+    # Wall-clock budget of one GraphQL request over HTTP, from parsing to the last resolver;
+    # a multipart upload has its own, since storing a 500 MB file may take minutes.
+    graphql_request_budget_s: float = Field(
+        default=60.0, alias="GRAPHQL_REQUEST_BUDGET_S", gt=0, le=3600
+    )
+    graphql_upload_budget_s: float = Field(
+        default=1800.0, alias="GRAPHQL_UPLOAD_BUDGET_S", gt=0, le=24 * 3600
+    )
     # Unset: on in development and test, off in production.
     graphiql: bool | None = Field(default=None, alias="GRAPHIQL")
     graphql_introspection: bool | None = Field(default=None, alias="GRAPHQL_INTROSPECTION")

@@ -10,7 +10,6 @@ from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    QueryDepthLimiter,
 )
 from strawberry.extensions.base_extension import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
@@ -19,6 +18,7 @@ from strawberry.types import ExecutionContext
 from app.core.config import Settings
 from app.schema.audit import AuditEvent
 from app.schema.call import WORD_TIMINGS_SCALAR, Call, WordTimings
+from app.schema.document_guard import DocumentGuard, DocumentLimits
 from app.schema.errors import ErrorCodes, log_unexpected
 from app.schema.execution import SharingExecutor
 from app.schema.root import Mutation, Query, Subscription
@@ -34,12 +34,23 @@ class OvozlySchema(Schema):
         log_unexpected(errors)
 
 
+def document_limits(settings: Settings) -> DocumentLimits:
+    return DocumentLimits(
+        max_depth=settings.graphql_max_depth,
+        max_fields=settings.graphql_max_fields,
+        max_field_repeats=settings.graphql_max_field_repeats,
+        max_fragments=settings.graphql_max_fragments,
+    )
+
+
 def build_schema(settings: Settings) -> Schema:
-    # Factories, so each operation gets fresh extension instances.
+    limits = document_limits(settings)
+    # Factories, so each operation gets fresh extension instances. The guard comes before
+    # every validation rule: a document it refuses is never walked by graphql-core.
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         lambda: ErrorCodes(hide_suggestions=not settings.introspection_enabled),
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
-        lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
+        lambda: DocumentGuard(limits=limits),
         lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
     ]
     if not settings.introspection_enabled:

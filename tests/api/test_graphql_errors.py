@@ -53,19 +53,21 @@ async def test_cors_allows_only_configured_origins(http: httpx.AsyncClient) -> N
     assert "access-control-allow-origin" not in denied.headers
 
 
-def test_introspection_and_graphiql_are_off_in_production_unless_enabled() -> None:
+async def test_introspection_and_graphiql_are_off_in_production_unless_enabled() -> None:
     from app.core.config import Environment, Settings
     from app.schema.build import build_schema
 
     strong = "k" * 48
     production = Settings(environment=Environment.PRODUCTION, jwt_key=strong)
     assert not production.graphiql_enabled
-    result = build_schema(production).execute_sync("{ __schema { queryType { name } } }")
+    # The schema's extensions are async (validation may run off the loop): execute, not
+    # execute_sync.
+    result = await build_schema(production).execute("{ __schema { queryType { name } } }")
     assert result.errors
     enabled = Settings(
         environment=Environment.PRODUCTION, jwt_key=strong, graphql_introspection=True
     )
-    assert not build_schema(enabled).execute_sync("{ __schema { queryType { name } } }").errors
+    assert not (await build_schema(enabled).execute("{ __schema { queryType { name } } }")).errors
 
 
 def test_errors_raised_while_executing_are_masked_as_internal() -> None:
