@@ -56,14 +56,23 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=3, alias="ARGON2_TIME_COST", ge=1)
     argon2_memory_kib: int = Field(default=65536, alias="ARGON2_MEMORY_KIB", ge=8)
     argon2_parallelism: int = Field(default=4, alias="ARGON2_PARALLELISM", ge=1)
-    # Login throttling (kept in Redis, so it holds across API processes): this many failed
-    # logins in a row for one username (or one client address) are answered at full speed;
-    # each further failure blocks that username (address) for a doubling delay, up to the max.
+    # Login throttling (kept in Redis, so it holds across API processes; the rules are in
+    # docs/security.md). Per (account, address): this many failures at full speed, then a
+    # doubling block up to the max delay, and at most LOGIN_FAILURES_PER_PAIR per window.
+    # Per account: LOGIN_CHECKS_PER_ACCOUNT password checks per window from new addresses,
+    # LOGIN_TRUSTED_CHECKS_PER_ACCOUNT from addresses it logged in from before. Per address:
+    # LOGIN_UNKNOWN_USERNAMES_PER_ADDRESS failed unknown usernames per window.
     login_free_failures: int = Field(default=5, alias="LOGIN_FREE_FAILURES", ge=1)
-    login_free_failures_per_address: int = Field(
-        default=30, alias="LOGIN_FREE_FAILURES_PER_ADDRESS", ge=1
+    login_failures_per_pair: int = Field(default=10, alias="LOGIN_FAILURES_PER_PAIR", ge=1)
+    login_max_delay_s: int = Field(default=300, alias="LOGIN_MAX_DELAY_S", ge=1)
+    login_checks_per_account: int = Field(default=20, alias="LOGIN_CHECKS_PER_ACCOUNT", ge=2)
+    login_trusted_checks_per_account: int = Field(
+        default=10, alias="LOGIN_TRUSTED_CHECKS_PER_ACCOUNT", ge=1
     )
-    login_max_delay_s: int = Field(default=900, alias="LOGIN_MAX_DELAY_S", ge=1)
+    login_unknown_usernames_per_address: int = Field(
+        default=30, alias="LOGIN_UNKNOWN_USERNAMES_PER_ADDRESS", ge=1
+    )
+    login_window_s: int = Field(default=3600, alias="LOGIN_WINDOW_S", ge=60)
     # Open WebSocket connections per API process and per user.
     ws_max_connections: int = Field(default=2000, alias="WS_MAX_CONNECTIONS", ge=1)
     ws_max_connections_per_user: int = Field(default=20, alias="WS_MAX_CONNECTIONS_PER_USER", ge=1)

@@ -20,7 +20,7 @@ from app.services.broadcast import StatusBroadcaster
 from app.services.effects import EffectTargets
 from app.services.status import RedisStatusPublisher, StatusPublisher
 from app.storage import ObjectStorage, storage_for
-from app.ws_connections import WebSocketRegistry
+from app.ws_connections import CredentialChangeAnnouncer, WebSocketRegistry
 
 
 @dataclass
@@ -58,9 +58,13 @@ class Resources:
             login_throttle=LoginThrottle(
                 redis,
                 ThrottlePolicy(
-                    free_failures_per_username=settings.login_free_failures,
-                    free_failures_per_address=settings.login_free_failures_per_address,
-                    max_delay_s=settings.login_max_delay_s,
+                    free_failures_per_pair=settings.login_free_failures,
+                    failures_per_pair=settings.login_failures_per_pair,
+                    max_pair_delay_s=settings.login_max_delay_s,
+                    checks_per_account=settings.login_checks_per_account,
+                    trusted_checks_per_account=settings.login_trusted_checks_per_account,
+                    unknown_usernames_per_address=settings.login_unknown_usernames_per_address,
+                    window_s=settings.login_window_s,
                 ),
             ),
             websockets=WebSocketRegistry(
@@ -84,7 +88,12 @@ class Resources:
 
     @property
     def effect_targets(self) -> EffectTargets:
-        return EffectTargets(queue=self.queue, publisher=self.publisher, storage=self.storage)
+        return EffectTargets(
+            queue=self.queue,
+            publisher=self.publisher,
+            storage=self.storage,
+            credentials=CredentialChangeAnnouncer(self.websockets, self.redis),
+        )
 
     async def close(self) -> None:
         for task in self._background:

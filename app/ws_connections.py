@@ -167,3 +167,14 @@ async def announce_credentials_changed(
         await redis.publish(CREDENTIALS_CHANGED_CHANNEL, str(user_id))
     except Exception:
         logger.warning("could not announce credentials change of %s", user_id, exc_info=True)
+
+
+class CredentialChangeAnnouncer:
+    """The after-commit target (app/services/effects.py) that closes a user's sockets."""
+
+    def __init__(self, registry: WebSocketRegistry, redis: Redis) -> None:
+        self._registry = registry
+        self._redis = redis
+
+    async def announce(self, user_id: uuid.UUID) -> None:
+        await announce_credentials_changed(self._registry, self._redis, user_id)

@@ -13,7 +13,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
 from strawberry.types.execution import StreamExecutionResult
 
-from app.errors import ClientError, ErrorCode
+from app.errors import ClientError, ErrorCode, TooManyRequests
 
 
 class _ResultWithErrors(Protocol):
@@ -55,6 +55,13 @@ def is_expected(error: GraphQLError) -> bool:
 
 def classify(error: GraphQLError, *, hide_suggestions: bool = False) -> GraphQLError:
     original = _original(error)
+    if isinstance(original, TooManyRequests):
+        return _with_code(
+            error,
+            original.message,
+            original.code,
+            retry_after_s=original.retry_after_s,
+        )
     if isinstance(original, ClientError):
         return _with_code(error, original.message, original.code)
     if is_expected(error):
@@ -63,7 +70,13 @@ def classify(error: GraphQLError, *, hide_suggestions: bool = False) -> GraphQLE
     return _with_code(error, MASKED_MESSAGE, ErrorCode.INTERNAL_SERVER_ERROR)
 
 
-def _with_code(error: GraphQLError, message: str, code: ErrorCode) -> GraphQLError:
+def _with_code(
+    error: GraphQLError, message: str, code: ErrorCode, *, retry_after_s: int | None = None
+) -> GraphQLError:
+    extensions: dict[str, object] = {"code": code.value}
+    if retry_after_s is not None:
+        # The contract: every TOO_MANY_REQUESTS says when to try again, as a number.
+        extensions["retryAfterSeconds"] = retry_after_s
     return GraphQLError(
         message=message,
         nodes=error.nodes,
@@ -71,7 +84,7 @@ def _with_code(error: GraphQLError, message: str, code: ErrorCode) -> GraphQLErr
         positions=error.positions,
         path=error.path,
         original_error=None,
-        extensions={"code": code.value},
+        extensions=extensions,
     )
 
 

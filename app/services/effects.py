@@ -20,6 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +34,11 @@ logger = logging.getLogger(__name__)
 _SESSION_KEY = "ovozly.after_commit"
 
 
+class CredentialChanges(Protocol):
+    async def announce(self, user_id: uuid.UUID) -> None:
+        """The user's credentials changed: their open WebSockets close, in every process."""
+
+
 @dataclass(frozen=True, slots=True)
 class EffectTargets:
     """What after-commit effects act on; the API and the worker each hold one."""
@@ -40,6 +46,8 @@ class EffectTargets:
     queue: JobQueue
     publisher: StatusPublisher
     storage: ObjectStorage
+    credentials: CredentialChanges | None = None
+    """The API's WebSocket registry; a worker has none (and changes no credentials)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +91,14 @@ class AfterCommit:
             await targets.queue.enqueue_rule_evaluation(run_id)
 
         self._effects.append(_Effect(f"enqueue rule evaluation {run_id}", run))
+
+    def announce_credentials_changed(self, user_id: uuid.UUID) -> None:
+        async def run(targets: EffectTargets) -> None:
+            if targets.credentials is None:
+                raise RuntimeError("no WebSocket registry to close the user's connections")
+            await targets.credentials.announce(user_id)
+
+        self._effects.append(_Effect(f"close the WebSockets of user {user_id}", run))
 
     def delete_audio(self, storage_key: str) -> None:
         async def run(targets: EffectTargets) -> None:
