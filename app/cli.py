@@ -227,7 +227,8 @@ def cmd_api(args: argparse.Namespace) -> int:
             # Our logging configuration (app.logs) applies to uvicorn's loggers too.
             log_config=None,
             log_level="debug" if resolved.debug else None,
-            proxy_headers=True,
+            # Forwarded headers are read by the app itself, from FORWARDED_ALLOW_IPS only.
+            proxy_headers=False,
             ws="websockets-sansio",
             timeout_graceful_shutdown=5,
         )

@@ -11,6 +11,7 @@ import secrets
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -80,6 +81,10 @@ class Settings(BaseSettings):
     # subscriber's pipeline made (app/schema/fan_out.py); off: every subscriber runs
     # Strawberry's per-result pipeline (the same frames, at about twice the CPU).
     ws_relay_shared_payloads: bool = Field(default=True, alias="WS_RELAY_SHARED_PAYLOADS")
+    # A WebSocket that has not sent `connection_init` this long after opening is closed (4408).
+    ws_connection_init_timeout_s: float = Field(
+        default=5.0, alias="WS_CONNECTION_INIT_TIMEOUT_S", gt=0, le=60
+    )
     admin_username: str = Field(default="admin", alias="OVOZLY_ADMIN_USERNAME")
     admin_password: str | None = Field(default=None, alias="OVOZLY_ADMIN_PASSWORD")
 
@@ -98,10 +103,20 @@ class Settings(BaseSettings):
     probe_timeout_s: float = Field(default=300.0, alias="PROBE_TIMEOUT_S", gt=0)
     uploads_in_flight_per_user: int = Field(default=10, alias="UPLOADS_IN_FLIGHT_PER_USER", ge=1)
 
-    # Signed audio links: how long one stays valid, and the origin they point at (unset: the
-    # origin the GraphQL request came in on).
+    # Signed audio links: how long one stays valid, and the origin they point at. Unset: the
+    # origin the GraphQL request came in on, which in production must be one of
+    # ALLOWED_HOSTS (production needs one of the two: a forged Host never picks the origin).
     audio_url_ttl_s: int = Field(default=900, alias="AUDIO_URL_TTL_S", ge=30, le=24 * 3600)
     public_base_url: str | None = Field(default=None, alias="PUBLIC_BASE_URL")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="ALLOWED_HOSTS"
+    )
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or networks,
+    # comma-separated; "*" trusts every client). None by default: the client address is
+    # the peer's, so nobody picks their own throttle bucket.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="FORWARDED_ALLOW_IPS"
+    )
 
     # Webhooks: per-attempt timeout, tries, and backoff (base * 2^(try-1), capped).
     webhook_timeout_s: float = Field(default=10.0, alias="WEBHOOK_TIMEOUT_S", gt=0, le=60)
@@ -140,7 +155,7 @@ class Settings(BaseSettings):
     graphiql: bool | None = Field(default=None, alias="GRAPHIQL")
     graphql_introspection: bool | None = Field(default=None, alias="GRAPHQL_INTROSPECTION")
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "allowed_hosts", "forwarded_allow_ips", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -154,6 +169,17 @@ class Settings(BaseSettings):
                 "JWT_KEY is missing, a placeholder, or shorter than "
                 f"{MIN_JWT_KEY_LENGTH} characters; set a random secret "
                 '(python -c "import secrets; print(secrets.token_urlsafe(48))")'
+            )
+        if self.public_base_url is not None:
+            parts = urlsplit(self.public_base_url)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ValueError(
+                    "PUBLIC_BASE_URL must be an http(s) URL such as https://ovozly.example"
+                )
+        if self.production and self.public_base_url is None and not self.allowed_hosts:
+            raise ValueError(
+                "production needs PUBLIC_BASE_URL (the origin of audio links), or ALLOWED_HOSTS "
+                "(the Host headers links may be built from)"
             )
         return self
 

@@ -79,7 +79,8 @@ class ThrottlePolicy:
         beyond = failures - self.free_failures_per_pair
         if beyond <= 0:
             return 0
-        return min(self.max_pair_delay_s * 1000, BASE_DELAY_MS * 2 ** min(beyond - 1, 30))
+        doubled: int = BASE_DELAY_MS * 2 ** min(beyond - 1, 30)
+        return min(self.max_pair_delay_s * 1000, doubled)
 
 
 class Admission(enum.Enum):

@@ -25,7 +25,7 @@ from app.schema.desk import CallCategory, CallScorecard, SentimentTrendPoint
 from app.schema.node import Node
 from app.schema.rows import from_row
 from app.schema.user import User
-from app.services.audio_links import AudioLink, link_for
+from app.services.audio_links import AudioLink, link_for, link_origin
 
 CallStatus = strawberry.enum(CallStatusModel, name="CallStatus")
 PipelineStage = strawberry.enum(
@@ -475,10 +475,13 @@ class CallStatusEvent:
 
 async def _make_audio_link(info: Info, call: CallModel) -> AudioLink:
     settings = info.context.settings
-    base_url = settings.public_base_url
-    if base_url is None:
-        request = info.context.request
-        base_url = str(request.base_url) if request is not None else ""
+    request = info.context.request
+    base_url = link_origin(
+        settings.public_base_url,
+        settings.allowed_hosts,
+        request_origin=str(request.base_url) if request is not None else None,
+        request_host=request.headers.get("host") if request is not None else None,
+    )
     return await link_for(
         info.context.resources.storage,
         jwt_key=settings.signing_key,

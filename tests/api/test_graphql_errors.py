@@ -58,12 +58,17 @@ def test_introspection_and_graphiql_are_off_in_production_unless_enabled() -> No
     from app.schema.build import build_schema
 
     strong = "k" * 48
-    production = Settings(environment=Environment.PRODUCTION, jwt_key=strong)
+    production = Settings(
+        environment=Environment.PRODUCTION, jwt_key=strong, public_base_url="https://o.example"
+    )
     assert not production.graphiql_enabled
     result = build_schema(production).execute_sync("{ __schema { queryType { name } } }")
     assert result.errors
     enabled = Settings(
-        environment=Environment.PRODUCTION, jwt_key=strong, graphql_introspection=True
+        environment=Environment.PRODUCTION,
+        jwt_key=strong,
+        public_base_url="https://o.example",
+        graphql_introspection=True,
     )
     assert not build_schema(enabled).execute_sync("{ __schema { queryType { name } } }").errors
 
