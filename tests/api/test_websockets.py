@@ -106,6 +106,16 @@ async def test_bad_or_missing_token_closes_the_socket_before_any_subscription(
             assert await _init(ws, _bearer(token)) == {"type": "connection_ack"}
 
 
+async def test_a_socket_that_never_sends_connection_init_is_closed_with_4408(
+    serve: Server,
+) -> None:
+    async with serve(ws_connection_init_timeout_s=1.0) as address:
+        started = asyncio.get_running_loop().time()
+        async with websockets.connect(f"ws://{address}/graphql", subprotocols=PROTOCOL) as ws:
+            assert await _closed_with(ws) == 4408
+        assert asyncio.get_running_loop().time() - started < 5
+
+
 async def test_connections_are_capped_per_user_and_per_process(
     sessions: SessionFactory, serve: Server, settings: Settings
 ) -> None:
