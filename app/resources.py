@@ -18,7 +18,7 @@ from app.queue import QUEUE_NAME, ArqJobQueue, JobQueue
 from app.services.audio_probe import ProbeLimits, ProbePool
 from app.services.broadcast import StatusBroadcaster
 from app.services.effects import EffectTargets
-from app.services.status import RedisStatusPublisher, StatusPublisher
+from app.services.status import RedisStatusPublisher, StatusPublisher, supersedes_queued
 from app.storage import ObjectStorage, storage_for
 from app.ws_connections import CredentialChangeAnnouncer, WebSocketRegistry
 
@@ -44,7 +44,7 @@ class Resources:
             raise RuntimeError("DATABASE_URL and REDIS_URL must be resolved before start-up")
         engine = create_engine(settings.database_url)
         redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
-        broadcaster = StatusBroadcaster(settings.redis_url)
+        broadcaster = StatusBroadcaster(settings.redis_url, supersedes=supersedes_queued)
         await broadcaster.start()
         resources = cls(
             settings=settings,
