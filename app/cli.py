@@ -155,6 +155,7 @@ def _run_children(settings: Settings, session: DevSession, services: EmbeddedSer
     """Migrates, creates the first admin, starts API and worker, and supervises them until
     Ctrl-C or SIGTERM (see app/dev_supervisor.py)."""
     from app.db.migrations import upgrade_head
+    from app.dev_supervisor import liveness_url
 
     assert settings.database_url is not None
     try:
@@ -163,6 +164,7 @@ def _run_children(settings: Settings, session: DevSession, services: EmbeddedSer
         session.start_children(
             {command: [sys.executable, "-m", "app.cli", command] for command in ("api", "worker")},
             _child_env(settings),
+            liveness_urls={"api": liveness_url(settings.host, settings.port)},
         )
         _announce(settings, username, password)
         session.supervise(services)
