@@ -509,6 +509,9 @@ def test_dev_restarts_an_api_whose_event_loop_stopped_answering(tmp_path: Path) 
     try:
         _read_until(process, "Stop:", log)
         _wait_for(answers, START_TIMEOUT_S, "the API to answer /healthz")
+        # Until the supervisor's own probe has seen it answer, the API is in its start-up
+        # grace; probes are 2 s apart.
+        time.sleep(5)
         api = _children(process)["api"]
         api.suspend()  # SIGSTOP
         stopped_at = time.monotonic()
@@ -517,7 +520,10 @@ def test_dev_restarts_an_api_whose_event_loop_stopped_answering(tmp_path: Path) 
             new = _children(process).get("api")
             return new is not None and new.pid != api.pid and answers()
 
-        _wait_for(replaced, 90, "a new API answering /healthz")
+        try:
+            _wait_for(replaced, 90, "a new API answering /healthz")
+        except AssertionError as exc:
+            raise AssertionError("".join(log[-40:])) from exc
         # 3 probes 2 s apart, the kill, the restart delay and a fresh start.
         assert time.monotonic() - stopped_at < 90
         assert not psutil.pid_exists(api.pid) or api.status() == psutil.STATUS_ZOMBIE
