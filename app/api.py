@@ -119,6 +119,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
+        """Liveness: answered by the event loop itself (an `async def` with no I/O, so no
+        thread pool and no database), hence it fails exactly when the loop stops running
+        requests. `ovozly dev` and the compose healthcheck restart the API on it."""
         return {"status": "ok"}
 
     @app.get("/readyz", include_in_schema=False)
