@@ -201,10 +201,6 @@ class LoginThrottle:
         self._admit = redis.register_script(_ADMIT)
         self._succeeded = redis.register_script(_SUCCEEDED)
 
-    @property
-    def policy(self) -> ThrottlePolicy:
-        return self._policy
-
     async def admit(self, username: str, address: str | None, *, known: bool) -> Admission:
         """Admits and counts one password check, atomically; raises TooManyRequests while a
         bucket of this attempt is spent. `known`: whether the username is an account."""
