@@ -7,12 +7,14 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 from starlette.requests import HTTPConnection
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.api.audio_route import router as audio_router
 from app.api.graphql_http import OvozlyGraphQLRouter
@@ -93,6 +95,8 @@ def create_app(settings: Settings) -> FastAPI:
         allowed_origins=settings.cors_origins,
         request_budget_s=settings.graphql_request_budget_s,
         upload_budget_s=settings.graphql_upload_budget_s,
+        # A socket that never says who it is closes (4408) instead of holding a slot.
+        connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout_s),
     )
     app.include_router(router, prefix="/graphql")
     app.include_router(audio_router)
@@ -111,9 +115,16 @@ def create_app(settings: Settings) -> FastAPI:
         expose_headers=["Accept-Ranges", "Content-Range", "Content-Length", "ETag"],
         allow_credentials=False,
     )
+    if settings.forwarded_allow_ips:
+        # Outermost: X-Forwarded-For and -Proto are believed only from these proxies, and
+        # everything inside (throttling, audio links) sees the forwarded client.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
+        """Liveness: answered by the event loop itself (an `async def` with no I/O, so no
+        thread pool and no database), hence it fails exactly when the loop stops running
+        requests. `ovozly dev` and the compose healthcheck restart the API on it."""
         return {"status": "ok"}
 
     @app.get("/readyz", include_in_schema=False)

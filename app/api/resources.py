@@ -19,7 +19,7 @@ from app.db.engine import SessionFactory, create_engine, create_session_factory
 from app.services.audio_probe import ProbeLimits, ProbePool
 from app.services.broadcast import StatusBroadcaster
 from app.services.effects import EffectTargets
-from app.services.status import RedisStatusPublisher, StatusPublisher
+from app.services.status import RedisStatusPublisher, StatusPublisher, supersedes_queued
 from app.storage import ObjectStorage, storage_for
 
 
@@ -44,7 +44,7 @@ class Resources:
             raise RuntimeError("DATABASE_URL and REDIS_URL must be resolved before start-up")
         engine = create_engine(settings.database_url)
         redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
-        broadcaster = StatusBroadcaster(settings.redis_url)
+        broadcaster = StatusBroadcaster(settings.redis_url, supersedes=supersedes_queued)
         await broadcaster.start()
         resources = cls(
             settings=settings,
@@ -58,9 +58,13 @@ class Resources:
             login_throttle=LoginThrottle(
                 redis,
                 ThrottlePolicy(
-                    free_failures_per_username=settings.login_free_failures,
-                    free_failures_per_address=settings.login_free_failures_per_address,
-                    max_delay_s=settings.login_max_delay_s,
+                    free_failures_per_pair=settings.login_free_failures,
+                    failures_per_pair=settings.login_failures_per_pair,
+                    max_pair_delay_s=settings.login_max_delay_s,
+                    checks_per_account=settings.login_checks_per_account,
+                    trusted_checks_per_account=settings.login_trusted_checks_per_account,
+                    unknown_usernames_per_address=settings.login_unknown_usernames_per_address,
+                    window_s=settings.login_window_s,
                 ),
             ),
             websockets=WebSocketRegistry(

@@ -7,6 +7,7 @@ wrong password take about the same time.
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ _dummy: str | None = None
 # (upload writes, storage calls), so it takes one hash's time however busy the API is.
 HASHING_THREADS = 4
 _hashing_pool = ThreadPoolExecutor(max_workers=HASHING_THREADS, thread_name_prefix="argon2")
+_last_verification_s = 0.0
 
 
 def configure(*, time_cost: int, memory_kib: int, parallelism: int) -> None:
@@ -59,6 +61,21 @@ class Verification:
 
 
 def _verify(stored_hash: str | None, password: str) -> Verification:
+    global _last_verification_s
+    started = time.perf_counter()
+    try:
+        return _verify_timed(stored_hash, password)
+    finally:
+        _last_verification_s = time.perf_counter() - started
+
+
+def last_verification_s() -> float:
+    """How long the latest verification took: an answer given without one (a throttled
+    unknown username) waits as long, so its timing tells nothing."""
+    return _last_verification_s
+
+
+def _verify_timed(stored_hash: str | None, password: str) -> Verification:
     try:
         _hasher.verify(stored_hash or _dummy_hash(), password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
@@ -82,5 +99,7 @@ async def verify_password(stored_hash: str | None, password: str) -> Verificatio
 
 
 def warm_up() -> None:
-    """Computes the dummy hash at start-up so the first failed login is not slower."""
+    """Computes the dummy hash at start-up so the first failed login is not slower, and
+    times one verification."""
     _dummy_hash()
+    _verify(None, "ovozly-warm-up")

@@ -156,6 +156,7 @@ def _run_children(settings: Settings, session: DevSession, services: EmbeddedSer
     """Migrates, creates the first admin, starts API and worker, and supervises them until
     Ctrl-C or SIGTERM (see app/dev/supervisor.py)."""
     from app.db.migrations import upgrade_head
+    from app.dev.supervisor import liveness_url
 
     assert settings.database_url is not None
     try:
@@ -167,6 +168,7 @@ def _run_children(settings: Settings, session: DevSession, services: EmbeddedSer
                 for command in ("api", "worker")
             },
             _child_env(settings),
+            liveness_urls={"api": liveness_url(settings.host, settings.port)},
         )
         _announce(settings, username, password)
         session.supervise(services)
@@ -231,7 +233,8 @@ def cmd_api(args: argparse.Namespace) -> int:
             # Our logging configuration (app.core.logs) applies to uvicorn's loggers too.
             log_config=None,
             log_level="debug" if resolved.debug else None,
-            proxy_headers=True,
+            # Forwarded headers are read by the app itself, from FORWARDED_ALLOW_IPS only.
+            proxy_headers=False,
             ws="websockets-sansio",
             timeout_graceful_shutdown=5,
         )

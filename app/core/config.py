@@ -11,6 +11,7 @@ import secrets
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,14 +57,23 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=3, alias="ARGON2_TIME_COST", ge=1)
     argon2_memory_kib: int = Field(default=65536, alias="ARGON2_MEMORY_KIB", ge=8)
     argon2_parallelism: int = Field(default=4, alias="ARGON2_PARALLELISM", ge=1)
-    # Login throttling (kept in Redis, so it holds across API processes): this many failed
-    # logins in a row for one username (or one client address) are answered at full speed;
-    # each further failure blocks that username (address) for a doubling delay, up to the max.
+    # Login throttling (kept in Redis, so it holds across API processes; the rules are in
+    # docs/security.md). Per (account, address): this many failures at full speed, then a
+    # doubling block up to the max delay, and at most LOGIN_FAILURES_PER_PAIR per window.
+    # Per account: LOGIN_CHECKS_PER_ACCOUNT password checks per window from new addresses,
+    # LOGIN_TRUSTED_CHECKS_PER_ACCOUNT from addresses it logged in from before. Per address:
+    # LOGIN_UNKNOWN_USERNAMES_PER_ADDRESS failed unknown usernames per window.
     login_free_failures: int = Field(default=5, alias="LOGIN_FREE_FAILURES", ge=1)
-    login_free_failures_per_address: int = Field(
-        default=30, alias="LOGIN_FREE_FAILURES_PER_ADDRESS", ge=1
+    login_failures_per_pair: int = Field(default=10, alias="LOGIN_FAILURES_PER_PAIR", ge=1)
+    login_max_delay_s: int = Field(default=300, alias="LOGIN_MAX_DELAY_S", ge=1)
+    login_checks_per_account: int = Field(default=20, alias="LOGIN_CHECKS_PER_ACCOUNT", ge=2)
+    login_trusted_checks_per_account: int = Field(
+        default=10, alias="LOGIN_TRUSTED_CHECKS_PER_ACCOUNT", ge=1
     )
-    login_max_delay_s: int = Field(default=900, alias="LOGIN_MAX_DELAY_S", ge=1)
+    login_unknown_usernames_per_address: int = Field(
+        default=30, alias="LOGIN_UNKNOWN_USERNAMES_PER_ADDRESS", ge=1
+    )
+    login_window_s: int = Field(default=3600, alias="LOGIN_WINDOW_S", ge=60)
     # Open WebSocket connections per API process and per user.
     ws_max_connections: int = Field(default=2000, alias="WS_MAX_CONNECTIONS", ge=1)
     ws_max_connections_per_user: int = Field(default=20, alias="WS_MAX_CONNECTIONS_PER_USER", ge=1)
@@ -71,6 +81,10 @@ class Settings(BaseSettings):
     # subscriber's pipeline made (app/schema/fan_out.py); off: every subscriber runs
     # Strawberry's per-result pipeline (the same frames, at about twice the CPU).
     ws_relay_shared_payloads: bool = Field(default=True, alias="WS_RELAY_SHARED_PAYLOADS")
+    # A WebSocket that has not sent `connection_init` this long after opening is closed (4408).
+    ws_connection_init_timeout_s: float = Field(
+        default=5.0, alias="WS_CONNECTION_INIT_TIMEOUT_S", gt=0, le=60
+    )
     admin_username: str = Field(default="admin", alias="OVOZLY_ADMIN_USERNAME")
     admin_password: str | None = Field(default=None, alias="OVOZLY_ADMIN_PASSWORD")
 
@@ -89,10 +103,20 @@ class Settings(BaseSettings):
     probe_timeout_s: float = Field(default=300.0, alias="PROBE_TIMEOUT_S", gt=0)
     uploads_in_flight_per_user: int = Field(default=10, alias="UPLOADS_IN_FLIGHT_PER_USER", ge=1)
 
-    # Signed audio links: how long one stays valid, and the origin they point at (unset: the
-    # origin the GraphQL request came in on).
+    # Signed audio links: how long one stays valid, and the origin they point at. Unset: the
+    # origin the GraphQL request came in on, which in production must be one of
+    # ALLOWED_HOSTS (production needs one of the two: a forged Host never picks the origin).
     audio_url_ttl_s: int = Field(default=900, alias="AUDIO_URL_TTL_S", ge=30, le=24 * 3600)
     public_base_url: str | None = Field(default=None, alias="PUBLIC_BASE_URL")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="ALLOWED_HOSTS"
+    )
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or networks,
+    # comma-separated; "*" trusts every client). None by default: the client address is
+    # the peer's, so nobody picks their own throttle bucket.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="FORWARDED_ALLOW_IPS"
+    )
 
     # How long audit events are kept (days); unset keeps them for ever. Applied by
     # `app.services.audit.sweep` (`ovozly audit sweep`, or the worker's retention sweep).
@@ -160,7 +184,7 @@ class Settings(BaseSettings):
     graphiql: bool | None = Field(default=None, alias="GRAPHIQL")
     graphql_introspection: bool | None = Field(default=None, alias="GRAPHQL_INTROSPECTION")
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "allowed_hosts", "forwarded_allow_ips", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -174,6 +198,17 @@ class Settings(BaseSettings):
                 "JWT_KEY is missing, a placeholder, or shorter than "
                 f"{MIN_JWT_KEY_LENGTH} characters; set a random secret "
                 '(python -c "import secrets; print(secrets.token_urlsafe(48))")'
+            )
+        if self.public_base_url is not None:
+            parts = urlsplit(self.public_base_url)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ValueError(
+                    "PUBLIC_BASE_URL must be an http(s) URL such as https://ovozly.example"
+                )
+        if self.production and self.public_base_url is None and not self.allowed_hosts:
+            raise ValueError(
+                "production needs PUBLIC_BASE_URL (the origin of audio links), or ALLOWED_HOSTS "
+                "(the Host headers links may be built from)"
             )
         return self
 

@@ -57,6 +57,18 @@ class ArqRoutineFilter(logging.Filter):
         return not any(marker in message for marker in self.ROUTINE)
 
 
+class HealthProbeFilter(logging.Filter):
+    """A liveness probe that got its answer (`ovozly dev` probes /healthz every 2 s, a
+    compose healthcheck every 10 s) says nothing to act on; a failed one is still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if record.levelno > logging.INFO or not isinstance(args, tuple) or len(args) < 5:
+            return True
+        path, status = args[2], args[4]
+        return not (path == "/healthz" and status == 200)
+
+
 def install_warning_filters() -> None:
     for message, category in NOT_ACTIONABLE_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
@@ -70,3 +82,4 @@ def configure_logging(debug: bool) -> None:
     for name, level in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(level)
     logging.getLogger("arq.worker").addFilter(ArqRoutineFilter())
+    logging.getLogger("uvicorn.access").addFilter(HealthProbeFilter())

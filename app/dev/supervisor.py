@@ -4,6 +4,10 @@ when they die, and nothing outlives `ovozly dev`.
 
 * A child that exits is logged and started again after 1, 2, 4... up to 30 s (back to 1 s
   once it has run for a minute). The API never goes down because the worker did.
+* A child that is alive but stops answering is treated as dead: the API's `/healthz` is
+  probed every 2 s, and after 3 failed probes in a row (once it has answered, or once its
+  start-up grace is over) it is killed with SIGKILL (a blocked event loop would never run
+  a SIGTERM handler), logged with the reason, and restarted as above.
 * Children get SIGTERM when `ovozly dev` dies, even by SIGKILL (PR_SET_PDEATHSIG). The
   embedded servers daemonize, so a small guard process, which also gets a signal when
   `ovozly dev` dies, stops them then.
@@ -40,6 +44,11 @@ RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 HEALTHY_AFTER_S = 60.0
 POLL_INTERVAL_S = 0.5
 CHILD_STOP_TIMEOUT_S = 15.0
+LIVENESS_PROBE_INTERVAL_S = 2.0
+LIVENESS_PROBE_TIMEOUT_S = 2.0
+LIVENESS_FAILURES = 3
+LIVENESS_STARTUP_GRACE_S = 120.0
+"""A child that never answered is given this long to start before probes count."""
 
 
 class DevAlreadyRunning(Exception):
@@ -57,6 +66,11 @@ class SupervisedChild:
     started_at: float = 0.0
     failures: int = 0
     restart_at: float | None = None
+    liveness_url: str | None = None
+    """Probed while the child runs; None: only its exit is watched."""
+    failed_probes: int = 0
+    answered: bool = False
+    next_probe_at: float = 0.0
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -69,6 +83,46 @@ class SupervisedChild:
         )
         self.started_at = time.monotonic()
         self.restart_at = None
+        self.failed_probes = 0
+        self.answered = False
+        self.next_probe_at = self.started_at + LIVENESS_PROBE_INTERVAL_S
+
+    def check_liveness(self, now: float) -> None:
+        """Probes the child when due; kills it (the next `poll` restarts it) after
+        LIVENESS_FAILURES failed probes in a row."""
+        process = self.process
+        if (
+            self.liveness_url is None
+            or process is None
+            or self.restart_at is not None
+            or now < self.next_probe_at
+            or process.poll() is not None
+        ):
+            return
+        self.next_probe_at = now + LIVENESS_PROBE_INTERVAL_S
+        failure = probe_failure(self.liveness_url, LIVENESS_PROBE_TIMEOUT_S)
+        if failure is None:
+            self.answered = True
+            self.failed_probes = 0
+            return
+        if not self.answered and now - self.started_at < LIVENESS_STARTUP_GRACE_S:
+            return
+        self.failed_probes += 1
+        if self.failed_probes < LIVENESS_FAILURES:
+            return
+        logger.warning(
+            "%s (pid %d) is running but stopped answering %s (%d probes %.0f s apart "
+            "failed, the last: %s); killing it to restart it",
+            self.name,
+            process.pid,
+            self.liveness_url,
+            self.failed_probes,
+            LIVENESS_PROBE_INTERVAL_S,
+            failure,
+        )
+        process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=CHILD_STOP_TIMEOUT_S)
 
     def poll(self, now: float) -> bool:
         """Restarts the child when due; True when its process changed."""
@@ -203,9 +257,14 @@ class DevSession:
 
     # -- children ------------------------------------------------------------------------
 
-    def start_children(self, commands: dict[str, list[str]], env: dict[str, str]) -> None:
+    def start_children(
+        self,
+        commands: dict[str, list[str]],
+        env: dict[str, str],
+        liveness_urls: dict[str, str] | None = None,
+    ) -> None:
         for name, argv in commands.items():
-            child = SupervisedChild(name, argv, env)
+            child = SupervisedChild(name, argv, env, liveness_url=(liveness_urls or {}).get(name))
             child.start()
             self.children.append(child)
         self._write_state()
@@ -222,8 +281,10 @@ class DevSession:
             if revived:
                 logger.warning("restarted embedded %s", " and ".join(revived))
             now = time.monotonic()
+            for child in self.children:
+                child.check_liveness(now)
             # Every child is polled (no short-circuit), then the state is saved once.
-            restarted = [child.poll(now) for child in self.children]
+            restarted = [child.poll(time.monotonic()) for child in self.children]
             if any(restarted):
                 self._write_state()
 
@@ -233,6 +294,37 @@ class DevSession:
         deadline = time.monotonic() + CHILD_STOP_TIMEOUT_S
         for child in self.children:
             child.wait(deadline)
+
+
+def probe_failure(url: str, timeout_s: float) -> str | None:
+    """None when `url` answers 200 within the time; otherwise what went wrong."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 (our own http URL)
+            status = int(response.status)
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}"
+    except TimeoutError:
+        return f"no answer within {timeout_s:.0f} s"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        if isinstance(reason, TimeoutError):
+            return f"no answer within {timeout_s:.0f} s"
+        return f"unreachable ({reason})"
+    return None if status == 200 else f"HTTP {status}"
+
+
+def liveness_url(host: str, port: int) -> str:
+    """The API's /healthz as the supervisor reaches it (a wildcard bind is probed locally)."""
+    if host in {"0.0.0.0", "", "*"}:  # noqa: S104 (a bind address compared, not bound)
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/healthz"
 
 
 def _identity(pid: int) -> dict[str, float | int]:

@@ -233,6 +233,8 @@ async def call_status(
         # share it (see StatusBroadcaster.shared).
         update = _StatusUpdate(StatusEvent.of(current), resources.sessions, current)
         last = update.state
+        # The job whose events are relayed: a late event of a superseded one is dropped.
+        job = current.job_id
         yield update.event
         if last.is_final:
             return
@@ -248,6 +250,7 @@ async def call_status(
             if isinstance(message, MessagesLost):
                 # Some events were dropped: the database has the current state.
                 current = await context.visible_call(call_id)
+                job = current.job_id
                 update = _StatusUpdate(StatusEvent.of(current), resources.sessions, current)
                 if interrupted:
                     # The feed is back: said even when nothing changed meanwhile.
@@ -265,6 +268,14 @@ async def call_status(
             event = update.state
             if event.deleted:
                 raise NotFound("Call")
+            if event.job != job:
+                if not event.new_job:
+                    continue  # published late by a job that no longer holds the call
+                # Re-queued: the database says which job holds the call now (two requeues
+                # may be announced out of order).
+                job = (await context.visible_call(call_id)).job_id
+                if event.job != job:
+                    continue
             if not _is_news(event, last):
                 continue
             last = event

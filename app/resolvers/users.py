@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import strawberry
 
-from app.api.ws_connections import announce_credentials_changed
-from app.auth.policy import require_admin
-from app.core.errors import Unauthenticated
 from app.core.ids import parse_typed_id
-from app.db.models import User as UserModel
 from app.schema.context import Info
 from app.schema.user import AuthPayload, CreateUserInput, UpdateUserInput, User
-from app.services import audit
 from app.services import users as user_service
 
 
@@ -20,69 +15,38 @@ async def me(info: Info) -> User:
 
 
 async def users(info: Info) -> list[User]:
-    require_admin(await info.context.require_viewer())
     async with info.context.session() as session:
         return [User.from_model(user) for user in await user_service.list_users(session)]
 
 
-def _auth_payload(info: Info, user: UserModel) -> AuthPayload:
+def _tokens(info: Info) -> user_service.TokenSettings:
     settings = info.context.settings
-    token = user_service.issue_token_for(
-        user, key=settings.signing_key, expires_in_s=settings.jwt_expires_s
+    return user_service.TokenSettings(key=settings.signing_key, expires_in_s=settings.jwt_expires_s)
+
+
+def _gate(info: Info) -> user_service.LoginGate:
+    return user_service.LoginGate(
+        info.context.resources.login_throttle, info.context.client_address
     )
+
+
+def _auth_payload(signed_in: user_service.SignedIn) -> AuthPayload:
     return AuthPayload(
-        access_token=token.token,
+        access_token=signed_in.token.token,
         token_type="Bearer",  # noqa: S106 (the token scheme, not a secret)
-        expires_in=token.expires_in_s,
-        user=User.from_model(user),
+        expires_in=signed_in.token.expires_in_s,
+        user=User.from_model(signed_in.user),
     )
-
-
-async def _checked_password(
-    info: Info, user: UserModel | None, username: str, password: str
-) -> str | None:
-    """Verifies a password under the login throttle (per username and client address):
-    refused with TOO_MANY_REQUESTS while blocked, failures counted (and audited), success
-    clears them. Returns a replacement hash when the stored one is outdated."""
-    throttle = info.context.resources.login_throttle
-    address = info.context.client_address
-    await throttle.check(username, address)
-    try:
-        new_hash = await user_service.verify_login(user, password)
-    except Unauthenticated:
-        await throttle.record_failure(username, address)
-        await audit.record_committed(
-            info.context.resources.sessions,
-            audit.AuditAction.USER_LOGIN_FAILED,
-            audit.Actor(user.id if user else None, address),
-            target_user_id=user.id if user else None,
-            detail=f"username '{username[:64]}'",
-        )
-        raise
-    await throttle.record_success(username)
-    return new_hash
 
 
 async def login(info: Info, username: str, password: str) -> AuthPayload:
-    username = user_service.normalize_username(username[:256])
-    async with info.context.session() as session:
-        user = await user_service.get_by_username(session, username)
-    new_hash = await _checked_password(info, user, username, password)
-    assert user is not None, "verify_login rejects unknown users"
-    async with info.context.transaction() as session:
-        if new_hash is not None:
-            await user_service.replace_password_hash(session, user.id, new_hash)
-        audit.record_by(
-            session,
-            audit.AuditAction.USER_LOGIN,
-            audit.Actor(user.id, info.context.client_address),
-            target_user_id=user.id,
-        )
-    return _auth_payload(info, user)
+    signed_in = await user_service.log_in(
+        info.context.transaction, _gate(info), username, password, tokens=_tokens(info)
+    )
+    return _auth_payload(signed_in)
 
 
 async def create_user(info: Info, input: CreateUserInput) -> User:
-    require_admin(await info.context.require_viewer())
     new_user = user_service.NewUser(
         username=input.username, password=input.password, full_name=input.full_name, role=input.role
     )
@@ -96,15 +60,8 @@ async def create_user(info: Info, input: CreateUserInput) -> User:
     return User.from_model(user)
 
 
-async def _credentials_changed(info: Info, user: UserModel) -> None:
-    """After commit: the user's open WebSockets close in every API process."""
-    resources = info.context.resources
-    await announce_credentials_changed(resources.websockets, resources.redis, user.id)
-
-
 async def update_user(info: Info, id: strawberry.ID, input: UpdateUserInput) -> User:
     viewer = await info.context.require_viewer()
-    require_admin(viewer)
     user_id = parse_typed_id(id, "User")
     changes = user_service.UserChanges(
         full_name=input.full_name, role=input.role, is_active=input.is_active
@@ -113,42 +70,28 @@ async def update_user(info: Info, id: strawberry.ID, input: UpdateUserInput) -> 
         updated = await user_service.update_user(
             session, viewer, user_id, changes, address=info.context.client_address
         )
-    if updated.tokens_revoked:
-        await _credentials_changed(info, updated.user)
     return User.from_model(updated.user)
 
 
 async def reset_password(info: Info, id: strawberry.ID, new_password: str) -> User:
-    require_admin(await info.context.require_viewer())
-    user_id = parse_typed_id(id, "User")
-    async with info.context.session() as session:
-        target = await user_service.get_user(session, user_id)
-    new_hash = await user_service.hash_new_password(
+    user = await user_service.reset_password(
+        info.context.transaction,
+        await info.context.actor(),
+        parse_typed_id(id, "User"),
         new_password,
-        username=target.username,
         password_min_length=info.context.settings.password_min_length,
     )
-    async with info.context.transaction() as session:
-        user = await user_service.replace_credentials(
-            session, user_id, new_hash, actor=await info.context.actor()
-        )
-    await _credentials_changed(info, user)
     return User.from_model(user)
 
 
 async def change_password(info: Info, current_password: str, new_password: str) -> AuthPayload:
-    viewer = await info.context.require_viewer()
-    # A stolen token must not be enough to take the account over: the current password is
-    # checked, under the same throttle as logins.
-    await _checked_password(info, viewer, viewer.username, current_password)
-    new_hash = await user_service.hash_new_password(
+    signed_in = await user_service.change_password(
+        info.context.transaction,
+        _gate(info),
+        await info.context.require_viewer(),
+        current_password,
         new_password,
-        username=viewer.username,
         password_min_length=info.context.settings.password_min_length,
+        tokens=_tokens(info),
     )
-    async with info.context.transaction() as session:
-        user = await user_service.replace_credentials(
-            session, viewer.id, new_hash, actor=await info.context.actor()
-        )
-    await _credentials_changed(info, user)
-    return _auth_payload(info, user)
+    return _auth_payload(signed_in)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from graphql import GraphQLError
 from strawberry import Schema
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -23,6 +24,7 @@ from app.schema.errors import ErrorCodes, log_unexpected
 from app.schema.execution import SharingExecutor
 from app.schema.root import Mutation, Query, Subscription
 from app.schema.team import Team
+from app.schema.upload_rules import UploadCallStandsAlone
 from app.schema.user import User
 
 
@@ -52,6 +54,7 @@ def build_schema(settings: Settings) -> Schema:
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
         lambda: DocumentGuard(limits=limits),
         lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+        lambda: AddValidationRules([UploadCallStandsAlone]),
     ]
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)

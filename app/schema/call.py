@@ -26,7 +26,7 @@ from app.schema.node import Node
 from app.schema.retention import Redaction
 from app.schema.rows import from_row
 from app.schema.user import User
-from app.services.audio_links import AudioLink, link_for
+from app.services.audio_links import AudioLink, link_for, link_origin
 from app.services.redacted_audio import served_recording
 
 CallStatus = strawberry.enum(CallStatusModel, name="CallStatus")
@@ -502,10 +502,13 @@ async def _make_audio_link(info: Info, call: CallModel) -> AudioLink | None:
     if served is None:
         return None
     settings = info.context.settings
-    base_url = settings.public_base_url
-    if base_url is None:
-        request = info.context.request
-        base_url = str(request.base_url) if request is not None else ""
+    request = info.context.request
+    base_url = link_origin(
+        settings.public_base_url,
+        settings.allowed_hosts,
+        request_origin=str(request.base_url) if request is not None else None,
+        request_host=request.headers.get("host") if request is not None else None,
+    )
     viewer = await info.context.require_viewer()
     link = await link_for(
         info.context.resources.storage,

@@ -13,7 +13,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
 from strawberry.types.execution import StreamExecutionResult
 
-from app.core.errors import ClientError, ErrorCode
+from app.core.errors import ClientError, ErrorCode, TooManyRequests
 
 
 class _ResultWithErrors(Protocol):
@@ -55,6 +55,13 @@ def is_expected(error: GraphQLError) -> bool:
 
 def classify(error: GraphQLError, *, hide_suggestions: bool = False) -> GraphQLError:
     original = _original(error)
+    if isinstance(original, TooManyRequests):
+        return _with_code(
+            error,
+            original.message,
+            original.code,
+            retry_after_s=original.retry_after_s,
+        )
     if isinstance(original, ClientError):
         field = getattr(original, "field", None)
         return _with_code(error, original.message, original.code, field=field)
@@ -65,11 +72,19 @@ def classify(error: GraphQLError, *, hide_suggestions: bool = False) -> GraphQLE
 
 
 def _with_code(
-    error: GraphQLError, message: str, code: ErrorCode, *, field: str | None = None
+    error: GraphQLError,
+    message: str,
+    code: ErrorCode,
+    *,
+    field: str | None = None,
+    retry_after_s: int | None = None,
 ) -> GraphQLError:
     extensions: dict[str, object] = {"code": code.value}
     if field is not None:
         extensions["field"] = field
+    if retry_after_s is not None:
+        # The contract: every TOO_MANY_REQUESTS says when to try again, as a number.
+        extensions["retryAfterSeconds"] = retry_after_s
     return GraphQLError(
         message=message,
         nodes=error.nodes,

@@ -37,7 +37,9 @@ from app.schema.user import AuthPayload, User
 class Query:
     node: Node | None = strawberry.field(resolver=node_resolvers.node)
     me: User = strawberry.field(resolver=user_resolvers.me)
-    users: list[User] = strawberry.field(resolver=user_resolvers.users, description="ADMIN only")
+    users: list[User] = strawberry.field(
+        resolver=user_resolvers.users, permission_classes=[IsAdmin], description="ADMIN only"
+    )
     call: Call = strawberry.field(
         resolver=call_resolvers.call, description="NOT_FOUND when missing or not visible"
     )
@@ -88,7 +90,7 @@ class Query:
 class Mutation:
     login: AuthPayload = strawberry.mutation(resolver=user_resolvers.login)
     create_user: User = strawberry.mutation(
-        resolver=user_resolvers.create_user, description="ADMIN only"
+        resolver=user_resolvers.create_user, permission_classes=[IsAdmin], description="ADMIN only"
     )
     upload_call: Call = strawberry.mutation(
         resolver=call_resolvers.upload_call,
@@ -96,10 +98,11 @@ class Mutation:
         "honoured exactly by the diarizer.",
     )
     update_user: User = strawberry.mutation(
-        resolver=user_resolvers.update_user, description="ADMIN only"
+        resolver=user_resolvers.update_user, permission_classes=[IsAdmin], description="ADMIN only"
     )
     reset_password: User = strawberry.mutation(
         resolver=user_resolvers.reset_password,
+        permission_classes=[IsAdmin],
         description="ADMIN only; the user's earlier tokens stop working",
     )
     change_password: AuthPayload = strawberry.mutation(

@@ -13,9 +13,11 @@ import hashlib
 import hmac
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from app.core.errors import BadUserInput
 from app.storage import ObjectStorage
 
 AUDIO_ROUTE = "/audio"
@@ -156,6 +158,30 @@ def decide_range(
     only = decisions[0]
     assert only is not None
     return only
+
+
+def link_origin(
+    public_base_url: str | None,
+    allowed_hosts: Sequence[str],
+    *,
+    request_origin: str | None,
+    request_host: str | None,
+) -> str:
+    """Where audio links point: PUBLIC_BASE_URL when set. Otherwise the origin the request
+    came in on, but only for a Host in ALLOWED_HOSTS when that list is set (production
+    requires one of the two): a proxied request with a forged Host must never yield links
+    to another site."""
+    if public_base_url is not None:
+        return public_base_url
+    if request_origin is None:
+        return ""
+    if allowed_hosts:
+        host = (request_host or "").strip().lower()
+        hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        allowed = {entry.strip().lower() for entry in allowed_hosts}
+        if host not in allowed and hostname not in allowed:
+            raise BadUserInput("The request's Host is not one this service answers for")
+    return request_origin
 
 
 async def link_for(

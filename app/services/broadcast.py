@@ -20,6 +20,10 @@ Contract for subscribers (read this before using `subscribe`):
   the others or grows memory), or the Redis connection dropped and was re-established. It is
   only yielded once the subscription is active again, so the right reaction is to re-read
   the authoritative state (the database) and carry on iterating.
+* A message for which the broadcaster's `supersedes(message)` is true (asked once per
+  message) makes every message still queued for that channel obsolete: each subscriber's
+  queue is emptied before it is added, so a slow subscriber gets it next (a deleted call's
+  end at once, not after a backlog of its progress).
 * On `stop()` iteration raises `BroadcasterClosed`.
 * Every local subscriber of a channel receives the same message; `shared(channel, message,
   build)` gives them one object per message (built by the first, reused by the rest while
@@ -100,7 +104,9 @@ class _Mailbox:
         self._closed = False
         self._wakeup = asyncio.Event()
 
-    def push(self, data: bytes) -> None:
+    def push(self, data: bytes, *, supersedes: bool = False) -> None:
+        if supersedes:
+            self._items.clear()
         if len(self._items) >= self._maxsize:
             self.mark_lost("overflow")
             return
@@ -171,6 +177,7 @@ class StatusBroadcaster:
         ack_timeout_s: float = 5.0,
         ping_interval_s: float = 15.0,
         reconnect_delay_s: tuple[float, float] = (0.1, 5.0),
+        supersedes: Callable[[bytes], bool] | None = None,
     ) -> None:
         if queue_size <= 0:
             raise ValueError("queue_size must be positive")
@@ -180,6 +187,7 @@ class StatusBroadcaster:
         self._ack_timeout_s = ack_timeout_s
         self._ping_interval_s = ping_interval_s
         self._reconnect_delay_s = reconnect_delay_s
+        self._supersedes = supersedes
         self._channels: dict[str, _Channel] = {}
         self._pool: ConnectionPool | None = None
         self._conn: AbstractConnection | None = None
@@ -468,8 +476,9 @@ class StatusBroadcaster:
             state = self._channels.get(_text(response[1]))
             if state is not None:
                 data = bytes(response[2])
+                supersedes = self._supersedes is not None and self._supersedes(data)
                 for mailbox in state.mailboxes:
-                    mailbox.push(data)
+                    mailbox.push(data, supersedes=supersedes)
         elif kind in (b"subscribe", b"unsubscribe") and len(response) >= 2:
             state = self._channels.get(_text(response[1]))
             if state is None:

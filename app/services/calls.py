@@ -62,7 +62,7 @@ def _queue(session: AsyncSession, call: Call) -> None:
     assert call.job_id is not None
     effects = after_commit(session)
     effects.enqueue_job(call.id, call.job_id, call.duration_s)
-    effects.publish_status(StatusEvent.of(call))
+    effects.publish_status(StatusEvent.of_new_job(call))
 
 
 def _published(session: AsyncSession, call: Call | None) -> Call | None:

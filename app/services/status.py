@@ -20,6 +20,17 @@ def status_channel(call_id: object) -> str:
     return f"ovozly:call-status:{call_id}"
 
 
+SUPERSEDES_KEY = "supersedes"
+_SUPERSEDES_MARK = f'"{SUPERSEDES_KEY}": true'.encode()
+
+
+def supersedes_queued(message: bytes) -> bool:
+    """For the broadcaster, once per message (not per subscriber): whether this published
+    event makes the events queued before it obsolete. A byte test on what `to_json` writes,
+    so the hot path decodes nothing; any other payload (another channel's) is not."""
+    return _SUPERSEDES_MARK in message
+
+
 @dataclass(frozen=True, slots=True)
 class StatusEvent:
     call_id: uuid.UUID
@@ -30,14 +41,29 @@ class StatusEvent:
     at: datetime
     deleted: bool = False
     """The call is gone: subscribers stop."""
+    job: str | None = None
+    """The job token the call had when this was published: events of a superseded job
+    (published late, after a reprocess or recovery) are dropped by subscribers."""
+    new_job: bool = False
+    """The call was (re)queued under a new job token: every earlier event is obsolete."""
 
     @property
     def is_final(self) -> bool:
         return self.deleted or self.status is not CallStatus.RUNNING
 
+    @property
+    def supersedes_earlier(self) -> bool:
+        """Whether every event published before this one is obsolete (the call is gone,
+        finished, or runs under a new job): a subscriber's queued events are dropped."""
+        return self.is_final or self.new_job
+
     @classmethod
     def of_deleted(cls, call: Call) -> StatusEvent:
         return replace(cls.of(call), deleted=True, at=datetime.now(UTC))
+
+    @classmethod
+    def of_new_job(cls, call: Call) -> StatusEvent:
+        return replace(cls.of(call), new_job=True)
 
     @classmethod
     def of(cls, call: Call) -> StatusEvent:
@@ -48,6 +74,7 @@ class StatusEvent:
             progress=call.progress,
             error=call.error,
             at=call.updated_at or datetime.now(UTC),
+            job=call.job_id,
         )
 
     def to_json(self) -> str:
@@ -60,6 +87,9 @@ class StatusEvent:
                 "error": self.error,
                 "at": self.at.isoformat(),
                 "deleted": self.deleted,
+                "job": self.job,
+                "newJob": self.new_job,
+                SUPERSEDES_KEY: self.supersedes_earlier,
             }
         )
 
@@ -74,6 +104,8 @@ class StatusEvent:
             error=data.get("error"),
             at=datetime.fromisoformat(data["at"]),
             deleted=bool(data.get("deleted", False)),
+            job=data.get("job"),
+            new_job=bool(data.get("newJob", False)),
         )
 
 

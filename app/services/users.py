@@ -3,23 +3,30 @@ Services flush; the boundary commits."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.passwords import hash_password, verify_password
+from app.auth.passwords import hash_password, last_verification_s, verify_password
 from app.auth.policy import visible_users
+from app.auth.throttle import Admission, LoginThrottle
 from app.auth.tokens import AccessToken, issue_access_token
 from app.core.errors import INVALID_CREDENTIALS, BadUserInput, NotFound, Unauthenticated
 from app.db.models import Role, User
 from app.services import audit
 from app.services import teams as team_service
 from app.services.effects import after_commit
+
+UnitOfWork = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+"""Opens a unit of work (app/services/effects.py): the boundary's `transaction`."""
+MAX_USERNAME_INPUT = 256
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@-]{2,63}$")
 MAX_PASSWORD_LENGTH = 1024
@@ -145,6 +152,123 @@ async def verify_login(user: User | None, password: str) -> str | None:
     return verification.new_hash
 
 
+@dataclass(frozen=True, slots=True)
+class TokenSettings:
+    key: str
+    expires_in_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    user: User
+    token: AccessToken
+
+
+@dataclass(frozen=True, slots=True)
+class LoginGate:
+    """The login throttle and where the attempt comes from (the client address)."""
+
+    throttle: LoginThrottle
+    address: str | None
+
+
+async def checked_password(
+    gate: LoginGate, user: User | None, username: str, password: str
+) -> str | None:
+    """Verifies a password under the login throttle: admitted and counted before the check
+    (TOO_MANY_REQUESTS while a bucket is spent), given back on success. Returns a
+    replacement hash when the stored one is outdated."""
+    admission = await gate.throttle.admit(username, gate.address, known=user is not None)
+    if admission is Admission.ANSWER_INVALID:
+        # An unknown username from an address that spent its budget for them: no check,
+        # but the same answer after the same time as one.
+        await asyncio.sleep(last_verification_s())
+        raise Unauthenticated(INVALID_CREDENTIALS)
+    new_hash = await verify_login(user, password)
+    await gate.throttle.record_success(username, gate.address, admission)
+    return new_hash
+
+
+async def log_in(
+    units: UnitOfWork, gate: LoginGate, username: str, password: str, *, tokens: TokenSettings
+) -> SignedIn:
+    """Checks the credentials under the throttle, replaces an outdated hash, issues a
+    token; the attempt is audited either way. No database connection is held during the
+    hash."""
+    username = normalize_username(username[:MAX_USERNAME_INPUT])
+    async with units() as session:
+        user = await get_by_username(session, username)
+    try:
+        new_hash = await checked_password(gate, user, username, password)
+    except Unauthenticated:
+        async with units() as session:
+            audit.record_by(
+                session,
+                audit.AuditAction.USER_LOGIN_FAILED,
+                audit.Actor(user.id if user else None, gate.address),
+                target_user_id=user.id if user else None,
+                detail=f"username '{username[:64]}'",
+            )
+        raise
+    assert user is not None, "verify_login rejects unknown users"
+    async with units() as session:
+        if new_hash is not None:
+            await replace_password_hash(session, user.id, new_hash)
+        audit.record_by(
+            session,
+            audit.AuditAction.USER_LOGIN,
+            audit.Actor(user.id, gate.address),
+            target_user_id=user.id,
+        )
+    return SignedIn(user, issue_token_for(user, key=tokens.key, expires_in_s=tokens.expires_in_s))
+
+
+async def change_password(
+    units: UnitOfWork,
+    gate: LoginGate,
+    viewer: User,
+    current_password: str,
+    new_password: str,
+    *,
+    password_min_length: int,
+    tokens: TokenSettings,
+) -> SignedIn:
+    """A stolen token must not be enough to take the account over: the current password
+    is checked, under the same throttle as logins. Earlier tokens are revoked and the
+    user's WebSockets close after the commit."""
+    await checked_password(gate, viewer, viewer.username, current_password)
+    new_hash = await hash_new_password(
+        new_password, username=viewer.username, password_min_length=password_min_length
+    )
+    async with units() as session:
+        user = await replace_credentials(
+            session, viewer.id, new_hash, actor=audit.Actor(viewer.id, gate.address)
+        )
+        after_commit(session).close_connections(user.id)
+    return SignedIn(user, issue_token_for(user, key=tokens.key, expires_in_s=tokens.expires_in_s))
+
+
+async def reset_password(
+    units: UnitOfWork,
+    actor: audit.Actor,
+    user_id: uuid.UUID,
+    new_password: str,
+    *,
+    password_min_length: int,
+) -> User:
+    """An administrator sets a user's password: earlier tokens are revoked and the user's
+    WebSockets close after the commit."""
+    async with units() as session:
+        target = await get_user(session, user_id)
+    new_hash = await hash_new_password(
+        new_password, username=target.username, password_min_length=password_min_length
+    )
+    async with units() as session:
+        user = await replace_credentials(session, user_id, new_hash, actor=actor)
+        after_commit(session).close_connections(user.id)
+    return user
+
+
 async def replace_password_hash(session: AsyncSession, user_id: uuid.UUID, new_hash: str) -> None:
     await session.execute(update(User).where(User.id == user_id).values(password_hash=new_hash))
 
@@ -263,6 +387,8 @@ async def update_user(
             user.token_version += 1
             revoked = True
     await session.flush()
+    if revoked:
+        after_commit(session).close_connections(user.id)
     if user.role is not old_role:
         await team_service.drop_memberships_of_role(session, user, old_role)
         if not revoked:

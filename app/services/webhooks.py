@@ -67,6 +67,24 @@ def _blocked_address(address: str) -> bool:
     return not ip.is_global or ip.is_multicast
 
 
+def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host that is an IP literal names, read as a resolver reads it: besides
+    dotted quads and IPv6, the C library's inet_aton forms (`2130706433`, `0x7f000001`,
+    `0177.0.0.1`, `127.1`), which getaddrinfo and so httpx accept too. None for a name."""
+    bare = host.split("%", 1)[0]
+    try:
+        return ipaddress.ip_address(bare)
+    except ValueError:
+        pass
+    candidate = bare[:-1] if bare.endswith(".") else bare
+    if not candidate or any(ch not in "0123456789abcdefABCDEFxX." for ch in candidate):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(candidate))
+    except OSError:
+        return None
+
+
 def _sendable_host(host: str) -> bool:
     """Whether both the resolver (IDNA 2003) and httpx (IDNA 2008) accept the host: one they
     refuse could never be sent to, and used to crash every attempt instead of failing it."""
@@ -106,17 +124,15 @@ def validate_url(url: str, *, allow_private: bool) -> str:
         raise BadUserInput("url: must not contain spaces or control characters")
     if port == 0:
         raise BadUserInput("url: invalid port")
-    if not _sendable_host(host):
-        raise BadUserInput("url: the host is not a valid domain name or IP address")
     if not allow_private:
-        literal = None
-        try:
-            literal = ipaddress.ip_address(host)
-        except ValueError:
-            if host.rstrip(".").lower() == "localhost" or host.lower().endswith(".localhost"):
-                raise BadUserInput("url: private and loopback addresses are not allowed") from None
+        literal = literal_address(host)
+        name = host.rstrip(".").lower()
+        if literal is None and (name == "localhost" or name.endswith(".localhost")):
+            raise BadUserInput("url: private and loopback addresses are not allowed")
         if literal is not None and _blocked_address(str(literal)):
             raise BadUserInput("url: private and loopback addresses are not allowed")
+    if not _sendable_host(host):
+        raise BadUserInput("url: the host is not a valid domain name or IP address")
     return cleaned
 
 

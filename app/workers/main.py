@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 # arq's own timeout is only a backstop; each job enforces a deadline scaled to its audio.
 HARD_JOB_TIMEOUT_S = 24 * 3600
+PROCESS = "process"
+"""ctx key of what the worker loops of one process share (`create_workers`)."""
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
@@ -76,20 +78,28 @@ async def on_startup(ctx: dict[str, Any]) -> None:
             )
             raise
     report = processor.check
-    publisher = HeartbeatPublisher(
-        ctx["redis"],
-        WorkerHeartbeat.for_this_process(
-            ready=True,
-            device=report.device if report else processor.pipeline.device,
-            check=report.as_dict() if report else {},
-        ),
-    )
-    await publisher.start()
+    # The loops of one process (short and long calls) share its heartbeat, its "ready"
+    # line and the watch of its analysis models: the first loop to start makes them.
+    process: dict[str, Any] = ctx.setdefault(PROCESS, {})
+    publisher: HeartbeatPublisher | None = process.get("heartbeat")
+    if publisher is None:
+        publisher = HeartbeatPublisher(
+            ctx["redis"],
+            WorkerHeartbeat.for_this_process(
+                ready=True,
+                device=report.device if report else processor.pipeline.device,
+                check=report.as_dict() if report else {},
+            ),
+        )
+        process["heartbeat"] = publisher
+        await publisher.start()
+        if report is not None:
+            logger.info("worker ready: %s", report.summary())
+        processor.analysis.start()
+        ctx["analysis_watch"] = asyncio.create_task(
+            watch_analysis_models(ctx, processor, publisher)
+        )
     ctx["heartbeat"] = publisher
-    if report is not None:
-        logger.info("worker ready: %s", report.summary())
-    processor.analysis.start()
-    ctx["analysis_watch"] = asyncio.create_task(watch_analysis_models(ctx, processor, publisher))
     state = WorkerState(
         settings=settings,
         sessions=create_session_factory(engine),
@@ -179,9 +189,14 @@ def create_worker(
     queue_name: str = QUEUE_NAME,
     max_jobs: int | None = None,
     sweeps: bool = True,
+    process: dict[str, Any] | None = None,
 ) -> Worker:
     assert settings.redis_url is not None
-    ctx: dict[str, Any] = {"settings": settings, "sweeps": sweeps}
+    ctx: dict[str, Any] = {
+        "settings": settings,
+        "sweeps": sweeps,
+        PROCESS: process if process is not None else {},
+    }
     if processor is not None:
         ctx["processor"] = processor
     return Worker(
@@ -231,9 +246,11 @@ def create_worker(
 def create_workers(
     settings: Settings, *, burst: bool = False, processor: CallProcessor | None = None
 ) -> list[Worker]:
-    """The short-call worker (runs the sweep) and the long-call worker (one slot)."""
+    """The short-call worker (runs the sweep) and the long-call worker (one slot), sharing
+    one heartbeat and one "ready" line."""
+    process: dict[str, Any] = {}
     return [
-        create_worker(settings, burst=burst, processor=processor),
+        create_worker(settings, burst=burst, processor=processor, process=process),
         create_worker(
             settings,
             burst=burst,
@@ -241,6 +258,7 @@ def create_workers(
             queue_name=LONG_QUEUE_NAME,
             max_jobs=1,
             sweeps=False,
+            process=process,
         ),
     ]
 

@@ -1,19 +1,9 @@
-"""Account administration (updateUser, resetPassword, changePassword), revocation of earlier
-tokens, and login throttling kept in Redis."""
+"""Account administration (updateUser, resetPassword, changePassword) and revocation of earlier
+tokens. Login throttling: test_login_throttle.py."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
-import httpx
-import pytest
-from fastapi import FastAPI
-from redis.asyncio import Redis
-
-from app.auth.throttle import LoginThrottle, ThrottlePolicy
 from app.core.config import Settings
-from app.core.errors import TooManyRequests
 from app.db.engine import SessionFactory
 from app.db.models import Role
 from tests.api.helpers import GraphQLClient
@@ -144,83 +134,3 @@ async def test_change_password_needs_the_current_one_and_returns_a_fresh_token(
     assert not (await gql(ME, token=payload["accessToken"])).errors
     assert (await gql(LOGIN, {"u": "agent1", "p": PASSWORD})).codes == ["UNAUTHENTICATED"]
     await gql.login("agent1", NEW_PASSWORD)
-
-
-async def _login_codes(gql: GraphQLClient, username: str, password: str) -> list[str]:
-    return (await gql(LOGIN, {"u": username, "p": password})).codes
-
-
-async def test_repeated_failed_logins_are_throttled_per_username(
-    sessions: SessionFactory, gql: GraphQLClient, settings: Settings, redis_url: str
-) -> None:
-    await make_user(sessions, "agent1")
-    await make_user(sessions, "agent2")
-    free = settings.login_free_failures
-    started = time.perf_counter()
-    for _ in range(free):
-        assert await _login_codes(gql, "agent1", "wrong-password") == ["UNAUTHENTICATED"]
-    # Within the free failures nobody is made to wait (a person mistyping).
-    assert time.perf_counter() - started < 5
-    assert await _login_codes(gql, "AGENT1", "wrong-password") == ["UNAUTHENTICATED"]
-
-    # Now blocked: even the right password is refused, with the new code and a delay.
-    blocked = await gql(LOGIN, {"u": "agent1", "p": PASSWORD})
-    assert blocked.codes == ["TOO_MANY_REQUESTS"]
-    assert "try again in" in blocked.errors[0]["message"]
-    # Another user from the same address is not affected.
-    assert not (await gql(LOGIN, {"u": "agent2", "p": PASSWORD})).errors
-
-    # The state lives in Redis: another API process (another client) sees the block.
-    other_process = Redis.from_url(redis_url)
-    try:
-        with pytest.raises(TooManyRequests):
-            await LoginThrottle(other_process, ThrottlePolicy()).check("agent1", None)
-    finally:
-        await other_process.aclose()
-
-    # The first block is short; after it the right password works and clears the count.
-    await asyncio.sleep(1.2)
-    assert not (await gql(LOGIN, {"u": "agent1", "p": PASSWORD})).errors
-    assert await _login_codes(gql, "agent1", "wrong-password") == ["UNAUTHENTICATED"]
-    assert not (await gql(LOGIN, {"u": "agent1", "p": PASSWORD})).errors
-
-
-async def test_a_user_who_mistypes_a_few_times_never_waits(
-    sessions: SessionFactory, gql: GraphQLClient, settings: Settings
-) -> None:
-    await make_user(sessions, "agent1")
-    for _ in range(3):
-        for _ in range(settings.login_free_failures - 1):
-            assert await _login_codes(gql, "agent1", "typo-password") == ["UNAUTHENTICATED"]
-        assert not (await gql(LOGIN, {"u": "agent1", "p": PASSWORD})).errors
-
-
-async def test_many_usernames_from_one_address_are_throttled_per_address(
-    sessions: SessionFactory, app: FastAPI, settings: Settings, clean_database: None, redis_url: str
-) -> None:
-    from tests.conftest import clear_login_throttle
-
-    await clear_login_throttle(redis_url)
-    await make_user(sessions, "agent1")
-    attacker = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, client=("203.0.113.7", 4000)),
-        base_url="http://testserver",
-    )
-    async with attacker:
-        gql = GraphQLClient(attacker)
-        for attempt in range(settings.login_free_failures_per_address + 1):
-            codes = await _login_codes(gql, f"guess{attempt}", "wrong-password")
-            assert codes == ["UNAUTHENTICATED"], attempt
-        assert await _login_codes(gql, "agent1", PASSWORD) == ["TOO_MANY_REQUESTS"]
-    # The same user, from another address, logs in as usual.
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-    ) as other:
-        assert await GraphQLClient(other).login("agent1")
-
-
-def test_throttle_delay_doubles_up_to_the_maximum() -> None:
-    policy = ThrottlePolicy(free_failures_per_username=5, max_delay_s=60)
-    delays = [policy.delay_s(failures, 5) for failures in range(1, 14)]
-    assert delays[:5] == [0.0] * 5
-    assert delays[5:] == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]

@@ -4,6 +4,7 @@ storage, the queued job, and every refusal leaving nothing behind."""
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 import wave
 from collections.abc import AsyncIterator, Iterator
@@ -415,3 +416,59 @@ async def test_upload_for_a_deactivated_agent_is_not_found(
     _, result = await upload(http, tone_bytes(audio_dir), token=admin_token, agentId=gone)
     assert result.codes == ["NOT_FOUND"], result.errors
     assert await call_count(app) == 0
+
+
+# --- all or nothing: every call created is answered with its id -----------------------------
+
+
+async def _multipart(
+    http: httpx.AsyncClient, query: str, content: bytes, token: str, **variables: Any
+) -> tuple[int, dict[str, Any]]:
+    operations = {"query": query, "variables": {"f": None, **variables}}
+    response = await http.post(
+        "/graphql",
+        data={"operations": json.dumps(operations), "map": json.dumps({"0": ["variables.f"]})},
+        files={"0": ("call.wav", content, "audio/wav")},
+        headers={"Authorization": f"Bearer {token}", "Apollo-Require-Preflight": "true"},
+    )
+    return response.status_code, response.json()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        # The adversary's document: one file feeding two uploadCall fields.
+        "mutation($f:Upload!){a:uploadCall(file:$f){id} b:uploadCall(file:$f){id}}",
+        # The same through a fragment, and beside another mutation that fails afterwards.
+        "mutation($f:Upload!){...U b:uploadCall(file:$f){id}} "
+        "fragment U on Mutation{a:uploadCall(file:$f){id}}",
+        'mutation($f:Upload!){a:uploadCall(file:$f){id} b:deleteCall(id:"Q2FsbDow")}',
+    ],
+)
+async def test_an_upload_sharing_its_request_is_refused_before_any_call_is_created(
+    app: FastAPI,
+    http: httpx.AsyncClient,
+    agent_token: str,
+    settings: Settings,
+    audio_dir: Path,
+    query: str,
+) -> None:
+    before = stored_files(settings)
+    queued_before = await resources_of(app).redis.zcard(QUEUE_NAME)
+    _, body = await _multipart(http, query, tone_bytes(audio_dir), agent_token)
+    assert body.get("data") is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"], body
+    assert "only field of its mutation" in body["errors"][0]["message"]
+    assert await call_count(app) == 0
+    assert stored_files(settings) == before
+    assert await resources_of(app).redis.zcard(QUEUE_NAME) == queued_before
+
+
+async def test_one_upload_per_request_with_typename_is_served(
+    app: FastAPI, http: httpx.AsyncClient, agent_token: str, audio_dir: Path
+) -> None:
+    query = "mutation($f:Upload!){__typename a:uploadCall(file:$f){id} a:uploadCall(file:$f){id}}"
+    status, body = await _multipart(http, query, tone_bytes(audio_dir), agent_token)
+    assert status == 200 and not body.get("errors"), body
+    assert await call_row(app, body["data"]["a"]["id"]) is not None
+    assert await call_count(app) == 1

@@ -58,14 +58,19 @@ async def test_introspection_and_graphiql_are_off_in_production_unless_enabled()
     from app.schema.build import build_schema
 
     strong = "k" * 48
-    production = Settings(environment=Environment.PRODUCTION, jwt_key=strong)
+    production = Settings(
+        environment=Environment.PRODUCTION, jwt_key=strong, public_base_url="https://o.example"
+    )
     assert not production.graphiql_enabled
     # The schema's extensions are async (validation may run off the loop): execute, not
     # execute_sync.
     result = await build_schema(production).execute("{ __schema { queryType { name } } }")
     assert result.errors
     enabled = Settings(
-        environment=Environment.PRODUCTION, jwt_key=strong, graphql_introspection=True
+        environment=Environment.PRODUCTION,
+        jwt_key=strong,
+        public_base_url="https://o.example",
+        graphql_introspection=True,
     )
     assert not (await build_schema(enabled).execute("{ __schema { queryType { name } } }")).errors
 

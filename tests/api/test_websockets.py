@@ -106,6 +106,16 @@ async def test_bad_or_missing_token_closes_the_socket_before_any_subscription(
             assert await _init(ws, _bearer(token)) == {"type": "connection_ack"}
 
 
+async def test_a_socket_that_never_sends_connection_init_is_closed_with_4408(
+    serve: Server,
+) -> None:
+    async with serve(ws_connection_init_timeout_s=1.0) as address:
+        started = asyncio.get_running_loop().time()
+        async with websockets.connect(f"ws://{address}/graphql", subprotocols=PROTOCOL) as ws:
+            assert await _closed_with(ws) == 4408
+        assert asyncio.get_running_loop().time() - started < 5
+
+
 async def test_connections_are_capped_per_user_and_per_process(
     sessions: SessionFactory, serve: Server, settings: Settings
 ) -> None:
@@ -266,3 +276,104 @@ async def test_a_password_change_missed_during_a_redis_outage_closes_sockets_onc
                 assert await _closed_with(ws) == 4403
     finally:
         own.stop()
+
+
+async def test_a_reprocessed_or_deleted_calls_subscribers_get_no_events_of_the_superseded_job(
+    sessions: SessionFactory, serve: Server, audio_dir: Path, redis_url: str
+) -> None:
+    """What a worker whose job was superseded could still publish late (its commit came
+    before the reprocess, its publish after) never reaches subscribers; a delete ends the
+    stream at once."""
+    from datetime import UTC, datetime
+
+    from redis.asyncio import Redis
+    from sqlalchemy import select
+
+    from app.core.ids import parse_global_id
+    from app.db.models import Call, CallStatus, PipelineStage
+    from app.services.status import RedisStatusPublisher, StatusEvent
+
+    await make_user(sessions, "agent1")
+    redis = Redis.from_url(redis_url)
+    publisher = RedisStatusPublisher(redis)
+    try:
+        async with serve() as address:
+            token = await _login(address, "agent1")
+            async with httpx.AsyncClient(base_url=f"http://{address}") as client:
+                gql = GraphQLClient(client)
+                call = await upload_ok(client, tone_bytes(audio_dir), token=token)
+                call_id = parse_global_id(call["id"])[1]
+
+                async def job_token() -> str:
+                    async with sessions() as session:
+                        job = await session.scalar(select(Call.job_id).where(Call.id == call_id))
+                    assert job is not None
+                    return job
+
+                async def worker_says(job: str, stage: PipelineStage, progress: float) -> None:
+                    await publisher.publish(
+                        StatusEvent(
+                            call_id=call_id,
+                            status=CallStatus.RUNNING,
+                            stage=stage,
+                            progress=progress,
+                            error=None,
+                            at=datetime.now(UTC),
+                            job=job,
+                        )
+                    )
+
+                query = "subscription($id: ID!) { callStatus(id: $id) { status stage progress } }"
+                async with websockets.connect(
+                    f"ws://{address}/graphql", subprotocols=PROTOCOL
+                ) as ws:
+                    assert await _init(ws, _bearer(token)) == {"type": "connection_ack"}
+                    await ws.send(
+                        json.dumps(
+                            {
+                                "id": "1",
+                                "type": "subscribe",
+                                "payload": {"query": query, "variables": {"id": call["id"]}},
+                            }
+                        )
+                    )
+
+                    async def next_message() -> dict[str, Any]:
+                        message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                        return message
+
+                    async def next_stage() -> str:
+                        message = await next_message()
+                        assert message["type"] == "next", message
+                        stage: str = message["payload"]["data"]["callStatus"]["stage"]
+                        return stage
+
+                    assert await next_stage() == "QUEUED"
+                    first_job = await job_token()
+                    await worker_says("call:superseded-long-ago", PipelineStage.TRANSCRIBING, 0.9)
+                    await worker_says(first_job, PipelineStage.DECODING, 0.1)
+                    assert await next_stage() == "DECODING"
+
+                    reprocess = await gql(
+                        "mutation($id: ID!) { reprocessCall(id: $id) { id } }",
+                        {"id": call["id"]},
+                        token=token,
+                    )
+                    assert not reprocess.errors, reprocess.errors
+                    assert await next_stage() == "QUEUED"
+                    # The first job's late publish, then the new job's progress.
+                    await worker_says(first_job, PipelineStage.ANALYZING, 0.95)
+                    await worker_says(await job_token(), PipelineStage.DIARIZING, 0.3)
+                    assert await next_stage() == "DIARIZING"
+
+                    deleted = await gql(
+                        "mutation($id: ID!) { deleteCall(id: $id) }",
+                        {"id": call["id"]},
+                        token=token,
+                    )
+                    assert not deleted.errors, deleted.errors
+                    end = await next_message()
+                    assert end["type"] == "next" and end["payload"]["errors"], end
+                    assert end["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    finally:
+        await redis.aclose()

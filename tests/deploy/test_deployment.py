@@ -211,7 +211,14 @@ def test_healthchecks_gpu_and_pinned_images() -> None:
     services = compose["services"]
     for name in ("api", "worker", "postgres", "redis"):
         assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
-    assert "/readyz" in " ".join(services["api"]["healthcheck"]["test"])
+    # The API's healthcheck is its liveness (/healthz, from the event loop), and something
+    # acts on it: Docker's restart policy alone restarts only containers that exit.
+    assert "/healthz" in " ".join(services["api"]["healthcheck"]["test"])
+    assert services["api"]["labels"]["autoheal"] == "true"
+    assert services["api"]["restart"] == "unless-stopped"
+    autoheal = services["autoheal"]
+    assert autoheal["environment"]["AUTOHEAL_CONTAINER_LABEL"] == "autoheal"
+    assert "/var/run/docker.sock:/var/run/docker.sock" in autoheal["volumes"]
     assert services["worker"]["healthcheck"]["test"][1:] == ["ovozly", "worker", "--healthcheck"]
     devices = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and devices[0]["capabilities"] == ["gpu"]

@@ -487,3 +487,94 @@ def test_calls_end_after_a_worker_sigkill_and_a_redis_restart_mid_job(
     assert exit_code == 0, "".join(log[-60:])
     _assert_nothing_left(data_dir)
     assert not _listening(redis_port)
+
+
+@pytest.mark.slow
+def test_dev_restarts_an_api_whose_event_loop_stopped_answering(tmp_path: Path) -> None:
+    """The API process is alive but its event loop no longer runs (SIGSTOP freezes it, as a
+    loop blocked by one request would be): `ovozly dev` notices from /healthz, says why,
+    kills it and starts a new one."""
+    data_dir = tmp_path / "ovozly-data"
+    port = free_tcp_port()
+    process = _start_dev(data_dir, port)
+    log: list[str] = []
+    healthz = f"http://127.0.0.1:{port}/healthz"
+
+    def answers() -> bool:
+        try:
+            return httpx.get(healthz, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        _read_until(process, "Stop:", log)
+        _wait_for(answers, START_TIMEOUT_S, "the API to answer /healthz")
+        # Until the supervisor's own probe has seen it answer, the API is in its start-up
+        # grace; probes are 2 s apart.
+        time.sleep(5)
+        api = _children(process)["api"]
+        api.suspend()  # SIGSTOP
+        stopped_at = time.monotonic()
+
+        def replaced() -> bool:
+            new = _children(process).get("api")
+            return new is not None and new.pid != api.pid and answers()
+
+        try:
+            _wait_for(replaced, 90, "a new API answering /healthz")
+        except AssertionError as exc:
+            raise AssertionError("".join(log[-40:])) from exc
+        # 3 probes 2 s apart, the kill, the restart delay and a fresh start.
+        assert time.monotonic() - stopped_at < 90
+        assert not psutil.pid_exists(api.pid) or api.status() == psutil.STATUS_ZOMBIE
+        reason = [line for line in log if "stopped answering" in line]
+        assert reason and f"pid {api.pid}" in reason[0] and "/healthz" in reason[0], log[-20:]
+        assert process.poll() is None
+    finally:
+        exit_code = _stop(process)
+    assert exit_code == 0, "".join(log[-40:])
+    _assert_nothing_left(data_dir)
+
+
+def test_a_supervised_child_that_stops_answering_is_killed_and_restarted(tmp_path: Path) -> None:
+    """The supervisor's liveness rule on a small real HTTP child (no models, no databases):
+    while it answers nothing happens; frozen, it is killed after 3 failed probes and
+    restarted by the ordinary exit path."""
+    from app.dev.supervisor import LIVENESS_FAILURES, SupervisedChild
+
+    port = free_tcp_port()
+    server = (
+        "import http.server, sys\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200); self.end_headers(); self.wfile.write(b'ok')\n"
+        "    def log_message(self, *a): pass\n"
+        f"http.server.HTTPServer(('127.0.0.1', {port}), H).serve_forever()\n"
+    )
+    child = SupervisedChild(
+        "api",
+        [sys.executable, "-c", server],
+        dict(os.environ),
+        liveness_url=f"http://127.0.0.1:{port}/healthz",
+    )
+    child.start()
+    try:
+        assert child.process is not None
+        _wait_for(lambda: _listening(port), 20, "the child to listen")
+        first = child.process
+        now = time.monotonic()
+        for step in range(5):
+            child.check_liveness(now + 2.0 * (step + 1))
+        assert child.answered and child.failed_probes == 0 and first.poll() is None
+        psutil.Process(first.pid).suspend()
+        for step in range(LIVENESS_FAILURES):
+            assert first.poll() is None, "killed before its third failed probe"
+            child.check_liveness(now + 2.0 * (step + 6))
+        assert first.poll() == -signal.SIGKILL
+        later = time.monotonic()
+        assert child.poll(later) is False  # the exit is noticed: a restart is scheduled
+        assert child.poll(later + 60) is True
+        assert child.process is not first and child.process.poll() is None
+    finally:
+        child.terminate()
+        child.wait(time.monotonic() + 10)

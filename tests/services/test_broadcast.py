@@ -283,3 +283,48 @@ async def test_subscribers_of_a_message_share_one_object_built_once(
         del shared_one, shared_two
         broadcaster.shared(channel, one, lambda: build(one))
         assert built == [b"event-1", b"event-1"]
+
+
+async def test_a_superseding_message_overtakes_what_a_slow_subscriber_has_queued(
+    redis_server: str, admin: Redis
+) -> None:
+    """A call deleted (or re-queued) while a subscriber is behind: it gets the end next,
+    not after a backlog of the superseded job's progress."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from app.db.models import CallStatus, PipelineStage
+    from app.services.status import StatusEvent, supersedes_queued
+
+    call_id = uuid.uuid4()
+    channel = status_channel(call_id)
+
+    def event(progress: float, **flags: bool) -> str:
+        return StatusEvent(
+            call_id=call_id,
+            status=CallStatus.RUNNING,
+            stage=PipelineStage.TRANSCRIBING,
+            progress=progress,
+            error=None,
+            at=datetime.now(UTC),
+            job="call:old",
+            **flags,
+        ).to_json()
+
+    instance = StatusBroadcaster(redis_server, supersedes=supersedes_queued)
+    await instance.start()
+    try:
+        async with instance.subscribe(channel) as messages:
+            for n in range(30):
+                await admin.publish(channel, event(n / 100))
+            await admin.publish(channel, event(0.3, deleted=True))
+            await admin.publish(channel, event(0.31))  # late, after the end
+            await asyncio.sleep(0.3)  # the subscriber is busy; the reader queues them all
+            first = await next_item(messages)
+            assert isinstance(first, bytes)
+            assert StatusEvent.from_json(first).deleted
+            late = await next_item(messages)
+            assert isinstance(late, bytes)
+            assert StatusEvent.from_json(late).progress == 0.31
+    finally:
+        await instance.stop()

@@ -63,3 +63,30 @@ def test_the_made_up_call_is_a_call_the_pipeline_could_have_produced() -> None:
     times = [(segment.start_s, segment.end_s) for segment in transcript.segments]
     assert times == sorted(times) and all(start < end for start, end in times)
     assert times[-1][1] <= transcript.duration_s
+
+
+async def test_a_worker_process_says_ready_once_for_both_of_its_loops(
+    processor: CallProcessor,
+    settings: object,
+    resources: object,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The short-call and the long-call loops of one process share its heartbeat and its
+    "ready" line (the operator reads one line per worker process)."""
+    import asyncio
+    import logging
+
+    from app.core.config import Settings
+    from app.workers.main import create_workers
+
+    assert isinstance(settings, Settings)
+    workers = create_workers(settings, burst=True, processor=processor)
+    caplog.set_level(logging.INFO, logger="app.workers.main")
+    try:
+        await asyncio.gather(*(worker.main() for worker in workers))
+    finally:
+        for worker in workers:
+            await worker.close()
+    ready = [r for r in caplog.records if r.getMessage().startswith("worker ready")]
+    assert len(ready) == 1, [r.getMessage() for r in ready]
+    assert workers[0].ctx["heartbeat"] is workers[1].ctx["heartbeat"]

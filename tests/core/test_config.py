@@ -36,7 +36,24 @@ def test_cors_origins_parse_from_a_comma_separated_variable(
 def test_webhooks_reach_private_addresses_outside_production_or_when_allowed() -> None:
     key = "k" * 48
     assert Settings(environment=Environment.TEST, jwt_key=key).webhooks_may_reach_private
-    production = Settings(environment=Environment.PRODUCTION, jwt_key=key)
+    production = Settings(
+        environment=Environment.PRODUCTION, jwt_key=key, public_base_url="https://o.example"
+    )
     assert not production.webhooks_may_reach_private
-    allowed = Settings(environment=Environment.PRODUCTION, jwt_key=key, webhook_allow_private=True)
+    allowed = Settings(
+        environment=Environment.PRODUCTION,
+        jwt_key=key,
+        public_base_url="https://o.example",
+        webhook_allow_private=True,
+    )
     assert allowed.webhooks_may_reach_private
+
+
+def test_production_needs_a_public_base_url_or_allowed_hosts() -> None:
+    key = "k" * 48
+    with pytest.raises(ValidationError, match="PUBLIC_BASE_URL"):
+        Settings(environment=Environment.PRODUCTION, jwt_key=key)
+    with pytest.raises(ValidationError, match="http"):
+        Settings(environment=Environment.PRODUCTION, jwt_key=key, public_base_url="ovozly")
+    assert Settings(environment=Environment.PRODUCTION, jwt_key=key, allowed_hosts="a.example")
+    assert Settings(environment=Environment.TEST, jwt_key=key).forwarded_allow_ips == []
