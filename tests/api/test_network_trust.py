@@ -15,6 +15,7 @@ from app.api.main import create_app
 from app.core.config import Environment, Settings
 from app.core.errors import BadUserInput
 from app.db.engine import SessionFactory
+from app.db.models import Role
 from app.services.audio_links import link_origin
 from app.services.webhooks import validate_url
 from tests.api.helpers import GraphQLClient, tone_bytes, upload_ok
@@ -84,10 +85,12 @@ async def test_x_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(
 async def test_audio_links_never_take_their_origin_from_a_forged_host(
     proxied_app: FastAPI, http: httpx.AsyncClient, sessions: SessionFactory, audio_dir: Path
 ) -> None:
-    await make_user(sessions, "agent1")
+    # An admin hears the original at once (agents only ever get the redacted copy, which a
+    # just-uploaded call does not have yet).
+    await make_user(sessions, "admin1", Role.ADMIN)
     async with _client(proxied_app, PROXY) as client:
         gql = GraphQLClient(client)
-        token = await gql.login("agent1")
+        token = await gql.login("admin1")
         call = await upload_ok(client, tone_bytes(audio_dir), token=token)
         headers = {"Authorization": f"Bearer {token}"}
 

@@ -284,22 +284,20 @@ async def test_nul_characters_are_refused_naming_the_field(
         CREATE_CATEGORY, {"input": {"name": "X", "rule": intent}}, token=admin.token
     )
     assert bad_rule.codes == ["BAD_USER_INPUT"]
-    assert bad_rule.errors[0]["message"] == (
-        "rule.conditions[0].intent: must not contain NUL characters"
-    )
+    assert "rule.conditions[0].intent" in bad_rule.errors[0]["message"]
     item = {"name": "Greet\x00ing", "rule": {"conditions": [{"type": "INTENT", "intent": "x"}]}}
     bad_item = await gql(
         CREATE_SCORECARD, {"input": {"name": "QA", "items": [item]}}, token=admin.token
     )
     assert bad_item.codes == ["BAD_USER_INPUT"]
-    assert bad_item.errors[0]["message"] == "items[0].name: must not contain NUL characters"
+    assert "items[0].name" in bad_item.errors[0]["message"]
     bad_hook = await gql(
         "mutation($i: WebhookEndpointInput!) { createWebhookEndpoint(input: $i) { secret } }",
         {"i": {"url": "https://crm.example/h", "events": ["CALL_FAILED"], "description": "\x00"}},
         token=admin.token,
     )
     assert bad_hook.codes == ["BAD_USER_INPUT"]
-    assert bad_hook.errors[0]["message"].startswith("description:")
+    assert "description" in bad_hook.errors[0]["message"]
     assert await count(resources, Category) == 0
     assert await count(resources, Scorecard) == 0
     assert await count(resources, WebhookEndpoint) == 0
