@@ -34,3 +34,10 @@ def upload_owner(viewer: User, requested_owner_id: uuid.UUID | None) -> uuid.UUI
         return viewer.id
     require_admin(viewer)
     return requested_owner_id
+
+
+def may_see_voiceprint(viewer: User, user: User) -> bool:
+    """Whether `viewer` may read what is stored of `user`'s voice (`User.voiceprint`): an
+    administrator, and the user themselves. A team's supervisors are added to this rule
+    together with teams; everyone else sees null."""
+    return viewer.role is Role.ADMIN or viewer.id == user.id

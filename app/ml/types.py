@@ -8,9 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 from app.errors import BadUserInput
+
+if TYPE_CHECKING:
+    from app.ml.diarization.base import SpeakerTurn
 
 
 class Stage(StrEnum):
@@ -65,6 +71,40 @@ class SpeakerRole(StrEnum):
     AGENT = "AGENT"
     CUSTOMER = "CUSTOMER"
     UNKNOWN = "UNKNOWN"
+
+
+class RoleSource(StrEnum):
+    """What decided a speaker's role."""
+
+    CHANNEL = "CHANNEL"
+    """Stereo recording: the agent's channel."""
+    VOICE = "VOICE"
+    """Mono recording: the speaker's voice matched (or did not match) the agent's voiceprint."""
+    WORDS = "WORDS"
+    """What the speaker said (greetings, offers of help)."""
+    NONE = "NONE"
+    """Nothing decided it: the role is UNKNOWN."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoleDecision:
+    role: SpeakerRole
+    source: RoleSource
+    confidence: float | None = None
+    """0..1; None when `source` is NONE."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerEmbeddings:
+    """One centroid voice embedding per speaker of a call, from the speaker encoder named by
+    `model` (vectors of different models are never compared). Internal to the worker: never
+    stored with the call's results nor shown by the API."""
+
+    model: str
+    vectors: dict[str, npt.NDArray[np.float32]] = field(default_factory=dict)
+    """Speaker label -> unit-length centroid."""
+    speech_s: dict[str, float] = field(default_factory=dict)
+    """Speaker label -> seconds of speech the centroid was computed from."""
 
 
 class Sentiment(StrEnum):
@@ -165,6 +205,10 @@ class Transcript:
     languages: list[LanguageShare] = field(default_factory=list)
     """Share of talk time per language, largest first; empty when there is no speech."""
     warnings: list[CallWarning] = field(default_factory=list)
+    speaker_turns: list[SpeakerTurn] = field(default_factory=list)
+    """The diarization the segments follow: who spoke when (the RTTM of the call)."""
+    speaker_embeddings: SpeakerEmbeddings | None = field(default=None, repr=False, compare=False)
+    """Per-speaker voice centroids, for voiceprints; never part of the call's results."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +270,8 @@ class SpeakerStats:
     words_per_minute: float | None
     turns: int
     longest_monologue_s: float
+    role_source: RoleSource = RoleSource.NONE
+    role_confidence: float | None = None
 
 
 @dataclass(slots=True)

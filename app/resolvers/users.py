@@ -11,6 +11,7 @@ from app.ids import parse_typed_id
 from app.schema.context import Info
 from app.schema.user import AuthPayload, CreateUserInput, UpdateUserInput, User
 from app.services import users as user_service
+from app.services import voiceprints as voiceprint_service
 from app.ws_connections import announce_credentials_changed
 
 
@@ -129,3 +130,11 @@ async def change_password(info: Info, current_password: str, new_password: str) 
         user = await user_service.replace_credentials(session, viewer.id, new_hash)
     await _credentials_changed(info, user)
     return _auth_payload(info, user)
+
+
+async def delete_voiceprint(info: Info, user_id: strawberry.ID) -> User:
+    require_admin(await info.context.require_viewer())
+    target = parse_typed_id(user_id, "User")
+    async with info.context.transaction() as session:
+        user = await voiceprint_service.delete_voiceprint(session, target)
+    return User.from_model(user)

@@ -17,6 +17,7 @@ from app.db.models import CallStatus as CallStatusModel
 from app.db.models import PipelineStage as PipelineStageModel
 from app.errors import NotFound
 from app.ids import parse_typed_id, to_global_id
+from app.ml.types import RoleSource as RoleSourceModel
 from app.ml.types import Sentiment as SentimentModel
 from app.ml.types import SpeakerRole as SpeakerRoleModel
 from app.rules.facts import SegmentFact, sentiment_trend
@@ -33,6 +34,12 @@ PipelineStage = strawberry.enum(
 )
 Sentiment = strawberry.enum(SentimentModel, name="Sentiment")
 SpeakerRole = strawberry.enum(SpeakerRoleModel, name="SpeakerRole")
+RoleSource = strawberry.enum(
+    RoleSourceModel,
+    name="RoleSource",
+    description="CHANNEL: stereo, agent channel; VOICE: matched the agent's voiceprint; "
+    "WORDS: what was said; NONE: unknown",
+)
 
 
 @strawberry.type
@@ -170,6 +177,10 @@ class SpeakerStats:
     words_per_minute: float | None
     turns: int
     longest_monologue_seconds: float
+    role_source: RoleSource  # type: ignore[valid-type]
+    role_confidence: float | None = strawberry.field(
+        description="0..1; null when roleSource is NONE"
+    )
 
 
 @strawberry.type

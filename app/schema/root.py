@@ -72,6 +72,10 @@ class Mutation:
     update_user: User = strawberry.mutation(
         resolver=user_resolvers.update_user, description="ADMIN only"
     )
+    delete_voiceprint: User = strawberry.mutation(
+        resolver=user_resolvers.delete_voiceprint,
+        description="ADMIN only; learning starts again",
+    )
     reset_password: User = strawberry.mutation(
         resolver=user_resolvers.reset_password,
         description="ADMIN only; the user's earlier tokens stop working",

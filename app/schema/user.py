@@ -4,12 +4,25 @@ from datetime import datetime
 
 import strawberry
 
+from app.auth.policy import may_see_voiceprint
 from app.db.models import Role as RoleModel
 from app.db.models import User as UserModel
 from app.ids import to_global_id
+from app.schema.context import Info
 from app.schema.node import Node
+from app.services import voiceprints as voiceprint_service
 
 Role = strawberry.enum(RoleModel, name="Role")
+
+
+@strawberry.type(
+    description="What the system learned of an agent's voice from their calls, to tell the "
+    "agent on mono recordings."
+)
+class Voiceprint:
+    enrolled: bool = strawberry.field(description="true once it is used to assign roles")
+    calls: int = strawberry.field(description="calls it was learned from")
+    updated_at: datetime | None
 
 
 @strawberry.type(name="User")
@@ -19,6 +32,22 @@ class User(Node):
     role: Role  # type: ignore[valid-type]
     is_active: bool
     created_at: datetime
+    _user: strawberry.Private[UserModel | None] = None
+
+    # ADMIN, the user's supervisors and the user; null for anyone else. The voice
+    # embeddings themselves are never shown.
+    @strawberry.field
+    async def voiceprint(self, info: Info) -> Voiceprint | None:
+        viewer = await info.context.require_viewer()
+        if self._user is None or not may_see_voiceprint(viewer, self._user):
+            return None
+        async with info.context.session() as session:
+            stored = await voiceprint_service.voiceprint_of(session, self._user.id)
+        if stored is None:
+            return None
+        return Voiceprint(
+            enrolled=stored.enrolled, calls=stored.calls, updated_at=stored.updated_at
+        )
 
     @classmethod
     def from_model(cls, user: UserModel) -> User:
@@ -29,6 +58,7 @@ class User(Node):
             role=user.role,
             is_active=user.is_active,
             created_at=user.created_at,
+            _user=user,
         )
 
 
@@ -57,4 +87,4 @@ class UpdateUserInput:
     is_active: bool | None = None
 
 
-__all__ = ["AuthPayload", "CreateUserInput", "Role", "UpdateUserInput", "User"]
+__all__ = ["AuthPayload", "CreateUserInput", "Role", "UpdateUserInput", "User", "Voiceprint"]

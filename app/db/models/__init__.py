@@ -25,6 +25,7 @@ from app.db.models.desk import (
 from app.db.models.metrics import CallMetrics, CallSpeaker
 from app.db.models.transcript import Segment
 from app.db.models.user import Role, User
+from app.db.models.voiceprint import SampleKind, Voiceprint, VoiceprintSample
 
 __all__ = [
     "AnalysisAction",
@@ -45,9 +46,12 @@ __all__ = [
     "PipelineStage",
     "Role",
     "RuleEvaluation",
+    "SampleKind",
     "Scorecard",
     "Segment",
     "User",
+    "Voiceprint",
+    "VoiceprintSample",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
