@@ -19,9 +19,12 @@ from app.ml.types import RoleDecision, RoleSource, SpeakerEmbeddings, SpeakerRol
 FloatArray = npt.NDArray[np.float32]
 
 MATCH_SIMILARITY = 0.80
-"""A speaker this similar to the voiceprint can be the agent..."""
+"""A speaker at least this similar to the voiceprint is the agent."""
+CUSTOMER_DISTANCE = 0.2
+"""How far below MATCH_SIMILARITY a speaker must be to be a customer with full confidence."""
 MATCH_MARGIN = 0.08
-"""...when no other speaker of the call comes within this of them."""
+"""When learning, the recurring voice of a call must be this much closer than the call's
+other voices."""
 RECURRING_SIMILARITY = 0.80
 """Voices of different calls at least this similar are taken to be one person."""
 MIN_SAMPLE_SPEECH_S = 2.0
@@ -50,37 +53,33 @@ def mean_voice(vectors: Sequence[FloatArray], weights: Sequence[float] | None = 
 
 
 def match_agent(embeddings: SpeakerEmbeddings, voice: AgentVoice) -> dict[str, RoleDecision]:
-    """Roles of a mono call's speakers by voice: the one matching `voice` is AGENT, the
-    others CUSTOMER; empty when the voice cannot decide (another encoder, no speaker close
-    enough, two speakers too alike), so words decide instead.
+    """Roles of a mono call's speakers by voice: every speaker matching `voice` is AGENT (a
+    diarizer may split one voice into two speakers), the others CUSTOMER; empty when the
+    voice cannot decide (another encoder, no speaker close enough, or every one of several
+    speakers close), so words decide instead.
 
-    Confidence: 0.5 at the match threshold rising to 1 at a perfect match, scaled down when
-    the runner-up comes close."""
+    Confidence: 0.5 at the match threshold, rising to 1 as a speaker's similarity moves
+    away from it (towards a perfect match for AGENT, down by 0.2 or more for CUSTOMER)."""
     if embeddings.model != voice.model or not embeddings.vectors:
         return {}
     scores = {
         speaker: float(np.dot(vector, voice.vector))
         for speaker, vector in embeddings.vectors.items()
-        if embeddings.speech_s.get(speaker, MIN_SAMPLE_SPEECH_S) >= MIN_SAMPLE_SPEECH_S / 2
     }
-    if not scores:
+    agents = {speaker for speaker, score in scores.items() if score >= MATCH_SIMILARITY}
+    if not agents or (len(scores) > 1 and len(agents) == len(scores)):
         return {}
-    ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
-    best_speaker, best = ranked[0]
-    runner_up = ranked[1][1] if len(ranked) > 1 else -1.0
-    if best < MATCH_SIMILARITY or best - runner_up < MATCH_MARGIN:
-        return {}
-    closeness = 0.5 + 0.5 * (best - MATCH_SIMILARITY) / (1.0 - MATCH_SIMILARITY)
-    separation = min(1.0, (best - runner_up) / (2 * MATCH_MARGIN))
-    confidence = round(float(np.clip(closeness * separation, 0.0, 1.0)), 3)
-    return {
-        speaker: RoleDecision(
-            SpeakerRole.AGENT if speaker == best_speaker else SpeakerRole.CUSTOMER,
-            RoleSource.VOICE,
-            confidence,
-        )
-        for speaker in embeddings.vectors
-    }
+    decisions: dict[str, RoleDecision] = {}
+    for speaker, score in scores.items():
+        if speaker in agents:
+            away = (score - MATCH_SIMILARITY) / (1.0 - MATCH_SIMILARITY)
+            role = SpeakerRole.AGENT
+        else:
+            away = (MATCH_SIMILARITY - score) / CUSTOMER_DISTANCE
+            role = SpeakerRole.CUSTOMER
+        confidence = round(float(np.clip(0.5 + 0.5 * away, 0.0, 1.0)), 3)
+        decisions[speaker] = RoleDecision(role, RoleSource.VOICE, confidence)
+    return decisions
 
 
 def recurring_voice(calls: Sequence[Mapping[str, FloatArray]]) -> list[str] | None:
