@@ -89,8 +89,8 @@ async def learn(
         voice = await voiceprint_service.agent_voice(
             session, owner.id, min_calls=min_calls, exclude_call=call_id
         )
-        roles = match_agent(transcript.speaker_embeddings, voice) if voice else {}
         assert transcript.speaker_embeddings is not None
+        roles = match_agent(transcript.speaker_embeddings, voice) if voice else {}
         await voiceprint_service.learn_from_call(
             session, owner.id, call_id, transcript, roles, agent_channel=0, min_calls=min_calls
         )
