@@ -95,9 +95,8 @@ def test_segments_score_the_diarizers_own_der_and_the_rttm_is_the_diarization(
     assert turns
     assert _der(reference, segments) <= _der(reference, turns) + 0.02
     rttm = [line.split() for line in to_rttm(transcript, "x").splitlines()]
-    assert [(f[7], float(f[3])) for f in rttm] == [
-        (speaker, pytest.approx(start, abs=1e-3))
-        for speaker, start, _ in sorted(turns, key=lambda t: t[1])
-    ]
+    expected = sorted(turns, key=lambda t: t[1])
+    assert [f[7] for f in rttm] == [speaker for speaker, _, _ in expected]
+    assert [round(float(f[3]), 3) for f in rttm] == [round(start, 3) for _, start, _ in expected]
     text = " ".join(s.text for s in transcript.segments).lower()
     assert "new jersey" in text
