@@ -15,6 +15,7 @@ from app.ml.types import (
     ProgressCallback,
     RoleDecision,
     SpeakerHints,
+    SpeakerRole,
     Stage,
     Transcript,
     no_progress,
@@ -192,7 +193,36 @@ def analyze_call(
     insight = complete_insight(
         transcript, insight, interruption_threshold_s=interruption_threshold_s
     )
+    if overrides:
+        insight = with_voice_roles(
+            insight, overrides, transcript.duration_s, interruption_threshold_s
+        )
     return with_role_sources(transcript, insight, voice)
+
+
+def with_voice_roles(
+    insight: CallInsight,
+    roles: dict[str, SpeakerRole],
+    duration_s: float,
+    interruption_threshold_s: float,
+) -> CallInsight:
+    """The voice's roles on every segment, those the analyzer never read included (speech
+    no model transcribes, where words cannot tell the agent), and the metrics recomputed."""
+    from dataclasses import replace
+
+    from app.ml.analysis.metrics import compute_metrics
+
+    segments = [
+        replace(s, role=roles[s.speaker]) if s.speaker in roles else s for s in insight.segments
+    ]
+    known = {s.speaker: s.role for s in insight.metrics.speakers}
+    metrics = compute_metrics(
+        segments,
+        duration_s,
+        {**known, **roles},
+        interruption_threshold_s=interruption_threshold_s,
+    )
+    return replace(insight, segments=segments, metrics=metrics)
 
 
 def rehearse(analyzer: Analyzer, interruption_threshold_s: float) -> CallInsight:

@@ -10,91 +10,26 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db.engine import SessionFactory
-from app.db.models import Call, User, VoiceprintSample
-from app.ml.audio import DecodedAudio
+from app.db.models import User, VoiceprintSample
 from app.ml.diarization import speaker_embedder
 from app.ml.diarization.base import Diarization
 from app.ml.diarization.local import LocalDiarizer
-from app.ml.types import RoleSource, SpeakerHints, SpeakerRole, Transcript
+from app.ml.types import RoleSource, SpeakerRole
 from app.ml.vad import SileroVad
 from app.ml.voiceprints.matching import match_agent
 from app.services import voiceprints as voiceprint_service
 from tests.factories import make_user
-from tests.voiceprints.assembled import (
-    EAGLE_AGENT,
-    LIBRI_SPEAKERS,
-    USC_AGENT,
-    AssembledCall,
-    assemble,
-)
+from tests.voiceprints.assembled import EAGLE_AGENT, LIBRI_SPEAKERS, USC_AGENT, AssembledCall
+from tests.voiceprints.helpers import LIBRI, as_transcript, diarize, learn, two_party
 
 pytestmark = pytest.mark.usefixtures("clean_database")
 
-LIBRI = list(LIBRI_SPEAKERS)
-CUSTOMER_CLIPS = [clip for speaker in LIBRI[1:] for clip in LIBRI_SPEAKERS[speaker]]
 AGENT_TALK_TARGET = 0.95
 
 
 @pytest.fixture(scope="module")
 def diarizer() -> LocalDiarizer:
     return LocalDiarizer(SileroVad(), speaker_embedder("cpu"))
-
-
-def two_party(audio_dir: Path, agent_clips: list[str], first_customer: int) -> AssembledCall:
-    """Agent, customer, agent, customer: each agent clip once, two different customers'
-    clips (a new customer for every call)."""
-    parts: list[tuple[str, str]] = []
-    for i, clip in enumerate(agent_clips):
-        parts.append(("agent", clip))
-        parts.append(("customer", CUSTOMER_CLIPS[(first_customer + 7 * i) % len(CUSTOMER_CLIPS)]))
-    return assemble(audio_dir, parts)
-
-
-def diarize(diarizer: LocalDiarizer, call: AssembledCall) -> Diarization:
-    return diarizer(DecodedAudio(call.samples[None, :], 1, 16_000, False), hints=SpeakerHints())
-
-
-def as_transcript(call: AssembledCall, diarization: Diarization) -> Transcript:
-    return Transcript(
-        segments=[],
-        duration_s=call.duration_s,
-        speaker_turns=list(diarization.turns),
-        speaker_embeddings=diarization.speaker_embeddings,
-    )
-
-
-async def add_call(sessions: SessionFactory, owner: User) -> uuid.UUID:
-    async with sessions() as session, session.begin():
-        call = Call(
-            owner_id=owner.id,
-            filename="call.wav",
-            storage_key=f"calls/{uuid.uuid4().hex}",
-            sha256="0" * 64,
-            size_bytes=1,
-        )
-        session.add(call)
-        await session.flush()
-        return call.id
-
-
-async def learn(
-    sessions: SessionFactory,
-    owner: User,
-    transcript: Transcript,
-    call_id: uuid.UUID | None = None,
-    min_calls: int = 3,
-) -> uuid.UUID:
-    call_id = call_id or await add_call(sessions, owner)
-    async with sessions() as session, session.begin():
-        voice = await voiceprint_service.agent_voice(
-            session, owner.id, min_calls=min_calls, exclude_call=call_id
-        )
-        assert transcript.speaker_embeddings is not None
-        roles = match_agent(transcript.speaker_embeddings, voice) if voice else {}
-        await voiceprint_service.learn_from_call(
-            session, owner.id, call_id, transcript, roles, agent_channel=0, min_calls=min_calls
-        )
-    return call_id
 
 
 def agent_talk_as_agent(
