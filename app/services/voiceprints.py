@@ -24,6 +24,7 @@ from app.db.models import SampleKind, User, Voiceprint, VoiceprintSample
 from app.errors import NotFound
 from app.ml.types import RoleDecision, RoleSource, SpeakerRole, Transcript
 from app.ml.voiceprints.matching import (
+    MATCH_SIMILARITY,
     MIN_SAMPLE_SPEECH_S,
     AgentVoice,
     FloatArray,
@@ -165,18 +166,17 @@ async def _refresh(
     agent_calls = [c for c, rows in per_call.items() if rows[0].kind is SampleKind.AGENT]
     # Before enrolment every AGENT call anchors the search; the candidates must agree.
     if candidate_calls and len(per_call) >= min_calls:
+        # Samples are newest first: all the calls, else the latest `min_calls` of them (a
+        # call whose voices the diarizer mixed must not block learning for ever).
         ordered = agent_calls + candidate_calls
-        voices = [{s.speaker: _vector(s) for s in per_call[c]} for c in ordered]
-        picks = recurring_voice(voices)
-        if picks is not None:
-            for call, pick in zip(ordered, picks, strict=True):
-                for s in per_call[call]:
-                    if s.speaker == pick:
-                        s.kind = SampleKind.AGENT
-                    else:
-                        await session.delete(s)
-            await session.flush()
-            samples = [s for s in samples if s.kind is SampleKind.AGENT]
+        latest = list(dict.fromkeys(s.call_id for s in samples))[:min_calls]
+        for chosen in (ordered, latest):
+            voices = [{s.speaker: _vector(s) for s in per_call[c]} for c in chosen]
+            picks = recurring_voice(voices)
+            if picks is not None:
+                await _keep_agent_voice(session, per_call, dict(zip(chosen, picks, strict=True)))
+                samples = [s for s in samples if s.kind is SampleKind.AGENT]
+                break
     agents = [s for s in samples if s.kind is SampleKind.AGENT][:MAX_SAMPLES]
     enrolled = len({s.call_id for s in agents}) >= min_calls
     embedding = (
@@ -197,6 +197,33 @@ async def _refresh(
         .on_conflict_do_update(index_elements=[Voiceprint.user_id], set_=values)
     )
     return await session.get(Voiceprint, user_id, populate_existing=True)
+
+
+async def _keep_agent_voice(
+    session: AsyncSession,
+    per_call: Mapping[uuid.UUID, list[VoiceprintSample]],
+    picks: Mapping[uuid.UUID, str],
+) -> None:
+    """The picked voice of each call becomes the agent's; in the calls left out of the
+    search, the candidate matching the picks' mean does too. Every other voice's sample is
+    deleted: customers' embeddings are kept no longer than needed to find the agent."""
+    centre = mean_voice(
+        [_vector(s) for call, pick in picks.items() for s in per_call[call] if s.speaker == pick]
+    )
+    for call, rows in per_call.items():
+        if rows[0].kind is SampleKind.AGENT:
+            continue
+        pick = picks.get(call)
+        if pick is None:
+            scored = [(float(np.dot(_vector(s), centre)), s.speaker) for s in rows]
+            best_score, best = max(scored)
+            pick = best if best_score >= MATCH_SIMILARITY else None
+        for s in rows:
+            if s.speaker == pick:
+                s.kind = SampleKind.AGENT
+            else:
+                await session.delete(s)
+    await session.flush()
 
 
 async def voiceprint_of(session: AsyncSession, user_id: uuid.UUID) -> Voiceprint | None:

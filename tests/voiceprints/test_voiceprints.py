@@ -19,7 +19,13 @@ from app.ml.vad import SileroVad
 from app.ml.voiceprints.matching import match_agent
 from app.services import voiceprints as voiceprint_service
 from tests.factories import make_user
-from tests.voiceprints.assembled import EAGLE_AGENT, LIBRI_SPEAKERS, USC_AGENT, AssembledCall
+from tests.voiceprints.assembled import (
+    EAGLE_AGENT,
+    LIBRI_SPEAKERS,
+    USC_AGENT,
+    AssembledCall,
+    assemble,
+)
 from tests.voiceprints.helpers import LIBRI, as_transcript, diarize, learn, two_party
 
 pytestmark = pytest.mark.usefixtures("clean_database")
@@ -151,3 +157,35 @@ async def test_deleting_the_voiceprint_starts_learning_again_and_inactive_users_
         )
         samples = await session.scalar(select(func.count()).select_from(VoiceprintSample))
     assert samples == 0
+
+
+async def test_a_call_without_the_agent_delays_enrolment_but_never_blocks_it(
+    sessions: SessionFactory, diarizer: LocalDiarizer, test_audio_dir: Path
+) -> None:
+    owner = await make_user(sessions, "agent1")
+    other = LIBRI_SPEAKERS[LIBRI[1]]
+    stranger = assemble(
+        test_audio_dir, [("customer", other[0]), ("other", LIBRI_SPEAKERS[LIBRI[2]][0])]
+    )
+    calls = [
+        two_party(test_audio_dir, [USC_AGENT[0]], first_customer=3),
+        stranger,
+        two_party(test_audio_dir, [USC_AGENT[1]], first_customer=9),
+        two_party(test_audio_dir, [USC_AGENT[2]], first_customer=15),
+        two_party(test_audio_dir, [USC_AGENT[3]], first_customer=21),
+    ]
+    enrolled_after = None
+    for n, call in enumerate(calls, start=1):
+        await learn(sessions, owner, as_transcript(call, diarize(diarizer, call)))
+        async with sessions() as session:
+            stored = await voiceprint_service.voiceprint_of(session, owner.id)
+        if stored is not None and stored.enrolled and enrolled_after is None:
+            enrolled_after = n
+    assert enrolled_after is not None and enrolled_after >= 4
+    async with sessions() as session:
+        candidates = await session.scalar(
+            select(func.count())
+            .select_from(VoiceprintSample)
+            .where(VoiceprintSample.kind != "AGENT")
+        )
+    assert candidates == 0
