@@ -7,7 +7,7 @@ does), then to that speaker's turn it overlaps most. Every speaker turn becomes 
 segments spanning the turn's own times, so:
 
 - a stretch the speech-to-text read as one turn is split where the diarization says the
-  speaker changes;
+  speaker changes, and a speaker turn is split where its speaker changes language;
 - overlapped speech gives overlapping segments of both speakers (the words go to the one
   who holds them most; the other's segment may have no words);
 - speech with no words (a language no model transcribes, a mumble) stays a segment with
@@ -20,6 +20,7 @@ segments spanning the turn's own times, so:
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -53,7 +54,9 @@ def segments_from_turns(
     `max_pause_s` between its words. `word_languages` gives each word's language (the
     turn that transcribed it); a segment's language is its words' most common one, else
     that of the same speaker's `languages` span overlapping it most."""
-    ordered_turns = sorted(turns, key=lambda t: (t.start_s, t.end_s))
+    ordered_turns = sorted(
+        split_at_language_changes(turns, languages), key=lambda t: (t.start_s, t.end_s)
+    )
     if not ordered_turns:
         return []
     order = sorted(range(len(words)), key=lambda i: (words[i].start_s, words[i].end_s))
@@ -86,6 +89,32 @@ def segments_from_turns(
             )
     segments.sort(key=lambda s: (s.start_s, s.end_s))
     return segments
+
+
+def split_at_language_changes(
+    turns: Sequence[SpeakerTurn], languages: Sequence[LanguageSpan]
+) -> list[SpeakerTurn]:
+    """`turns`, each cut where its speaker goes from one language span to the next in
+    another language (at the middle of the pause between them), so a segment has one
+    language; the pieces cover exactly what the turn did."""
+    per_speaker: dict[str, list[LanguageSpan]] = {}
+    for span in sorted(languages, key=lambda span: span.start_s):
+        per_speaker.setdefault(span.speaker, []).append(span)
+    result: list[SpeakerTurn] = []
+    for turn in turns:
+        spans = per_speaker.get(turn.speaker, [])
+        cuts = [
+            (before.end_s + after.start_s) / 2
+            for before, after in itertools.pairwise(spans)
+            if before.language != after.language
+            and turn.start_s < (before.end_s + after.start_s) / 2 < turn.end_s
+        ]
+        bounds = [turn.start_s, *sorted(cuts), turn.end_s]
+        result.extend(
+            SpeakerTurn(turn.speaker, start, end, turn.channel)
+            for start, end in itertools.pairwise(bounds)
+        )
+    return result
 
 
 def _best_turn(turns: Sequence[SpeakerTurn], candidates: Sequence[int], word: Word) -> int:

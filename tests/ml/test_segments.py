@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from app.ml.diarization.base import SpeakerTurn
 from app.ml.pipeline import SpeechPipeline
 from app.ml.process_cli import to_rttm
@@ -100,3 +98,17 @@ def test_segments_score_the_diarizers_own_der_and_the_rttm_is_the_diarization(
     assert [round(float(f[3]), 3) for f in rttm] == [round(start, 3) for _, start, _ in expected]
     text = " ".join(s.text for s in transcript.segments).lower()
     assert "new jersey" in text
+
+
+def test_a_turn_is_split_where_its_speaker_changes_language() -> None:
+    turns = [SpeakerTurn("SPEAKER_00", 0.0, 9.0)]
+    spans = [
+        LanguageSpan("SPEAKER_00", 0.0, 4.0, "uz"),
+        LanguageSpan("SPEAKER_00", 5.0, 9.0, "ru"),
+    ]
+    ws = words(("привет", 5.5, 6.0))
+    segments = segments_from_turns(turns, ws, languages=spans, word_languages=["ru"])
+    assert [(s.text, s.start_s, s.end_s, s.language) for s in segments] == [
+        ("", 0.0, 4.5, "uz"),
+        ("привет", 4.5, 9.0, "ru"),
+    ]
