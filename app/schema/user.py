@@ -10,7 +10,6 @@ from app.db.models import User as UserModel
 from app.ids import to_global_id
 from app.schema.context import Info
 from app.schema.node import Node
-from app.services import voiceprints as voiceprint_service
 
 Role = strawberry.enum(RoleModel, name="Role")
 
@@ -41,8 +40,7 @@ class User(Node):
         viewer = await info.context.require_viewer()
         if self._user is None or not may_see_voiceprint(viewer, self._user):
             return None
-        async with info.context.session() as session:
-            stored = await voiceprint_service.voiceprint_of(session, self._user.id)
+        stored = await info.context.loaders.voiceprints.load(self._user.id)
         if stored is None:
             return None
         return Voiceprint(
