@@ -13,6 +13,8 @@ from sqlalchemy import func, select
 from app.config import Settings
 from app.db.models import CallSpeaker, User, VoiceprintSample
 from app.ml.diarization.local import LocalDiarizer
+from app.ml.pipeline import SpeechPipeline
+from app.ml.settings import PipelineSettings
 from app.ml.types import RoleSource, SpeakerRole
 from app.resources import Resources
 from app.services import calls as call_service
@@ -111,3 +113,30 @@ async def test_a_stereo_call_teaches_the_agent_channel_and_its_roles_come_from_c
     assert stored is not None and stored.calls == 1 and not stored.enrolled
     assert [(r.speaker, r.kind.value) for r in rows] == [("SPEAKER_00", "AGENT")]
     assert np.isclose(np.linalg.norm(np.asarray(rows[0].embedding)), 1.0, atol=1e-4)
+
+
+async def test_with_voiceprints_off_nothing_is_learned(
+    http: httpx.AsyncClient,
+    settings: Settings,
+    resources: Resources,
+    processor: CallProcessor,
+    test_audio_dir: Path,
+) -> None:
+    off = CallProcessor(
+        pipeline=SpeechPipeline(
+            PipelineSettings(_env_file=None, device="cpu", voiceprints_enabled=False)
+        ),
+        analysis=processor.analysis,
+        analysis_backend=processor.analysis_backend,
+        interruption_threshold_s=processor.interruption_threshold_s,
+    )
+    owner_id = await agent_id(resources.sessions)
+    call = await create_stored_call(
+        resources, owner_id, test_audio_dir / "fasterwhisper_stereo_diarization.wav"
+    )
+    await run_worker_burst(settings, off)
+    speakers = await _speakers(resources, call.id)
+    assert {s.role_source for s in speakers} == {RoleSource.CHANNEL}
+    async with resources.sessions() as session:
+        assert await voiceprint_service.voiceprint_of(session, owner_id) is None
+    assert await _samples(resources) == 0
