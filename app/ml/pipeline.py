@@ -240,17 +240,20 @@ class SpeechPipeline:
     def _channel_embeddings(
         self, audio: DecodedAudio, diarization: Diarization, regions: list[list[Region]]
     ) -> SpeakerEmbeddings:
-        """Each channel's voice centroid from the local speaker encoder (the channel
-        diarizer has none): voiceprints learn the agent from the agent's channel."""
+        """The agent channel's voice centroid from the local speaker encoder (the channel
+        diarizer has none): voiceprints learn the agent from it. The customer's channel is
+        not embedded: nothing would use it."""
         from app.ml.diarization import speaker_embedder
         from app.ml.voiceprints.encode import embed_speakers
 
-        channels = dict(diarization.speaker_channels)
-        with out_of_memory_as_error(self.device, "embedding the channels' voices"):
-            return embed_speakers(
-                speaker_embedder(self.device),
-                {speaker: (audio.samples[c], regions[c]) for speaker, c in channels.items()},
-            )
+        agent = self.settings.agent_channel
+        speech = {
+            speaker: (audio.samples[channel], regions[channel])
+            for speaker, channel in diarization.speaker_channels.items()
+            if channel == agent
+        }
+        with out_of_memory_as_error(self.device, "embedding the agent channel's voice"):
+            return embed_speakers(speaker_embedder(self.device), speech)
 
     # --- languages and speech-to-text -----------------------------------------------------
 
