@@ -119,3 +119,12 @@ def visible_users(viewer: User) -> ColumnElement[bool]:
     if viewer.role is Role.SUPERVISOR:
         return or_(User.id == viewer.id, User.id.in_(supervised_agent_ids(viewer.id)))
     return User.id == viewer.id
+
+
+async def may_see_voiceprint(session: AsyncSession, viewer: User, user: User) -> bool:
+    """Whether `viewer` may read what is stored of `user`'s voice (`User.voiceprint`): an
+    administrator, the user themselves, and the supervisors of a team the user is an agent
+    in; everyone else sees null."""
+    if viewer.role is Role.ADMIN or viewer.id == user.id:
+        return True
+    return viewer.role is Role.SUPERVISOR and await supervises(session, viewer.id, user.id)

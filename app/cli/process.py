@@ -71,18 +71,25 @@ def write_outputs(transcript: Transcript, stem: Path, *, file_id: str) -> None:
 
 
 def transcript_to_dict(transcript: Transcript) -> dict[str, Any]:
-    return dataclasses.asdict(transcript)
+    """The transcript as JSON-ready data; voice embeddings are biometric and stay out."""
+    data = dataclasses.asdict(dataclasses.replace(transcript, speaker_embeddings=None))
+    data.pop("speaker_embeddings", None)
+    return data
 
 
 def to_rttm(transcript: Transcript, file_id: str) -> str:
-    """One SPEAKER line per segment (RTTM: type file channel onset duration ... speaker)."""
+    """One SPEAKER line per speaker turn of the diarization (RTTM: type file channel onset
+    duration ... speaker); the segments' times when the transcript carries no turns."""
+    spans = [
+        (turn.speaker, turn.start_s, turn.end_s, turn.channel) for turn in transcript.speaker_turns
+    ] or [(s.speaker, s.start_s, s.end_s, s.channel) for s in transcript.segments]
     lines = []
-    for segment in transcript.segments:
-        channel = 1 if segment.channel is None else segment.channel + 1
-        duration = max(segment.end_s - segment.start_s, 0.0)
+    for speaker, start_s, end_s, channel_index in sorted(spans, key=lambda span: span[1]):
+        channel = 1 if channel_index is None else channel_index + 1
+        duration = max(end_s - start_s, 0.0)
         lines.append(
-            f"SPEAKER {file_id} {channel} {segment.start_s:.3f} {duration:.3f} "
-            f"<NA> <NA> {segment.speaker} <NA> <NA>"
+            f"SPEAKER {file_id} {channel} {start_s:.3f} {duration:.3f} "
+            f"<NA> <NA> {speaker} <NA> <NA>"
         )
     return "\n".join(lines) + ("\n" if lines else "")
 

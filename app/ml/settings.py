@@ -53,6 +53,14 @@ class PipelineSettings(BaseSettings):
     """Override of the pyannoteAI API address (tests point it at a loopback server)."""
     hf_token: SecretStr | None = None
 
+    # --- voiceprints ---------------------------------------------------------------------
+    voiceprints_enabled: bool = True
+    """Learn each agent's voice from their calls and tell the agent by voice on mono calls.
+    Off: no speaker embedding leaves the pipeline, nothing is learned or matched."""
+    voiceprint_min_calls: int = Field(default=3, ge=2)
+    """Calls of an agent a voiceprint must be learned from before it assigns roles (never
+    one: a single call cannot say which of its voices is the agent's)."""
+
     # --- languages and speech-to-text ---------------------------------------------------
     languages: str = "uz,ru,en"
     """The centre's languages (ISO 639-1, comma-separated). Each speaker turn is identified

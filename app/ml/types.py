@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from app.core.enums import Sentiment, SpeakerRole
+import numpy as np
+import numpy.typing as npt
+
+from app.core.enums import RoleSource, Sentiment, SpeakerRole
 from app.core.errors import BadUserInput
+
+if TYPE_CHECKING:
+    from app.ml.diarization.base import SpeakerTurn
 
 
 class Stage(StrEnum):
@@ -60,6 +66,27 @@ def part_of(progress: ProgressCallback, start: float, end: float) -> ProgressCal
         progress(stage, start + (end - start) * fraction, 1.0)
 
     return report
+
+
+@dataclass(frozen=True, slots=True)
+class RoleDecision:
+    role: SpeakerRole
+    source: RoleSource
+    confidence: float | None = None
+    """0..1; None when `source` is NONE."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerEmbeddings:
+    """One centroid voice embedding per speaker of a call, from the speaker encoder named by
+    `model` (vectors of different models are never compared). Internal to the worker: never
+    stored with the call's results nor shown by the API."""
+
+    model: str
+    vectors: dict[str, npt.NDArray[np.float32]] = field(default_factory=dict)
+    """Speaker label -> unit-length centroid."""
+    speech_s: dict[str, float] = field(default_factory=dict)
+    """Speaker label -> seconds of speech the centroid was computed from."""
 
 
 MAX_SPEAKERS = 32
@@ -154,6 +181,10 @@ class Transcript:
     languages: list[LanguageShare] = field(default_factory=list)
     """Share of talk time per language, largest first; empty when there is no speech."""
     warnings: list[CallWarning] = field(default_factory=list)
+    speaker_turns: list[SpeakerTurn] = field(default_factory=list)
+    """The diarization the segments follow: who spoke when (the RTTM of the call)."""
+    speaker_embeddings: SpeakerEmbeddings | None = field(default=None, repr=False, compare=False)
+    """Per-speaker voice centroids, for voiceprints; never part of the call's results."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +246,8 @@ class SpeakerStats:
     words_per_minute: float | None
     turns: int
     longest_monologue_s: float
+    role_source: RoleSource = RoleSource.NONE
+    role_confidence: float | None = None
 
 
 @dataclass(slots=True)

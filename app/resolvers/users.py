@@ -8,6 +8,7 @@ from app.core.ids import parse_typed_id
 from app.schema.context import Info
 from app.schema.user import AuthPayload, CreateUserInput, UpdateUserInput, User
 from app.services import users as user_service
+from app.services import voiceprints as voiceprint_service
 
 
 async def me(info: Info) -> User:
@@ -95,3 +96,12 @@ async def change_password(info: Info, current_password: str, new_password: str) 
         tokens=_tokens(info),
     )
     return _auth_payload(signed_in)
+
+
+async def delete_voiceprint(info: Info, user_id: strawberry.ID) -> User:
+    target = parse_typed_id(user_id, "User")
+    async with info.context.transaction() as session:
+        user = await voiceprint_service.delete_voiceprint(
+            session, await info.context.actor(), target
+        )
+    return User.from_model(user)

@@ -12,6 +12,7 @@ from typing import Any, NewType, NoReturn
 import orjson
 import strawberry
 
+from app.core.enums import RoleSource as RoleSourceModel
 from app.core.enums import Sentiment as SentimentModel
 from app.core.enums import SpeakerRole as SpeakerRoleModel
 from app.core.errors import NotFound
@@ -35,6 +36,12 @@ PipelineStage = strawberry.enum(
 )
 Sentiment = strawberry.enum(SentimentModel, name="Sentiment")
 SpeakerRole = strawberry.enum(SpeakerRoleModel, name="SpeakerRole")
+RoleSource = strawberry.enum(
+    RoleSourceModel,
+    name="RoleSource",
+    description="CHANNEL: stereo, agent channel; VOICE: matched the agent's voiceprint; "
+    "WORDS: what was said; NONE: unknown",
+)
 
 
 @strawberry.type
@@ -173,6 +180,10 @@ class SpeakerStats:
     words_per_minute: float | None
     turns: int
     longest_monologue_seconds: float
+    role_source: RoleSource  # type: ignore[valid-type]
+    role_confidence: float | None = strawberry.field(
+        description="0..1; null when roleSource is NONE"
+    )
 
 
 @strawberry.type

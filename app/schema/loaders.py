@@ -26,6 +26,7 @@ from app.db.models import (
     User,
 )
 from app.schema.desk_loaders import DeskLoaders
+from app.schema.voiceprint_loader import voiceprint_loader
 
 Row = TypeVar("Row")
 SegmentRow = SqlRow[Any]
@@ -61,6 +62,7 @@ class Loaders:
         self.analysis = self._one_loader(CallAnalysis)
         self.metrics = self._one_loader(CallMetrics)
         self.desk = DeskLoaders(sessions)
+        self.voiceprints = voiceprint_loader(sessions)
 
     async def _load_users(self, ids: Sequence[uuid.UUID]) -> list[User | None]:
         async with self._sessions() as session:

@@ -100,6 +100,11 @@ class Mutation:
     update_user: User = strawberry.mutation(
         resolver=user_resolvers.update_user, permission_classes=[IsAdmin], description="ADMIN only"
     )
+    delete_voiceprint: User = strawberry.mutation(
+        resolver=user_resolvers.delete_voiceprint,
+        permission_classes=[IsAdmin],
+        description="ADMIN only; learning starts again",
+    )
     reset_password: User = strawberry.mutation(
         resolver=user_resolvers.reset_password,
         permission_classes=[IsAdmin],

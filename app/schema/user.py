@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
+from app.auth.policy import may_see_voiceprint
 from app.core.ids import to_global_id
 from app.db.models import Role as RoleModel
 from app.db.models import User as UserModel
@@ -18,6 +19,16 @@ if TYPE_CHECKING:
 Role = strawberry.enum(RoleModel, name="Role")
 
 
+@strawberry.type(
+    description="What the system learned of an agent's voice from their calls, to tell the "
+    "agent on mono recordings."
+)
+class Voiceprint:
+    enrolled: bool = strawberry.field(description="true once it is used to assign roles")
+    calls: int = strawberry.field(description="calls it was learned from")
+    updated_at: datetime | None
+
+
 @strawberry.type(name="User")
 class User(Node):
     username: str
@@ -26,6 +37,24 @@ class User(Node):
     is_active: bool
     created_at: datetime
     _user_id: strawberry.Private[uuid.UUID]
+    _user: strawberry.Private[UserModel | None] = None
+
+    # ADMIN, the user's supervisors and the user; null for anyone else. The voice
+    # embeddings themselves are never shown.
+    @strawberry.field
+    async def voiceprint(self, info: Info) -> Voiceprint | None:
+        viewer = await info.context.require_viewer()
+        if self._user is None:
+            return None
+        async with info.context.session() as session:
+            if not await may_see_voiceprint(session, viewer, self._user):
+                return None
+        stored = await info.context.loaders.voiceprints.load(self._user.id)
+        if stored is None:
+            return None
+        return Voiceprint(
+            enrolled=stored.enrolled, calls=stored.calls, updated_at=stored.updated_at
+        )
 
     @classmethod
     def from_model(cls, user: UserModel) -> User:
@@ -37,6 +66,7 @@ class User(Node):
             is_active=user.is_active,
             created_at=user.created_at,
             _user_id=user.id,
+            _user=user,
         )
 
     # The teams this user supervises or belongs to, as far as the viewer may see teams
@@ -74,4 +104,4 @@ class UpdateUserInput:
     is_active: bool | None = None
 
 
-__all__ = ["AuthPayload", "CreateUserInput", "Role", "UpdateUserInput", "User"]
+__all__ = ["AuthPayload", "CreateUserInput", "Role", "UpdateUserInput", "User", "Voiceprint"]

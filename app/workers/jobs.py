@@ -27,8 +27,9 @@ from app.core.config import Settings
 from app.core.queue import JobQueue, JobState
 from app.db.engine import SessionFactory
 from app.db.models import Call, PipelineStage
-from app.ml.types import SpeakerHints, Stage, overall_progress
+from app.ml.types import RoleDecision, SpeakerHints, Stage, Transcript, overall_progress
 from app.services import calls as call_service
+from app.services import voiceprints as voiceprint_service
 from app.services.effects import EffectTargets, unit_of_work
 from app.services.status import StatusPublisher
 from app.storage import ObjectStorage
@@ -183,6 +184,16 @@ async def _run_pipeline(state: WorkerState, call: Call, job_token: str) -> str:
     deadline = time.monotonic() + job_timeout_s(state.settings, call.duration_s)
     progress = ThrottledProgress(reporter, deadline, superseded)
     hints = SpeakerHints(call.num_speakers, call.min_speakers, call.max_speakers)
+    voiceprints = state.processor.pipeline.settings
+    agent_voice = None
+    if voiceprints.voiceprints_enabled:
+        async with state.sessions() as session:
+            agent_voice = await voiceprint_service.agent_voice(
+                session,
+                call.owner_id,
+                min_calls=voiceprints.voiceprint_min_calls,
+                exclude_call=call.id,
+            )
     try:
         async with state.storage.local_copy(call.storage_key) as audio_path:
             # The hook enforces the deadline while the pipeline reports progress; this
@@ -190,7 +201,7 @@ async def _run_pipeline(state: WorkerState, call: Call, job_token: str) -> str:
             # runs on until its next progress report, which then raises.
             scope = asyncio.timeout(deadline - time.monotonic() + DEADLINE_GRACE_S)
             pipeline = asyncio.ensure_future(
-                asyncio.to_thread(state.processor.process, audio_path, hints, progress)
+                asyncio.to_thread(state.processor.process, audio_path, hints, progress, agent_voice)
             )
             watcher = asyncio.create_task(
                 _watch_for_supersession(state, call.id, job_token, superseded)
@@ -209,7 +220,7 @@ async def _run_pipeline(state: WorkerState, call: Call, job_token: str) -> str:
                 # stops at its next progress step (about a second away in every stage)
                 # and its result is never written.
                 raise JobSuperseded()
-            transcript, insight = pipeline.result()
+            transcript, insight, voice_roles = pipeline.result()
             if superseded.is_set():
                 raise JobSuperseded()
             # After transcription, from the words and the audio itself: what agents hear.
@@ -236,7 +247,31 @@ async def _run_pipeline(state: WorkerState, call: Call, job_token: str) -> str:
     if saved is None:
         await discard(state.storage, redaction)
         return "discarded: call deleted or superseded while processing"
+    if voiceprints.voiceprints_enabled:
+        await _learn_voice(state, call, transcript, voice_roles)
     return "success"
+
+
+async def _learn_voice(
+    state: WorkerState, call: Call, transcript: Transcript, voice_roles: dict[str, RoleDecision]
+) -> None:
+    """After the call's SUCCESS is committed: what the call teaches of its agent's voice.
+    A failure here is logged and never fails the call (its results are already saved);
+    the call's next reprocess learns again."""
+    settings = state.processor.pipeline.settings
+    try:
+        async with state.unit_of_work() as session:
+            await voiceprint_service.learn_from_call(
+                session,
+                call.owner_id,
+                call.id,
+                transcript,
+                voice_roles,
+                agent_channel=settings.agent_channel,
+                min_calls=settings.voiceprint_min_calls,
+            )
+    except Exception:
+        logger.exception("call %s: could not learn its agent's voiceprint", call.id)
 
 
 async def _watch_for_supersession(

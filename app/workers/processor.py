@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.core.enums import SpeakerRole
 from app.core.errors import OvozlyError, ProcessingError
 from app.ml.types import (
     CallInsight,
     ProgressCallback,
+    RoleDecision,
     SpeakerHints,
     Stage,
     Transcript,
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from app.ml.models.selfcheck import SelfCheckReport
     from app.ml.settings import PipelineSettings
     from app.ml.speech.pipeline import SpeechPipeline
+    from app.ml.voiceprints.matching import AgentVoice
 
 
 class JobDeadlineExceeded(OvozlyError):
@@ -176,13 +179,50 @@ def analyze_call(
     transcript: Transcript,
     interruption_threshold_s: float,
     hook: ProgressCallback = no_progress,
+    voice_roles: dict[str, RoleDecision] | None = None,
 ) -> CallInsight:
     """A job's analysis: the analyzer reads text only, so turns no model could transcribe
-    are put back afterwards (`complete_insight`)."""
+    are put back afterwards (`complete_insight`). Roles the voice decided win over words;
+    each speaker's statistics say what decided their role."""
     from app.ml.language.report import complete_insight
+    from app.ml.voiceprints.roles import with_role_sources
 
-    insight = analyzer.analyze(transcript, hook=hook)
-    return complete_insight(transcript, insight, interruption_threshold_s=interruption_threshold_s)
+    voice = voice_roles or {}
+    overrides = {speaker: decision.role for speaker, decision in voice.items()}
+    insight = analyzer.analyze(transcript, role_overrides=overrides or None, hook=hook)
+    insight = complete_insight(
+        transcript, insight, interruption_threshold_s=interruption_threshold_s
+    )
+    if overrides:
+        insight = with_voice_roles(
+            insight, overrides, transcript.duration_s, interruption_threshold_s
+        )
+    return with_role_sources(transcript, insight, voice)
+
+
+def with_voice_roles(
+    insight: CallInsight,
+    roles: dict[str, SpeakerRole],
+    duration_s: float,
+    interruption_threshold_s: float,
+) -> CallInsight:
+    """The voice's roles on every segment, those the analyzer never read included (speech
+    no model transcribes, where words cannot tell the agent), and the metrics recomputed."""
+    from dataclasses import replace
+
+    from app.ml.analysis.metrics import compute_metrics
+
+    segments = [
+        replace(s, role=roles[s.speaker]) if s.speaker in roles else s for s in insight.segments
+    ]
+    known = {s.speaker: s.role for s in insight.metrics.speakers}
+    metrics = compute_metrics(
+        segments,
+        duration_s,
+        {**known, **roles},
+        interruption_threshold_s=interruption_threshold_s,
+    )
+    return replace(insight, segments=segments, metrics=metrics)
 
 
 def rehearse(analyzer: Analyzer, interruption_threshold_s: float) -> CallInsight:
@@ -232,12 +272,26 @@ class CallProcessor:
         return self.analysis.analyzer()
 
     def process(
-        self, audio_path: Path, hints: SpeakerHints, progress: ThrottledProgress
-    ) -> tuple[Transcript, CallInsight]:
-        """Blocking: the worker runs this in a thread."""
+        self,
+        audio_path: Path,
+        hints: SpeakerHints,
+        progress: ThrottledProgress,
+        agent_voice: AgentVoice | None = None,
+    ) -> tuple[Transcript, CallInsight, dict[str, RoleDecision]]:
+        """Blocking: the worker runs this in a thread. On a mono call the speaker matching
+        `agent_voice` (the call's agent's voiceprint) is the agent."""
+        from app.ml.voiceprints.matching import match_agent
+
         transcript = self.pipeline(audio_path, hints=hints, hook=progress)
+        voice_roles: dict[str, RoleDecision] = {}
+        if agent_voice is not None and transcript.channels == 1 and transcript.speaker_embeddings:
+            voice_roles = match_agent(transcript.speaker_embeddings, agent_voice)
         progress(Stage.ANALYZING, 0, 1)
         insight = analyze_call(
-            self.analyzer, transcript, self.interruption_threshold_s, hook=progress
+            self.analyzer,
+            transcript,
+            self.interruption_threshold_s,
+            hook=progress,
+            voice_roles=voice_roles,
         )
-        return transcript, insight
+        return transcript, insight, voice_roles

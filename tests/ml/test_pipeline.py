@@ -110,9 +110,10 @@ def test_mono_call_segments_are_single_speaker_with_words(
     text = " ".join(s.text for s in transcript.segments).lower()
     assert "new jersey" in text and "chicago" in text
     for segment in transcript.segments:
-        assert segment.words
         assert segment.start_s <= segment.end_s
-        assert segment.text.split()[0] == segment.words[0].text.strip()
+        # A speaker turn the speech-to-text found no words in stays, with empty text.
+        if segment.text:
+            assert segment.text.split()[0] == segment.words[0].text.strip()
     starts = [s.start_s for s in transcript.segments]
     assert starts == sorted(starts)
 

@@ -28,6 +28,7 @@ from app.db.models.retention import RetentionPolicy
 from app.db.models.team import Team, team_agents, team_supervisors
 from app.db.models.transcript import Segment
 from app.db.models.user import Role, User
+from app.db.models.voiceprint import SampleKind, Voiceprint, VoiceprintSample
 
 __all__ = [
     "AnalysisAction",
@@ -50,10 +51,13 @@ __all__ = [
     "RetentionPolicy",
     "Role",
     "RuleEvaluation",
+    "SampleKind",
     "Scorecard",
     "Segment",
     "Team",
     "User",
+    "Voiceprint",
+    "VoiceprintSample",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

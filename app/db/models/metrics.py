@@ -15,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.enums import SpeakerRole
+from app.core.enums import RoleSource, SpeakerRole
 from app.db.base import Base
 
 
@@ -55,3 +55,7 @@ class CallSpeaker(Base):
     words_per_minute: Mapped[float | None] = mapped_column(Float)
     turns: Mapped[int] = mapped_column(Integer)
     longest_monologue_s: Mapped[float] = mapped_column(Float)
+    role_source: Mapped[RoleSource] = mapped_column(
+        Enum(RoleSource, name="role_source"), default=RoleSource.NONE, server_default="NONE"
+    )
+    role_confidence: Mapped[float | None] = mapped_column(Float)

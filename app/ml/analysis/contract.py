@@ -46,6 +46,8 @@ def speaker_stats_to_dict(stats: SpeakerStats) -> dict[str, Any]:
         "talkRatio": stats.talk_ratio,
         "wordsPerMinute": stats.words_per_minute,
         "turns": stats.turns,
+        "roleSource": stats.role_source.value,
+        "roleConfidence": stats.role_confidence,
     }
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from app.core.errors import ProcessingError
 from app.ml.speech.audio import DecodedAudio
 from app.ml.speech.vad import Region
-from app.ml.types import ProgressCallback, SpeakerHints, no_progress
+from app.ml.types import ProgressCallback, SpeakerEmbeddings, SpeakerHints, no_progress
 
 
 class DiarizationError(ProcessingError):
@@ -34,6 +37,9 @@ class Diarization:
     turns: list[SpeakerTurn]
     speaker_channels: dict[str, int] = field(default_factory=dict)
     """Speaker -> channel, when speakers were separated by channel."""
+    speaker_embeddings: SpeakerEmbeddings | None = None
+    """Each speaker's centroid from the backend's speaker encoder, when it has one (voice
+    roles and voiceprints use it; a backend without one leaves it None)."""
 
     @property
     def speakers(self) -> list[str]:
@@ -70,3 +76,32 @@ def speaker_bounds(hints: SpeakerHints, *, default_max: int) -> tuple[int, int]:
     low = hints.min_speakers or 1
     high = hints.max_speakers or max(default_max, low)
     return low, high
+
+
+def centroid_embeddings(
+    model: str,
+    turns: list[SpeakerTurn],
+    centers_s: npt.NDArray[np.float32],
+    embeddings: npt.NDArray[np.float32],
+    step_s: float,
+) -> SpeakerEmbeddings:
+    """Each speaker's unit-length mean of the window embeddings (rows of `embeddings`, one
+    window centred at each of `centers_s`) whose centre lies inside one of that speaker's
+    final `turns`, so the centroid follows the turns after any smoothing. A window inside
+    two speakers' overlapping turns is left out: it holds both voices. Windows are `step_s`
+    apart, so each stands for `step_s` of speech."""
+    ordered = sorted(turns, key=lambda t: t.start_s)
+    owners: dict[str, list[int]] = {}
+    for index, centre in enumerate(centers_s.tolist()):
+        speakers = {t.speaker for t in ordered if t.start_s <= centre <= t.end_s}
+        if len(speakers) == 1:
+            owners.setdefault(speakers.pop(), []).append(index)
+    vectors: dict[str, npt.NDArray[np.float32]] = {}
+    speech_s: dict[str, float] = {}
+    for speaker, rows in owners.items():
+        mean = embeddings[rows].astype(np.float64).mean(axis=0)
+        norm = float(np.linalg.norm(mean))
+        if norm > 0:
+            vectors[speaker] = (mean / norm).astype(np.float32)
+            speech_s[speaker] = round(len(rows) * step_s, 3)
+    return SpeakerEmbeddings(model=model, vectors=vectors, speech_s=speech_s)

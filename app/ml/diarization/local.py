@@ -32,6 +32,7 @@ from app.ml.compute import ModelLoadError
 from app.ml.diarization.base import (
     Diarization,
     SpeakerTurn,
+    centroid_embeddings,
     speaker_bounds,
     speaker_label,
 )
@@ -47,6 +48,8 @@ _HOP = 160
 _N_MELS = 40
 _TARGET_DBFS = -30.0
 _EMBEDDING_DIM = 256
+EMBEDDING_MODEL = "resemblyzer-ge2e-256"
+"""The name voiceprints record with embeddings of this encoder."""
 _MEL_LINEAR_HZ = 200.0 / 3
 """Slaney's mel scale: 200/3 Hz per mel below 1 kHz..."""
 _MEL_LOG_START = 1000.0 / _MEL_LINEAR_HZ
@@ -238,7 +241,11 @@ class LocalDiarizer:
         turns = smooth_turns(turns, self.params.min_turn_s, speaker_bounds(hints, default_max=1)[0])
         turns = join_turns(turns, self.params.fill_gap_s)
         progress(Stage.DIARIZING, duration, duration)
-        return Diarization(turns=turns)
+        # Raw (uncentred) embeddings: centring depends on the recording, a voiceprint must not.
+        embeddings = centroid_embeddings(
+            EMBEDDING_MODEL, turns, windows.centers_s, windows.embeddings, self.params.step_s
+        )
+        return Diarization(turns=turns, speaker_embeddings=embeddings)
 
     def _embed_windows(
         self,

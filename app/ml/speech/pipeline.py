@@ -28,13 +28,13 @@ from app.ml.compute import (
     resolve_device,
     trim_heap,
 )
-from app.ml.diarization import Diarizer, build_mono_diarizer
+from app.ml.diarization import Diarization, Diarizer, SpeakerTurn, build_mono_diarizer
 from app.ml.diarization.channel import ChannelDiarizer
 from app.ml.language.identify import TurnLanguageIdentifier
 from app.ml.language.report import language_shares, untranscribed_warnings
 from app.ml.settings import PipelineSettings
 from app.ml.speech.audio import DecodedAudio, decode_audio, release_pages
-from app.ml.speech.merge import build_segments
+from app.ml.speech.segments import LanguageSpan, segments_from_turns
 from app.ml.speech.turns import SpeechTurn, assign_words, channel_turns, mono_turns
 from app.ml.speech.vad import Region, SileroVad, total_speech_s
 from app.ml.stt import SpeechToText, load_model, load_routed_models
@@ -42,6 +42,7 @@ from app.ml.stt.faster_whisper_backend import FasterWhisperStt
 from app.ml.stt.routes import BUNDLED_BASE, ModelSpec, SttRoutes, routes_from_settings
 from app.ml.types import (
     ProgressCallback,
+    SpeakerEmbeddings,
     SpeakerHints,
     Stage,
     Transcript,
@@ -50,6 +51,10 @@ from app.ml.types import (
     no_progress,
     part_of,
 )
+
+Source = tuple[npt.NDArray[np.float32], list[SpeechTurn], list[SpeakerTurn]]
+"""One signal to transcribe: its samples, its speech turns (the unit of language
+identification), and the speaker turns its segments follow."""
 
 TRANSCRIBE_CHUNK_SPEECH_S = 300.0
 """Speech seconds per STT call: bounds STT memory and gives the hook a step on long calls."""
@@ -173,13 +178,18 @@ class SpeechPipeline:
         diarization = self.channel_diarizer(audio, hints=hints, regions=regions)
         hook(Stage.DIARIZING, 1, 1)
 
-        sources: list[tuple[npt.NDArray[np.float32], list[SpeechTurn]]] = []
+        sources: list[Source] = []
         for channel in range(audio.channels):
             speaker = next(s for s, c in diarization.speaker_channels.items() if c == channel)
-            sources.append(
-                (audio.samples[channel], channel_turns(speaker, channel, regions[channel]))
-            )
+            turns = channel_turns(speaker, channel, regions[channel])
+            # A channel's segments follow its turns (pauses up to JOIN_GAP_S inside), not
+            # every VAD pause.
+            spans = [SpeakerTurn(speaker, t.start_s, t.end_s, channel) for t in turns]
+            sources.append((audio.samples[channel], turns, spans))
         transcript = self._transcribe_turns(sources, audio.duration_s, hook)
+        transcript.speaker_turns = list(diarization.turns)
+        if self.settings.voiceprints_enabled:
+            transcript.speaker_embeddings = self._channel_embeddings(audio, diarization, regions)
         agent = self.settings.agent_channel
         if agent < audio.channels:
             for segment in transcript.segments:
@@ -214,24 +224,54 @@ class SpeechPipeline:
         hook(Stage.DIARIZING, 1, 1)
         trim_heap()
         turns = mono_turns(regions, diarization.turns) if regions else []
-        return self._transcribe_turns([(signal, turns)], audio.duration_s, hook)
+        # A backend that found no turns where the VAD found speech: the speech turns
+        # (all one speaker) are the speaker turns.
+        spans = (
+            (diarization.turns or [SpeakerTurn(t.speaker, t.start_s, t.end_s) for t in turns])
+            if regions
+            else []
+        )
+        transcript = self._transcribe_turns([(signal, turns, spans)], audio.duration_s, hook)
+        transcript.speaker_turns = list(spans)
+        if self.settings.voiceprints_enabled:
+            transcript.speaker_embeddings = diarization.speaker_embeddings
+        return transcript
+
+    def _channel_embeddings(
+        self, audio: DecodedAudio, diarization: Diarization, regions: list[list[Region]]
+    ) -> SpeakerEmbeddings:
+        """The agent channel's voice centroid from the local speaker encoder (the channel
+        diarizer has none): voiceprints learn the agent from it. The customer's channel is
+        not embedded: nothing would use it."""
+        from app.ml.diarization import speaker_embedder
+        from app.ml.voiceprints.encode import embed_speakers
+
+        agent = self.settings.agent_channel
+        speech = {
+            speaker: (audio.samples[channel], regions[channel])
+            for speaker, channel in diarization.speaker_channels.items()
+            if channel == agent
+        }
+        with out_of_memory_as_error(self.device, "embedding the agent channel's voice"):
+            return embed_speakers(speaker_embedder(self.device), speech)
 
     # --- languages and speech-to-text -----------------------------------------------------
 
     def _transcribe_turns(
         self,
-        sources: Sequence[tuple[npt.NDArray[np.float32], list[SpeechTurn]]],
+        sources: Sequence[Source],
         duration_s: float,
         hook: ProgressCallback,
     ) -> Transcript:
         """Identify each turn's language, send each language's turns to its model in one
-        pass (packed, so a model pays per 30 s of speech, not per turn), and build one or
-        more segments per turn; turns with no capable model stay, with empty text."""
-        total_speech = sum(turn.speech_s for _, turns in sources for turn in turns) or 1.0
+        pass (packed, so a model pays per 30 s of speech, not per turn), and build the
+        segments from each source's speaker turns (`app.ml.speech.segments`); speech with no
+        capable model stays, with empty text."""
+        total_speech = sum(turn.speech_s for _, turns, _ in sources for turn in turns) or 1.0
         hook(Stage.TRANSCRIBING, 0, total_speech)
         done = 0.0
         untranscribed: set[str] = set()
-        for signal, turns in sources:
+        for signal, turns, _ in sources:
             with out_of_memory_as_error(self.device, "identifying languages"):
                 decisions = self.identifier.identify(
                     signal, turns, after_turn=releasing_memory(signal)
@@ -254,26 +294,20 @@ class SpeechPipeline:
         hook(Stage.TRANSCRIBING, total_speech, total_speech)
 
         segments: list[TranscriptSegment] = []
-        all_turns = [turn for _, turns in sources for turn in turns]
-        for turn in all_turns:
-            if turn.language in untranscribed:
-                segments.append(
-                    TranscriptSegment(
-                        speaker=turn.speaker,
-                        start_s=round(turn.start_s, 3),
-                        end_s=round(turn.end_s, 3),
-                        text="",
-                        channel=turn.channel,
-                        language=turn.language,
-                    )
+        for _, turns, spans in sources:
+            words = [word for turn in turns for word in turn.words]
+            segments.extend(
+                segments_from_turns(
+                    spans,
+                    words,
+                    word_languages=[turn.language for turn in turns for _ in turn.words],
+                    languages=[
+                        LanguageSpan(turn.speaker, turn.start_s, turn.end_s, turn.language)
+                        for turn in turns
+                    ],
                 )
-                continue
-            ordered = sorted(turn.words, key=lambda w: (w.start_s, w.end_s))
-            for segment in build_segments(
-                ordered, [turn.speaker] * len(ordered), channel=turn.channel
-            ):
-                segment.language = turn.language
-                segments.append(segment)
+            )
+        all_turns = [turn for _, turns, _ in sources for turn in turns]
         segments.sort(key=lambda seg: (seg.start_s, seg.end_s))
         shares = language_shares(all_turns)
         return Transcript(
