@@ -9,27 +9,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from sqlalchemy import text
 from starlette.requests import HTTPConnection
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.api.audio_route import router as audio_router
 from app.api.graphql_http import OvozlyGraphQLRouter
+from app.api.health import add_health_routes
 from app.api.http_limits import BodyLimitMiddleware
 from app.api.resources import Resources
 from app.auth import passwords
 from app.auth.passwords import warm_up
 from app.core.config import Settings
-from app.core.heartbeat import read_heartbeats, workers_readiness
 from app.schema.build import build_schema
 from app.schema.context import Context
 
 logger = logging.getLogger(__name__)
-
-READINESS_TIMEOUT_S = 2.0
 
 # Young-generation threshold of the serving process's garbage collector (CPython's default
 # is 700 allocations). See `tune_garbage_collection`.
@@ -76,6 +73,14 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None if settings.production else "/openapi.json",
     )
 
+    app.include_router(_graphql_router(settings), prefix="/graphql")
+    app.include_router(audio_router)
+    _add_middleware(app, settings)
+    add_health_routes(app)
+    return app
+
+
+def _graphql_router(settings: Settings) -> OvozlyGraphQLRouter:
     async def context_getter(connection: HTTPConnection) -> Context:
         return Context(
             connection.app.state.resources,
@@ -84,7 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
             connection=connection,
         )
 
-    router = OvozlyGraphQLRouter(
+    return OvozlyGraphQLRouter(
         build_schema(settings),
         context_getter=context_getter,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
@@ -98,8 +103,9 @@ def create_app(settings: Settings) -> FastAPI:
         # A socket that never says who it is closes (4408) instead of holding a slot.
         connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout_s),
     )
-    app.include_router(router, prefix="/graphql")
-    app.include_router(audio_router)
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_upload_bytes)
     app.add_middleware(
         CORSMiddleware,
@@ -119,45 +125,3 @@ def create_app(settings: Settings) -> FastAPI:
         # Outermost: X-Forwarded-For and -Proto are believed only from these proxies, and
         # everything inside (throttling, audio links) sees the forwarded client.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        """Liveness: answered by the event loop itself (an `async def` with no I/O, so no
-        thread pool and no database), hence it fails exactly when the loop stops running
-        requests. `ovozly dev` and the compose healthcheck restart the API on it."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz(response: Response, require_worker: bool = False) -> dict[str, object]:
-        """Database and Redis reachable (503 otherwise), and the workers' heartbeats: how
-        many passed their model check. With `?require_worker=true`, also 503 until at
-        least one worker is ready (what a smoke test or a deploy gate waits for)."""
-        resources: Resources = app.state.resources
-        checks = {"database": "ok", "redis": "ok"}
-        try:
-            async with asyncio.timeout(READINESS_TIMEOUT_S), resources.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception:
-            logger.warning("readiness: database unreachable", exc_info=True)
-            checks["database"] = "unreachable"
-        try:
-            async with asyncio.timeout(READINESS_TIMEOUT_S):
-                await resources.redis.ping()
-        except Exception:
-            logger.warning("readiness: redis unreachable", exc_info=True)
-            checks["redis"] = "unreachable"
-        workers: dict[str, object] = {"ready": 0, "failing": 0, "workers": []}
-        if checks["redis"] == "ok":
-            try:
-                async with asyncio.timeout(READINESS_TIMEOUT_S):
-                    workers = workers_readiness(await read_heartbeats(resources.redis))
-            except Exception:
-                logger.warning("readiness: worker heartbeats unreadable", exc_info=True)
-                checks["redis"] = "unreachable"
-        ready = all(value == "ok" for value in checks.values())
-        if require_worker and not workers["ready"]:
-            ready = False
-        response.status_code = 200 if ready else 503
-        return {"status": "ok" if ready else "unavailable", **checks, "workers": workers}
-
-    return app

@@ -308,98 +308,142 @@ def _check(
     return check
 
 
+def _vad_steps(
+    spec: ModelSpec, pipeline: PipelineSettings, device: str, signal: FloatArray
+) -> tuple[Loader, Runner]:
+    from app.ml.compute import MODELS
+    from app.ml.speech.vad import SileroVad
+
+    def run_vad(vad: SileroVad) -> str:
+        regions = vad(signal)
+        speech = sum(end - start for start, end in regions)
+        return f"{speech:.2f} s of speech found in {CHECK_SECONDS:.0f} s"
+
+    return (lambda: MODELS.get(("silero-vad",), SileroVad)), run_vad
+
+
+def _embedder_steps(
+    spec: ModelSpec, pipeline: PipelineSettings, device: str, signal: FloatArray
+) -> tuple[Loader, Runner]:
+    from app.ml.diarization import speaker_embedder
+
+    def run_embedder(embedder: Any) -> str:
+        vectors = embedder.embed(embedder.mel(signal)[None, :, :])
+        return f"{vectors.shape[-1]}-dim voice embedding"
+
+    return (lambda: speaker_embedder(device)), run_embedder
+
+
+def _diarizer_steps(
+    spec: ModelSpec, pipeline: PipelineSettings, device: str, signal: FloatArray
+) -> tuple[Loader, Runner]:
+    from app.ml.compute import MODELS
+    from app.ml.diarization import build_mono_diarizer
+    from app.ml.speech.vad import SileroVad
+
+    def run_diarizer(diarizer: Any) -> str:
+        audio = DecodedAudio(signal[None, :], 1, SAMPLE_RATE)
+        result = diarizer(audio, hints=SpeakerHints())
+        return f"{len(result.turns)} turns"
+
+    return (
+        lambda: build_mono_diarizer(pipeline, device, MODELS.get(("silero-vad",), SileroVad))
+    ), run_diarizer
+
+
+def _stt_steps(
+    spec: ModelSpec, pipeline: PipelineSettings, device: str, signal: FloatArray
+) -> tuple[Loader, Runner]:
+    from app.ml.stt import load_model
+
+    route = spec.stt_route
+    assert route is not None, "speech-to-text specs carry their route"
+    purpose = ", ".join(spec.languages) or "language identification"
+
+    def run_stt(stt: Any) -> str:
+        if getattr(stt, "is_multilingual", False) and hasattr(stt, "language_probabilities"):
+            # The encoder over the check's second and one decoder step: proof the model
+            # runs, at ~0.2 s instead of a 30 s padded window decoded to the end.
+            ranked: dict[str, float] = stt.language_probabilities(signal)
+            best = max(ranked, key=lambda code: ranked[code])
+            routes = "+".join(spec.languages) or "language identification"
+            return f"encoder and decoder run (language {best}); routes {routes}"
+        if not spec.languages:
+            detected = stt.detect_language(signal, [(0.0, CHECK_SECONDS)])
+            return f"language identification answers ({detected[0] if detected else '-'})"
+        # An English-only model given every language (STT_MODEL without routes) is
+        # only ever sent English turns: check it on English.
+        english_only = not getattr(stt, "is_multilingual", True)
+        language = pipeline.stt_language or ("en" if english_only else spec.languages[0])
+        if hasattr(stt, "decoder_step"):
+            # The encoder over the check's second and one decoder step, as above: a
+            # padded 30 s window decoded to the end took seconds of a worker's start.
+            stt.decoder_step(signal, language)
+            return f"encoder and decoder run ({language}); routes {'+'.join(spec.languages)}"
+        result = stt.transcribe(signal, regions=[(0.0, CHECK_SECONDS)], language=language)
+        return (
+            f"transcribed as {language} ({len(result.words)} words); "
+            f"routes {'+'.join(spec.languages)}"
+        )
+
+    return (lambda: load_model(route, pipeline, device, purpose=purpose)), run_stt
+
+
+def _language_id_steps(
+    spec: ModelSpec, pipeline: PipelineSettings, device: str, signal: FloatArray
+) -> tuple[Loader, Runner]:
+    from app.ml.analysis import language
+
+    def run_language(_: Any) -> str:
+        guess = language.detect_segment("Assalomu alaykum, sizga qanday yordam bera olaman?")
+        return f"language identification answers ({guess.code})"
+
+    return (lambda: language.detect_segment("прогрев")), run_language
+
+
+def _minilm_steps(
+    spec: ModelSpec, pipeline: PipelineSettings, device: str, signal: FloatArray
+) -> tuple[Loader, Runner]:
+    from app.ml.analysis.models import minilm
+
+    def run_minilm(model: Any) -> str:
+        vectors = model.encode(["I want to close my account"], show_progress_bar=False)
+        return f"{vectors.shape[-1]}-dim sentence embedding"
+
+    return minilm, run_minilm
+
+
+def _natasha_steps(
+    spec: ModelSpec, pipeline: PipelineSettings, device: str, signal: FloatArray
+) -> tuple[Loader, Runner]:
+    from app.ml.analysis.models import natasha
+
+    def run_natasha(models: Any) -> str:
+        spans = models[1]("Меня зовут Анна Петрова").spans
+        return f"{len(spans)} name(s) found in a test sentence"
+
+    return natasha, run_natasha
+
+
+if TYPE_CHECKING:
+    StepsFor = Callable[[ModelSpec, PipelineSettings, str, FloatArray], tuple[Loader, Runner]]
+_STEPS_BY_ROLE: dict[str, StepsFor] = {
+    "vad": _vad_steps,
+    "speaker-embeddings": _embedder_steps,
+    "diarization": _diarizer_steps,
+    "speech-to-text": _stt_steps,
+    "speech-language-id": _stt_steps,
+    "language-id": _language_id_steps,
+    "sentence-embeddings": _minilm_steps,
+    "names-ru": _natasha_steps,
+}
+
+
 def _steps(
     spec: ModelSpec, pipeline: PipelineSettings, device: str, signal: FloatArray
 ) -> tuple[Loader, Runner]:
     """How to load a role's model (through the process caches) and run it once."""
-    role = spec.role
-    if role == "vad":
-        from app.ml.compute import MODELS
-        from app.ml.speech.vad import SileroVad
-
-        def run_vad(vad: SileroVad) -> str:
-            regions = vad(signal)
-            speech = sum(end - start for start, end in regions)
-            return f"{speech:.2f} s of speech found in {CHECK_SECONDS:.0f} s"
-
-        return (lambda: MODELS.get(("silero-vad",), SileroVad)), run_vad
-    if role == "speaker-embeddings":
-        from app.ml.diarization import speaker_embedder
-
-        def run_embedder(embedder: Any) -> str:
-            vectors = embedder.embed(embedder.mel(signal)[None, :, :])
-            return f"{vectors.shape[-1]}-dim voice embedding"
-
-        return (lambda: speaker_embedder(device)), run_embedder
-    if role == "diarization":
-        from app.ml.compute import MODELS
-        from app.ml.diarization import build_mono_diarizer
-        from app.ml.speech.vad import SileroVad
-
-        def run_diarizer(diarizer: Any) -> str:
-            audio = DecodedAudio(signal[None, :], 1, SAMPLE_RATE)
-            result = diarizer(audio, hints=SpeakerHints())
-            return f"{len(result.turns)} turns"
-
-        return (
-            lambda: build_mono_diarizer(pipeline, device, MODELS.get(("silero-vad",), SileroVad))
-        ), run_diarizer
-    if role in {"speech-to-text", "speech-language-id"}:
-        from app.ml.stt import load_model
-
-        route = spec.stt_route
-        assert route is not None, "speech-to-text specs carry their route"
-        purpose = ", ".join(spec.languages) or "language identification"
-
-        def run_stt(stt: Any) -> str:
-            if getattr(stt, "is_multilingual", False) and hasattr(stt, "language_probabilities"):
-                # The encoder over the check's second and one decoder step: proof the model
-                # runs, at ~0.2 s instead of a 30 s padded window decoded to the end.
-                ranked: dict[str, float] = stt.language_probabilities(signal)
-                best = max(ranked, key=lambda code: ranked[code])
-                routes = "+".join(spec.languages) or "language identification"
-                return f"encoder and decoder run (language {best}); routes {routes}"
-            if not spec.languages:
-                detected = stt.detect_language(signal, [(0.0, CHECK_SECONDS)])
-                return f"language identification answers ({detected[0] if detected else '-'})"
-            # An English-only model given every language (STT_MODEL without routes) is
-            # only ever sent English turns: check it on English.
-            english_only = not getattr(stt, "is_multilingual", True)
-            language = pipeline.stt_language or ("en" if english_only else spec.languages[0])
-            if hasattr(stt, "decoder_step"):
-                # The encoder over the check's second and one decoder step, as above: a
-                # padded 30 s window decoded to the end took seconds of a worker's start.
-                stt.decoder_step(signal, language)
-                return f"encoder and decoder run ({language}); routes {'+'.join(spec.languages)}"
-            result = stt.transcribe(signal, regions=[(0.0, CHECK_SECONDS)], language=language)
-            return (
-                f"transcribed as {language} ({len(result.words)} words); "
-                f"routes {'+'.join(spec.languages)}"
-            )
-
-        return (lambda: load_model(route, pipeline, device, purpose=purpose)), run_stt
-    if role == "language-id":
-        from app.ml.analysis import language
-
-        def run_language(_: Any) -> str:
-            guess = language.detect_segment("Assalomu alaykum, sizga qanday yordam bera olaman?")
-            return f"language identification answers ({guess.code})"
-
-        return (lambda: language.detect_segment("прогрев")), run_language
-    if role == "sentence-embeddings":
-        from app.ml.analysis.models import minilm
-
-        def run_minilm(model: Any) -> str:
-            vectors = model.encode(["I want to close my account"], show_progress_bar=False)
-            return f"{vectors.shape[-1]}-dim sentence embedding"
-
-        return minilm, run_minilm
-    if role == "names-ru":
-        from app.ml.analysis.models import natasha
-
-        def run_natasha(models: Any) -> str:
-            spans = models[1]("Меня зовут Анна Петрова").spans
-            return f"{len(spans)} name(s) found in a test sentence"
-
-        return natasha, run_natasha
-    raise ValueError(f"the self-check has no step for model role {role!r}")
+    steps = _STEPS_BY_ROLE.get(spec.role)
+    if steps is None:
+        raise ValueError(f"the self-check has no step for model role {spec.role!r}")
+    return steps(spec, pipeline, device, signal)
