@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import mimetypes
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -46,6 +47,61 @@ def _content_type(filename: str) -> str:
     return guessed if guessed and guessed.startswith(("audio/", "video/")) else "audio/mpeg"
 
 
+@dataclass(frozen=True, slots=True)
+class _LinkClaims:
+    call_id: uuid.UUID
+    expires_at: int
+    signature: str
+    now: datetime
+    viewer_id: uuid.UUID | None
+
+
+def _signed_recording(
+    key: bytes,
+    claims: _LinkClaims,
+    original_key: str,
+    redacted_key: str | None,
+    filename: str,
+    sha256: str,
+) -> tuple[str, str, str] | None:
+    """(storage key, ETag, media type) of the recording the link was issued for: its key is
+    in the signature (the redacted copy, or the original for an admin), and so is the person
+    it was issued to. None when the link signs neither."""
+
+    def signs(storage_key: str) -> bool:
+        return signature_valid(
+            key,
+            claims.call_id,
+            storage_key,
+            claims.expires_at,
+            claims.signature,
+            claims.now,
+            claims.viewer_id,
+        )
+
+    if redacted_key is not None and signs(redacted_key):
+        return redacted_key, f'"{redacted_key.rsplit("/", 1)[-1]}"', REDACTED_CONTENT_TYPE
+    if signs(original_key):
+        return original_key, f'"{sha256}"', _content_type(filename)
+    return None
+
+
+async def _stored_recording(resources: Resources, call_id: uuid.UUID) -> Any:
+    """(original key, redacted copy's key, filename, sha256, audio deleted at), or None."""
+    async with resources.sessions() as session:
+        return (
+            await session.execute(
+                select(
+                    Call.storage_key,
+                    Call.redacted_storage_key,
+                    Call.filename,
+                    Call.sha256,
+                    Call.audio_deleted_at,
+                ).where(Call.id == call_id)
+            )
+        ).one_or_none()
+
+
 @router.api_route(f"{AUDIO_ROUTE}/{{call_id}}", methods=["GET", "HEAD"], include_in_schema=False)
 async def stream_audio(
     request: Request,
@@ -64,36 +120,21 @@ async def stream_audio(
     now = datetime.now(UTC)
     if expires_at < int(now.timestamp()):
         return _forbidden()
-    async with resources.sessions() as session:
-        row = (
-            await session.execute(
-                select(
-                    Call.storage_key,
-                    Call.redacted_storage_key,
-                    Call.filename,
-                    Call.sha256,
-                    Call.audio_deleted_at,
-                ).where(Call.id == call_uuid)
-            )
-        ).one_or_none()
+    row = await _stored_recording(resources, call_uuid)
     if row is None:
         return _forbidden()
     original_key, redacted_key, filename, sha256, audio_deleted_at = row
-    key = audio_signing_key(resources.settings.signing_key)
-    # A link names the recording it was issued for (its key is in the signature): the
-    # redacted copy, or the original for an admin; and the person it was issued to.
-    if redacted_key is not None and signature_valid(
-        key, call_uuid, redacted_key, expires_at, signature, now, viewer_id
-    ):
-        storage_key, etag, media_type = (
-            redacted_key,
-            f'"{redacted_key.rsplit("/", 1)[-1]}"',
-            REDACTED_CONTENT_TYPE,
-        )
-    elif signature_valid(key, call_uuid, original_key, expires_at, signature, now, viewer_id):
-        storage_key, etag, media_type = original_key, f'"{sha256}"', _content_type(filename)
-    else:
+    signed = _signed_recording(
+        audio_signing_key(resources.settings.signing_key),
+        _LinkClaims(call_uuid, expires_at, signature, now, viewer_id),
+        original_key,
+        redacted_key,
+        filename,
+        sha256,
+    )
+    if signed is None:
         return _forbidden()
+    storage_key, etag, media_type = signed
     if audio_deleted_at is not None:
         # Retention took the recording: a link issued before is dead.
         return Response(status_code=404, headers=_FORBIDDEN_HEADERS)
