@@ -138,9 +138,9 @@ class NeuralDiarizer:
             )
             k = int(labels.max()) + 1
             centroids = centroids_of(speech[good], labels, k)
-            assignment = assign_local_speakers(
-                speech @ centroids.T, window_of, local_of, starts.size
-            )
+            similarity = speech @ centroids.T
+            assignment = assign_local_speakers(similarity, window_of, local_of, starts.size)
+            _give_every_cluster_a_window(assignment, similarity, window_of, local_of)
             turns = self._reconstruct(starts, activity, assignment, k, duration, low)
         progress(Stage.DIARIZING, 1.0, 1.0)
         return Diarization(turns=turns)
@@ -254,10 +254,15 @@ class NeuralDiarizer:
             binary[np.arange(total_frames)[on], chosen[on]] = True
         if min_speakers > 1:
             _keep_every_speaker(binary, scores, min(min_speakers, k))
-        return self._turns(binary, frame_step, duration)
+        return self._turns(binary, frame_step, duration, keep_all=min_speakers > 1)
 
     def _turns(
-        self, binary: npt.NDArray[np.bool_], frame_step: float, duration: float
+        self,
+        binary: npt.NDArray[np.bool_],
+        frame_step: float,
+        duration: float,
+        *,
+        keep_all: bool,
     ) -> list[SpeakerTurn]:
         p = self.params
         # A frame's centre: windows are trained with frames centred half a frame in.
@@ -275,9 +280,11 @@ class NeuralDiarizer:
                     segments[-1][1] = end
                 else:
                     segments.append([start, end])
-            raw.extend(
-                (cluster, start, end) for start, end in segments if end - start >= p.min_turn_s
-            )
+            kept = [(start, end) for start, end in segments if end - start >= p.min_turn_s]
+            if segments and not kept and keep_all:
+                # A speaker the hints require keeps their longest stretch, however short.
+                kept = [max(segments, key=lambda seg: seg[1] - seg[0])]
+            raw.extend((cluster, start, end) for start, end in kept)
         raw.sort(key=lambda item: (item[1], item[2]))
         order: dict[int, int] = {}
         for cluster, _, _ in raw:
@@ -286,6 +293,28 @@ class NeuralDiarizer:
             SpeakerTurn(speaker_label(order[cluster]), round(start, 3), round(end, 3))
             for cluster, start, end in raw
         ]
+
+
+def _give_every_cluster_a_window(
+    assignment: npt.NDArray[np.int64],
+    similarity: FloatArray,
+    window_of: npt.NDArray[np.int64],
+    local_of: npt.NDArray[np.int64],
+) -> None:
+    """A cluster no local speaker was assigned to (more speakers asked for than any window
+    holds at once) takes the local speaker most like it, from a speaker represented
+    elsewhere, so an exact count asked for survives the reconstruction."""
+    k = similarity.shape[1]
+    for cluster in range(k):
+        used = np.bincount(assignment[assignment >= 0], minlength=k)
+        if used[cluster] > 0:
+            continue
+        current = assignment[window_of, local_of]
+        movable = (current >= 0) & (used[np.maximum(current, 0)] > 1)
+        if not movable.any():
+            return
+        best = int(np.argmax(np.where(movable, similarity[:, cluster], -np.inf)))
+        assignment[window_of[best], local_of[best]] = cluster
 
 
 def _keep_every_speaker(binary: npt.NDArray[np.bool_], scores: FloatArray, wanted: int) -> None:
