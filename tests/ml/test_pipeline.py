@@ -13,6 +13,7 @@ from pyannote.core import Annotation, Segment
 from pyannote.metrics.diarization import DiarizationErrorRate
 
 from app.ml.audio import decode_audio
+from app.ml.diarization import speaker_embedder
 from app.ml.diarization.local import LocalDiarizer
 from app.ml.pipeline import SpeechPipeline
 from app.ml.types import SpeakerHints, SpeakerRole, Stage
@@ -40,11 +41,15 @@ def reference(path: Path) -> Annotation:
         (SpeakerHints(min_speakers=2, max_speakers=2), {2}),
     ],
 )
+def local_diarizer(pipeline: SpeechPipeline) -> LocalDiarizer:
+    """The `local` backend (mono calls default to `neural`, tested in tests/ml/diarization)."""
+    return LocalDiarizer(pipeline.vad, speaker_embedder("cpu"))
+
+
 def test_local_diarizer_honours_hints_exactly(
     pipeline: SpeechPipeline, test_audio_dir: Path, hints: SpeakerHints, expected: set[int]
 ) -> None:
-    diarizer = pipeline.mono_diarizer
-    assert isinstance(diarizer, LocalDiarizer)
+    diarizer = local_diarizer(pipeline)
     audio = decode_audio(test_audio_dir / "pyannote_sample.wav")
     result = diarizer(audio, hints=hints)
     assert len(result.speakers) in expected
@@ -54,7 +59,7 @@ def test_local_diarizer_finds_two_speakers_on_a_phone_call(
     pipeline: SpeechPipeline, test_audio_dir: Path
 ) -> None:
     audio = decode_audio(test_audio_dir / "pyannote_sample.wav")
-    result = pipeline.mono_diarizer(audio, hints=SpeakerHints())
+    result = local_diarizer(pipeline)(audio, hints=SpeakerHints())
     assert len(result.speakers) == 2
     hypothesis = Annotation()
     for turn in result.turns:

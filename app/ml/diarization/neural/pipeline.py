@@ -283,7 +283,8 @@ class NeuralDiarizer:
             kept = [(start, end) for start, end in segments if end - start >= p.min_turn_s]
             if segments and not kept and keep_all:
                 # A speaker the hints require keeps their longest stretch, however short.
-                kept = [max(segments, key=lambda seg: seg[1] - seg[0])]
+                longest = max(segments, key=lambda seg: seg[1] - seg[0])
+                kept = [(longest[0], longest[1])]
             raw.extend((cluster, start, end) for start, end in kept)
         raw.sort(key=lambda item: (item[1], item[2]))
         order: dict[int, int] = {}

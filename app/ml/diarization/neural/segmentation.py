@@ -13,6 +13,7 @@ filterbank is asteroid-filterbanks' `ParamSincFB`, the same class pyannote uses.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,13 +39,13 @@ def powerset_to_multilabel(log_probs: FloatArray) -> FloatArray:
     mapping = np.zeros((len(POWERSET), LOCAL_SPEAKERS), dtype=np.float32)
     for index, speakers in enumerate(POWERSET):
         mapping[index, list(speakers)] = 1.0
-    return mapping[np.argmax(log_probs, axis=-1)]
+    return np.asarray(mapping[np.argmax(log_probs, axis=-1)], dtype=np.float32)
 
 
 def build_pyannet(config: dict[str, Any]) -> Any:
     """An untrained PyanNet with segmentation-3.0's shape (`config` is the checkpoint's)."""
     import torch
-    import torch.nn.functional as F  # noqa: N812 - torch's own convention
+    import torch.nn.functional as F
     from asteroid_filterbanks import Encoder, ParamSincFB
     from torch import nn
 
@@ -82,7 +83,8 @@ def build_pyannet(config: dict[str, Any]) -> Any:
                     # SincNet's first layer is rectified (pyannote and the SincNet authors).
                     outputs = torch.abs(outputs)
                 outputs = F.leaky_relu(norm(pool(outputs)))
-            return outputs
+            result: torch.Tensor = outputs
+            return result
 
     class PyanNet(nn.Module):
         def __init__(self) -> None:
@@ -98,9 +100,7 @@ def build_pyannet(config: dict[str, Any]) -> Any:
             )
             width = hidden * (2 if lstm_config["bidirectional"] else 1)
             sizes = [width] + [linear_config["hidden_size"]] * linear_config["num_layers"]
-            self.linear = nn.ModuleList(
-                [nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
-            )
+            self.linear = nn.ModuleList([nn.Linear(a, b) for a, b in itertools.pairwise(sizes)])
             self.classifier = nn.Linear(sizes[-1], config["output_dim"])
 
         def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
