@@ -92,7 +92,7 @@ def mu_law_copy(signal: Any) -> Any:
 def two_party_call(first: str, second: str) -> tuple[Any, Any]:
     """Clips of two speakers taking turns (gaps of 0.3-0.8 s), a 0.5 s backchannel of the
     listener in one pause, and one 0.4 s overlap; with its reference annotation (each
-    clip's span, trimmed to its voiced part)."""
+    clip's voiced stretches: pauses of 0.3 s or more inside a sentence are not speech)."""
     from pyannote.core import Annotation, Segment
 
     from app.ml.audio import SAMPLE_RATE, DecodedAudio, decode_audio
@@ -121,7 +121,11 @@ def two_party_call(first: str, second: str) -> tuple[Any, Any]:
         if end > total.size:
             total = np.concatenate([total, np.zeros(end - total.size, dtype=np.float32)])
         total[start:end] += clip
-        annotation[Segment(start / SAMPLE_RATE, end / SAMPLE_RATE)] = speaker
+        for voiced_start, voiced_end in voiced_stretches(clip):
+            segment = Segment(
+                (start + voiced_start) / SAMPLE_RATE, (start + voiced_end) / SAMPLE_RATE
+            )
+            annotation[segment] = speaker
         cursor = max(cursor, end)
         if turn == 2:
             # The listener's short backchannel in the pause after this turn.
@@ -135,6 +139,23 @@ def two_party_call(first: str, second: str) -> tuple[Any, Any]:
             cursor = at + back.size
     total = np.concatenate([total, np.zeros(SAMPLE_RATE // 2, dtype=np.float32)])
     return DecodedAudio(np.clip(total, -1, 1)[None, :], 1, SAMPLE_RATE), annotation
+
+
+def voiced_stretches(clip: Any, *, pause_s: float = 0.3) -> list[tuple[int, int]]:
+    """(start, end) samples of a clip's speech: 30 ms frames within 35 dB of its loudest
+    frame, joined across pauses shorter than `pause_s`."""
+    frame = 480
+    frames = clip[: clip.size // frame * frame].reshape(-1, frame)
+    level = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    voiced = np.flatnonzero(level > level.max() - 35.0)
+    stretches: list[tuple[int, int]] = []
+    for index in voiced.tolist():
+        start, end = index * frame, (index + 1) * frame
+        if stretches and start - stretches[-1][1] < pause_s * 16000:
+            stretches[-1] = (stretches[-1][0], end)
+        else:
+            stretches.append((start, end))
+    return stretches
 
 
 def score(ref: Any, result: Any) -> dict[str, Any]:
