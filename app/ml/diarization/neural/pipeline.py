@@ -67,9 +67,10 @@ class NeuralDiarizationParams:
     """The same for telephone-band audio (8 kHz, or nothing above 4 kHz): voices lose
     the upper band that tells them apart, so different people's embeddings sit closer
     (pyannote_sample's µ-law copy merges its two speakers at 0.5, splits them at 0.4)."""
-    min_cluster_s: float = 3.0
-    """A speaker the automatic count finds must hold this many seconds of clean speech
-    over all their windows; less is a backchannel or noise and joins the nearest voice."""
+    min_cluster_s: float = 0.75
+    """A speaker the automatic count finds must say this many seconds alone (each instant
+    counted once, though it lies in several windows); less is a backchannel, a cough or
+    noise, and joins the nearest voice."""
     default_max_speakers: int = 8
     fill_gap_s: float = 0.3
     """A speaker's pause up to this long stays inside their turn."""
@@ -128,9 +129,10 @@ class NeuralDiarizer:
             good = clean_s >= p.min_clean_s
             if not good.any():
                 good = clean_s >= clean_s.max()
+            # Every instant lies in WINDOW_S / step windows: weigh each window's share.
             labels = count_and_cluster(
                 speech[good],
-                clean_s[good],
+                clean_s[good] * min(1.0, p.step_s / WINDOW_S),
                 low=low,
                 high=high,
                 threshold=p.narrowband_threshold if narrowband else p.threshold,
@@ -173,15 +175,24 @@ class NeuralDiarizer:
         progress: ProgressCallback,
     ) -> tuple[FloatArray, npt.NDArray[np.int64], npt.NDArray[np.int64], FloatArray]:
         """One embedding per active (window, local speaker): its speech alone in the window
-        (all of its speech when it never talks alone). Fills the second half of the stage."""
+        (all of its speech when it never talks alone). Fills the second half of the stage.
+        Speech is embedded a batch at a time, so at most `batch_size` stretches of it are
+        held, whatever the call's length."""
         p = self.params
         frame_s = _SAMPLES_PER_FRAME / SAMPLE_RATE
         width = round(WINDOW_S * SAMPLE_RATE)
         max_samples = round(p.max_embedded_s * SAMPLE_RATE)
-        pieces: list[FloatArray] = []
+        pending: list[FloatArray] = []
+        vectors: list[FloatArray] = []
         window_of: list[int] = []
         local_of: list[int] = []
         clean: list[float] = []
+
+        def flush() -> None:
+            if pending:
+                vectors.append(self.embedder.embed(pending))
+                pending.clear()
+
         for w, start in enumerate(starts):
             begin = round(float(start) * SAMPLE_RATE)
             chunk = signal[begin : begin + width]
@@ -197,14 +208,14 @@ class NeuralDiarizer:
                 piece = chunk[: mask.size][mask][:max_samples]
                 if piece.size < SAMPLE_RATE // 10:
                     continue
-                pieces.append(piece)
+                pending.append(piece)
                 window_of.append(w)
                 local_of.append(k)
                 clean.append(float(clean_frames.sum() * frame_s))
-        vectors: list[FloatArray] = []
-        for first in range(0, len(pieces), p.batch_size):
-            vectors.append(self.embedder.embed(pieces[first : first + p.batch_size]))
-            progress(Stage.DIARIZING, 0.5 + 0.5 * (first + p.batch_size) / len(pieces), 1.0)
+                if len(pending) >= p.batch_size:
+                    flush()
+                    progress(Stage.DIARIZING, 0.5 + 0.5 * (w + 1) / starts.size, 1.0)
+        flush()
         speech = np.concatenate(vectors) if vectors else np.zeros((0, 192), dtype=np.float32)
         return (
             speech,
