@@ -231,6 +231,15 @@ def pooled(rows: dict[str, Any], key: str = "c0") -> float:
 # --- speed and memory: one subprocess per diarizer --------------------------------------
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM). Not `ru_maxrss`: Linux carries that over
+    `exec` from the parent, so a child would report the bench's own peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _child(backend: str, path: str) -> None:
     from app.ml.compute import configure_threads
 
@@ -252,7 +261,7 @@ def _child(backend: str, path: str) -> None:
                 "duration_s": audio.duration_s,
                 "rtf": elapsed / audio.duration_s,
                 "speakers": len(result.speakers),
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_rss_mb": peak_rss_mb(),
             }
         )
     )

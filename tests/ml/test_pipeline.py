@@ -30,6 +30,11 @@ def reference(path: Path) -> Annotation:
     return annotation
 
 
+def local_diarizer(pipeline: SpeechPipeline) -> LocalDiarizer:
+    """The `local` backend (mono calls default to `neural`, tested in tests/ml/diarization)."""
+    return LocalDiarizer(pipeline.vad, speaker_embedder("cpu"))
+
+
 @pytest.mark.parametrize(
     ("hints", "expected"),
     [
@@ -41,11 +46,6 @@ def reference(path: Path) -> Annotation:
         (SpeakerHints(min_speakers=2, max_speakers=2), {2}),
     ],
 )
-def local_diarizer(pipeline: SpeechPipeline) -> LocalDiarizer:
-    """The `local` backend (mono calls default to `neural`, tested in tests/ml/diarization)."""
-    return LocalDiarizer(pipeline.vad, speaker_embedder("cpu"))
-
-
 def test_local_diarizer_honours_hints_exactly(
     pipeline: SpeechPipeline, test_audio_dir: Path, hints: SpeakerHints, expected: set[int]
 ) -> None:

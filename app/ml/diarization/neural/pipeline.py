@@ -26,6 +26,7 @@ import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
 from app.ml.audio import SAMPLE_RATE, DecodedAudio
+from app.ml.compute import trim_heap
 from app.ml.diarization.base import Diarization, SpeakerTurn, speaker_bounds, speaker_label
 from app.ml.diarization.neural.clustering import (
     assign_local_speakers,
@@ -45,6 +46,7 @@ from app.ml.vad import Region
 
 FloatArray = npt.NDArray[np.float32]
 _SAMPLES_PER_FRAME = 270
+_LENGTH_STEP = SAMPLE_RATE // 2
 """16.875 ms at 16 kHz: frame i of a window covers samples [270 i, 270 (i + 1))."""
 
 
@@ -53,7 +55,12 @@ class NeuralDiarizationParams:
     step_s: float = 2.5
     """Window hop. pyannote uses 1 s; 2.5 s keeps every instant in four windows at a
     quarter of the segmentation and embedding cost."""
-    batch_size: int = 16
+    batch_size: int = 4
+    """Speech stretches embedded together."""
+    segmentation_batch_size: int = 4
+    """Windows segmented together. SincNet's first layer holds 80 x 16,000 floats per
+    window (5 MB) several times over; at 16 windows a batch the segmentation alone
+    peaked at about 700 MB more resident memory on a 10-minute call."""
     min_clean_s: float = 1.0
     """A local speaker needs this much speech alone in a window for its embedding to shape
     the clusters."""
@@ -154,8 +161,8 @@ class NeuralDiarizer:
         p = self.params
         width = round(WINDOW_S * SAMPLE_RATE)
         out = np.zeros((starts.size, FRAMES_PER_WINDOW, LOCAL_SPEAKERS), dtype=np.float32)
-        for first in range(0, starts.size, p.batch_size):
-            batch = starts[first : first + p.batch_size]
+        for first in range(0, starts.size, p.segmentation_batch_size):
+            batch = starts[first : first + p.segmentation_batch_size]
             chunks = np.zeros((batch.size, width), dtype=np.float32)
             for row, start in enumerate(batch):
                 begin = round(float(start) * SAMPLE_RATE)
@@ -192,6 +199,9 @@ class NeuralDiarizer:
             if pending:
                 vectors.append(self.embedder.embed(pending))
                 pending.clear()
+                # Each stretch has its own length, so the network's activations come in
+                # ever new sizes; handing freed heap back keeps resident memory flat.
+                trim_heap()
 
         for w, start in enumerate(starts):
             begin = round(float(start) * SAMPLE_RATE)
@@ -208,6 +218,10 @@ class NeuralDiarizer:
                 piece = chunk[: mask.size][mask][:max_samples]
                 if piece.size < SAMPLE_RATE // 10:
                     continue
+                if piece.size > _LENGTH_STEP:
+                    # Lengths in steps of 0.5 s: stretches of one length run as one batch,
+                    # and the networks' buffers come in a few sizes that the heap reuses.
+                    piece = piece[: piece.size // _LENGTH_STEP * _LENGTH_STEP]
                 pending.append(piece)
                 window_of.append(w)
                 local_of.append(k)
