@@ -412,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
         "app.cli.process",
         "app.ml.analysis.cli",
         "app.cli.models",
-        "app.cli.main.audit",
+        "app.cli.audit",
     ):
         _register_optional(subparsers, module_name)
     return parser

@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app.ml.types import SpeakerHints
 
 DeviceSetting = Literal["auto", "cpu", "cuda"]
-DiarizationBackendName = Literal["auto", "local", "channel", "pyannote", "pyannoteai"]
+DiarizationBackendName = Literal["auto", "neural", "local", "channel", "pyannote", "pyannoteai"]
 SttBackendName = Literal["faster-whisper", "onnx", "transformers", "openai", "aisha"]
 
 
@@ -40,12 +40,19 @@ class PipelineSettings(BaseSettings):
 
     # --- diarization -------------------------------------------------------------------
     diarization_backend: DiarizationBackendName = "auto"
-    """`auto`: `channel` for true stereo recordings, `local` for mono."""
+    """`auto`: `channel` for true stereo recordings, `neural` for mono (segmentation-3.0 +
+    CAM++, overlap-aware; see docs/diarization.md for why it is the default). `local` is the
+    lighter silero-vad + Resemblyzer diarizer; `channel` keeps `local` for mono."""
     diarization_model: str = "pyannote/speaker-diarization-community-1"
     """Model id or local path for `pyannote`; model name for `pyannoteai` (e.g. `precision-2`)."""
     num_speakers: int | None = Field(default=None, ge=1)
     min_speakers: int | None = Field(default=None, ge=1)
     max_speakers: int | None = Field(default=None, ge=1)
+    """NUM/MIN/MAX_SPEAKERS are the deployment-wide default hints (a contact centre whose
+    calls have two or three voices sets MIN_SPEAKERS=2 MAX_SPEAKERS=3); a call's own hints
+    replace them. Either way they are honoured exactly."""
+    diarization_max_speakers: int = Field(default=8, ge=1)
+    """The most speakers the automatic count may find when no hint bounds it."""
     agent_channel: int = Field(default=0, ge=0)
     """For stereo calls: the channel the agent is recorded on (0 = left)."""
     pyannoteai_token: SecretStr | None = None

@@ -13,6 +13,7 @@ from pyannote.core import Annotation, Segment
 from pyannote.metrics.diarization import DiarizationErrorRate
 
 from app.core.enums import SpeakerRole
+from app.ml.diarization import speaker_embedder
 from app.ml.diarization.local import LocalDiarizer
 from app.ml.speech.audio import decode_audio
 from app.ml.speech.pipeline import SpeechPipeline
@@ -30,6 +31,11 @@ def reference(path: Path) -> Annotation:
     return annotation
 
 
+def local_diarizer(pipeline: SpeechPipeline) -> LocalDiarizer:
+    """The `local` backend (mono calls default to `neural`, tested in tests/ml/diarization)."""
+    return LocalDiarizer(pipeline.vad, speaker_embedder("cpu"))
+
+
 @pytest.mark.parametrize(
     ("hints", "expected"),
     [
@@ -44,8 +50,7 @@ def reference(path: Path) -> Annotation:
 def test_local_diarizer_honours_hints_exactly(
     pipeline: SpeechPipeline, test_audio_dir: Path, hints: SpeakerHints, expected: set[int]
 ) -> None:
-    diarizer = pipeline.mono_diarizer
-    assert isinstance(diarizer, LocalDiarizer)
+    diarizer = local_diarizer(pipeline)
     audio = decode_audio(test_audio_dir / "pyannote_sample.wav")
     result = diarizer(audio, hints=hints)
     assert len(result.speakers) in expected
@@ -55,7 +60,7 @@ def test_local_diarizer_finds_two_speakers_on_a_phone_call(
     pipeline: SpeechPipeline, test_audio_dir: Path
 ) -> None:
     audio = decode_audio(test_audio_dir / "pyannote_sample.wav")
-    result = pipeline.mono_diarizer(audio, hints=SpeakerHints())
+    result = local_diarizer(pipeline)(audio, hints=SpeakerHints())
     assert len(result.speakers) == 2
     hypothesis = Annotation()
     for turn in result.turns:

