@@ -17,8 +17,8 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.api.audio_route import router as audio_router
 from app.api.graphql_http import OvozlyGraphQLRouter
-from app.api.http_limits import BodyLimitMiddleware
 from app.api.health import add_health_routes
+from app.api.http_limits import BodyLimitMiddleware
 from app.api.resources import Resources
 from app.auth import passwords
 from app.auth.passwords import warm_up

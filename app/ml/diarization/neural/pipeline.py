@@ -42,7 +42,11 @@ from app.ml.diarization.neural.segmentation import (
 )
 from app.ml.speech.audio import SAMPLE_RATE, DecodedAudio
 from app.ml.speech.vad import Region
-from app.ml.types import ProgressCallback, SpeakerHints, Stage, no_progress
+from app.ml.types import ProgressCallback, SpeakerEmbeddings, SpeakerHints, Stage, no_progress
+
+EMBEDDING_MODEL = "campplus-cn-en-common-192"
+"""The voice embeddings this diarizer gives voiceprints (never compared with another
+encoder's)."""
 
 FloatArray = npt.NDArray[np.float32]
 _SAMPLES_PER_FRAME = 270
@@ -132,6 +136,7 @@ class NeuralDiarizer:
         speech, window_of, local_of, clean_s = self._embed(signal, starts, activity, progress)
         low, high = speaker_bounds(hints, default_max=p.default_max_speakers)
         turns: list[SpeakerTurn] = []
+        voices: SpeakerEmbeddings | None = None
         if speech.shape[0]:
             good = clean_s >= p.min_clean_s
             if not good.any():
@@ -150,9 +155,21 @@ class NeuralDiarizer:
             similarity = speech @ centroids.T
             assignment = assign_local_speakers(similarity, window_of, local_of, starts.size)
             _give_every_cluster_a_window(assignment, similarity, window_of, local_of)
-            turns = self._reconstruct(starts, activity, assignment, k, duration, low)
+            turns, order = self._reconstruct(starts, activity, assignment, k, duration, low)
+            # Each final speaker's voice, for voiceprints: its cluster's unit centroid.
+            weights = clean_s[good]
+            voices = SpeakerEmbeddings(
+                model=EMBEDDING_MODEL,
+                vectors={speaker_label(i): centroids[c] for c, i in order.items()},
+                speech_s={
+                    speaker_label(i): float(
+                        weights[labels == c].sum() * min(1.0, p.step_s / WINDOW_S)
+                    )
+                    for c, i in order.items()
+                },
+            )
         progress(Stage.DIARIZING, 1.0, 1.0)
-        return Diarization(turns=turns)
+        return Diarization(turns=turns, speaker_embeddings=voices)
 
     def _segment(
         self, signal: FloatArray, starts: FloatArray, progress: ProgressCallback
@@ -246,7 +263,8 @@ class NeuralDiarizer:
         k: int,
         duration: float,
         min_speakers: int,
-    ) -> list[SpeakerTurn]:
+    ) -> tuple[list[SpeakerTurn], dict[int, int]]:
+        """The turns, and which speaker (index of its label) each cluster became."""
         frame_step = self.segmenter.frame_step_s
         total_frames = int(np.ceil(duration / frame_step)) + 1
         scores = np.zeros((total_frames, k), dtype=np.float32)
@@ -288,7 +306,7 @@ class NeuralDiarizer:
         duration: float,
         *,
         keep_all: bool,
-    ) -> list[SpeakerTurn]:
+    ) -> tuple[list[SpeakerTurn], dict[int, int]]:
         p = self.params
         # A frame's centre: windows are trained with frames centred half a frame in.
         raw: list[tuple[int, float, float]] = []
@@ -315,10 +333,11 @@ class NeuralDiarizer:
         order: dict[int, int] = {}
         for cluster, _, _ in raw:
             order.setdefault(cluster, len(order))
-        return [
+        turns = [
             SpeakerTurn(speaker_label(order[cluster]), round(start, 3), round(end, 3))
             for cluster, start, end in raw
         ]
+        return turns, order
 
 
 def _give_every_cluster_a_window(
