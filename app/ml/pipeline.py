@@ -28,6 +28,7 @@ from app.ml.compute import (
     resolve_device,
     trim_heap,
 )
+from app.ml.confidence import poor_audio_warning, segment_confidence
 from app.ml.diarization import Diarizer, build_mono_diarizer
 from app.ml.diarization.channel import ChannelDiarizer
 from app.ml.language_id import TurnLanguageIdentifier
@@ -273,16 +274,21 @@ class SpeechPipeline:
                 ordered, [turn.speaker] * len(ordered), channel=turn.channel
             ):
                 segment.language = turn.language
+                segment.confidence = segment_confidence(segment.words)
                 segments.append(segment)
         segments.sort(key=lambda seg: (seg.start_s, seg.end_s))
         shares = language_shares(all_turns)
+        warnings = untranscribed_warnings(shares, untranscribed)
+        poor_audio = poor_audio_warning(segments)
+        if poor_audio is not None:
+            warnings.append(poor_audio)
         return Transcript(
             segments=segments,
             duration_s=duration_s,
             language=shares[0].language if shares else None,
             channels=1,
             languages=shares,
-            warnings=untranscribed_warnings(shares, untranscribed),
+            warnings=warnings,
         )
 
     def _transcribe(

@@ -44,6 +44,7 @@ SEGMENT_COLUMNS: tuple[Any, ...] = (
     Segment.sentiment,
     Segment.sentiment_score,
     Segment.language,
+    Segment.confidence,
 )
 
 
