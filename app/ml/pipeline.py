@@ -126,6 +126,12 @@ class SpeechPipeline:
             assert isinstance(model, FasterWhisperStt)
             identifying = model
         self.identifier = TurnLanguageIdentifier(languages, identifying, forced=s.stt_language)
+        if identifying is not None:
+            # The identifier's multilingual model is loaded anyway: English-only models decode
+            # their unreliable stretches again with it (docs/languages.md).
+            for model in self.models.values():
+                if isinstance(model, FasterWhisperStt) and not model.is_multilingual:
+                    model.decode_carefully_with(identifying)
         # Importing silero_vad pins torch to one thread; restore the configured count.
         configure_threads(s.cpu_threads)
 
