@@ -122,3 +122,32 @@ def test_the_ladder_degrades_every_rung_but_keeps_length(test_audio_dir: Path) -
         if rung != "clean":
             # Every rung changes the signal audibly (correlation with the clean speech < 1).
             assert float(np.corrcoef(clean, copy)[0, 1]) < 0.995, rung
+
+
+def _rttm_spans(path: Path) -> list[tuple[float, float]]:
+    spans = []
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        spans.append((float(fields[3]), float(fields[3]) + float(fields[4])))
+    return spans
+
+
+@pytest.mark.parametrize("rung", ["clean", "g711", "gsm-6.10"])
+def test_the_vad_keeps_the_speech_of_two_party_calls_and_their_telephone_copies(
+    test_audio_dir: Path, rung: str
+) -> None:
+    from app.ml.compute import MODELS
+    from app.ml.vad import SileroVad
+    from bench.hard_calls import coverage
+
+    vad = MODELS.get(("silero-vad",), SileroVad)
+    for name in ("pyannote_sample", "pyannote_ami_dev01"):
+        signal = degrade(load_16k(test_audio_dir / f"{name}.wav"), rung)
+        regions = vad(signal)
+        reference = _rttm_spans(test_audio_dir / f"{name}.rttm")
+        assert coverage(reference, regions) >= 0.95, (name, rung)
+        # Not by calling everything speech: the regions stay close to the reference speech.
+        assert coverage(regions, reference) >= 0.8, (name, rung)
+    # Line noise alone is not speech.
+    hiss = np.random.default_rng(0).normal(0.0, 0.01, 16000 * 5).astype(np.float32)
+    assert sum(end - start for start, end in vad(degrade(hiss, "g711"))) < 0.5
