@@ -38,7 +38,13 @@ from app.ml.settings import PipelineSettings
 from app.ml.stt import SpeechToText, load_model, load_routed_models
 from app.ml.stt.faster_whisper_backend import FasterWhisperStt
 from app.ml.stt.routes import BUNDLED_BASE, ModelSpec, SttRoutes, routes_from_settings
-from app.ml.turns import SpeechTurn, assign_words, channel_turns, mono_turns
+from app.ml.turns import (
+    SpeechTurn,
+    assign_words,
+    channel_turns,
+    mono_turns,
+    widen_to_speech,
+)
 from app.ml.types import (
     ProgressCallback,
     SpeakerHints,
@@ -276,9 +282,9 @@ class SpeechPipeline:
                 )
                 continue
             ordered = sorted(turn.words, key=lambda w: (w.start_s, w.end_s))
-            for segment in build_segments(
-                ordered, [turn.speaker] * len(ordered), channel=turn.channel
-            ):
+            built = build_segments(ordered, [turn.speaker] * len(ordered), channel=turn.channel)
+            widen_to_speech(built, turn)
+            for segment in built:
                 segment.language = turn.language
                 segment.confidence = segment_confidence(segment.words)
                 segments.append(segment)

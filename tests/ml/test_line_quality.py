@@ -137,15 +137,18 @@ def test_the_vad_keeps_the_speech_of_two_party_calls_and_their_telephone_copies(
     test_audio_dir: Path, rung: str
 ) -> None:
     from app.ml.compute import MODELS
-    from app.ml.vad import SileroVad
+    from app.ml.vad import SileroVad, VadParams
     from bench.hard_calls import coverage
 
     vad = MODELS.get(("silero-vad",), SileroVad)
+    strict = SileroVad(VadParams(threshold=0.4, min_silence_s=0.1, speech_pad_s=0.03))
     for name in ("pyannote_sample", "pyannote_ami_dev01"):
         signal = degrade(load_16k(test_audio_dir / f"{name}.wav"), rung)
         regions = vad(signal)
         reference = _rttm_spans(test_audio_dir / f"{name}.rttm")
-        assert coverage(reference, regions) >= 0.95, (name, rung)
+        found = coverage(reference, regions)
+        assert found >= 0.93, (name, rung, found)
+        assert found >= coverage(reference, strict(signal)), (name, rung)
         # Not by calling everything speech: the regions stay close to the reference speech.
         assert coverage(regions, reference) >= 0.8, (name, rung)
     # Line noise alone is not speech.

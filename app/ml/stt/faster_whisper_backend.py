@@ -97,6 +97,11 @@ class DecodingOptions:
     probabilities fell."""
 
 
+CAREFUL_MIN_WORDS_KEPT = 0.75
+"""The careful decoding replaces the first only when it keeps at least this share of its
+words: on an AMI clip Whisper base was surer (0.75 against 0.59) of 12 words where tiny.en
+had written 29, most of them right."""
+
 MIN_SPEECH_FOR_WORDS_S = 1.0
 """A stretch with at least this much VAD speech that decodes to no word is decoded again."""
 
@@ -472,7 +477,11 @@ class FasterWhisperStt:
             len(words),
             len(careful_words),
         )
-        if careful_words and (before is None or (after is not None and after > before)):
+        # A careful decoding that is surer only because it wrote much less is not better.
+        kept_enough = len(careful_words) >= CAREFUL_MIN_WORDS_KEPT * len(words)
+        if careful_words and (
+            before is None or (after is not None and after > before and kept_enough)
+        ):
             return careful_words
         return words
 
