@@ -102,7 +102,8 @@ def side_by_side(names: Sequence[str], rungs: Sequence[str]) -> list[dict[str, A
         stt = FasterWhisperStt.load(
             model,
             cpu_threads=THREADS,
-            batch_size=8,
+            # Sequential: Whisper's own windowing and temperature fallback, as published.
+            batch_size=1,
             options=DecodingOptions(beam_size=beam, careful_beam_size=0),
         )
         for rung in rungs:

@@ -17,10 +17,11 @@ from app.ml.types import CallWarning, TranscriptSegment, Word
 
 POOR_AUDIO = "POOR_AUDIO"
 
-LOW_CONFIDENCE = 0.6
+LOW_CONFIDENCE = 0.5
 """A segment below this was decoded with low confidence. On the bench's degradation ladder
-(Whisper tiny.en, greedy) clean and mildly degraded English lines gave segments at 0.75-0.85,
-10 dB and 5 dB SNR lines 0.45-0.6 (docs/languages.md)."""
+clean and mildly degraded English (Whisper tiny.en) gave segments at 0.75-0.99 and the 5 dB
+SNR line 0.38-0.52; clean Russian (Whisper base) sits lower, about 0.6, so a higher bar
+would call every Russian call poor (docs/languages.md)."""
 
 POOR_AUDIO_SHARE = 0.3
 """POOR_AUDIO when at least this share of the transcribed speech time is in low-confidence

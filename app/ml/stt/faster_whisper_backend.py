@@ -91,7 +91,7 @@ class DecodingOptions:
     """A stretch whose mean token log-probability is below this is decoded again."""
     careful_above_compression: float = 2.2
     """A stretch whose text compresses better than this (a loop) is decoded again."""
-    careful_below_confidence: float = 0.7
+    careful_below_confidence: float = 0.6
     """A stretch whose words' confidence (app.ml.confidence) is below this is decoded again:
     on the degraded copies the mean token log-probability often stayed high while the words'
     probabilities fell."""
