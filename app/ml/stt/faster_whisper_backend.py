@@ -104,6 +104,39 @@ had written 29, most of them right."""
 
 MIN_SPEECH_FOR_WORDS_S = 1.0
 """A stretch with at least this much VAD speech that decodes to no word is decoded again."""
+MAX_UNWORDED_SPEECH_S = 1.0
+WORD_REACH_S = 0.75
+"""A stretch holding at least `MAX_UNWORDED_SPEECH_S` of VAD speech farther than
+`WORD_REACH_S` from every word it decoded to is decoded again: the batched decoder sometimes
+ends a clip early or skips a sentence, and on the shared 8 kHz Harvard sentences it left
+"called his name many times, when you hear the bell" unwritten."""
+
+
+MIN_WORDS_PER_S = 1.2
+MIN_SPEECH_FOR_RATE_S = 3.0
+"""A stretch of at least `MIN_SPEECH_FOR_RATE_S` of VAD speech decoded to fewer than
+`MIN_WORDS_PER_S` words a second is decoded again (conversational speech runs at 2-3 words a
+second; on the Harvard sentences the batched decoder wrote 5 words, one sentence twice, for
+4.9 s of speech holding 11)."""
+
+
+def unworded_speech_s(group: PackedGroup, words: Sequence[Word]) -> float:
+    """Seconds of the group's speech farther than `WORD_REACH_S` from every word."""
+    reached: list[tuple[float, float]] = []
+    for word in sorted(words, key=lambda w: w.start_s):
+        start, end = word.start_s - WORD_REACH_S, word.end_s + WORD_REACH_S
+        if reached and start <= reached[-1][1]:
+            reached[-1] = (reached[-1][0], max(reached[-1][1], end))
+        else:
+            reached.append((start, end))
+    unworded = 0.0
+    for piece in group.pieces:
+        inside = sum(
+            max(0.0, min(piece.original_end_s, end) - max(piece.original_start_s, start))
+            for start, end in reached
+        )
+        unworded += piece.duration_s - inside
+    return unworded
 
 
 @dataclass(slots=True)
@@ -125,9 +158,18 @@ class Reliability:
     def avg_logprob(self) -> float:
         return self.log_prob_sum / self.tokens if self.tokens else float("-inf")
 
-    def unreliable(self, options: DecodingOptions, words: Sequence[Word], speech_s: float) -> bool:
+    def unreliable(
+        self, options: DecodingOptions, words: Sequence[Word], group: PackedGroup
+    ) -> bool:
         if not words:
-            return speech_s >= MIN_SPEECH_FOR_WORDS_S
+            return group.speech_s >= MIN_SPEECH_FOR_WORDS_S
+        if unworded_speech_s(group, words) >= MAX_UNWORDED_SPEECH_S:
+            return True
+        if (
+            group.speech_s >= MIN_SPEECH_FOR_RATE_S
+            and len(words) / group.speech_s < MIN_WORDS_PER_S
+        ):
+            return True
         confidence = segment_confidence(words)
         return (
             self.avg_logprob < options.careful_below_log_prob
@@ -462,7 +504,7 @@ class FasterWhisperStt:
         )
         if options.careful_beam_size == 0 or no_better:
             return words
-        if not reliability.unreliable(options, words, group.speech_s):
+        if not reliability.unreliable(options, words, group):
             return words
         careful_words, _ = self._decode(
             group, language, beam_size=options.careful_beam_size, model=self._careful_model
@@ -477,11 +519,18 @@ class FasterWhisperStt:
             len(words),
             len(careful_words),
         )
-        # A careful decoding that is surer only because it wrote much less is not better.
+        if not careful_words:
+            return words
+        if before is None or after is None:
+            return careful_words if before is None else words
+        # A careful decoding that is surer only because it wrote much less is not better;
+        # one that writes speech the first left unwritten is, unless much less sure.
         kept_enough = len(careful_words) >= CAREFUL_MIN_WORDS_KEPT * len(words)
-        if careful_words and (
-            before is None or (after is not None and after > before and kept_enough)
-        ):
+        more_written = (
+            unworded_speech_s(group, careful_words)
+            < unworded_speech_s(group, words) - MAX_UNWORDED_SPEECH_S / 2
+        )
+        if (after > before and kept_enough) or (more_written and after >= before - 0.1):
             return careful_words
         return words
 
