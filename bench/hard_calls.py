@@ -278,7 +278,9 @@ def speech_coverage(pipeline: Any, folder: Path) -> list[dict[str, Any]]:
             signal = degrade(load_16k(AUDIO / f"{name}.wav"), rung)
             path = folder / f"{name}-{rung}.wav"
             soundfile.write(path, signal, 16000)
-            regions = pipeline.vad(signal)
+            from app.ml.vad import TRANSCRIPTION_VAD
+
+            regions = pipeline.vad(signal, params=TRANSCRIPTION_VAD)
             transcript = pipeline(path)
             rows.append(
                 {

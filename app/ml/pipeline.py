@@ -56,7 +56,7 @@ from app.ml.types import (
     no_progress,
     part_of,
 )
-from app.ml.vad import Region, SileroVad, total_speech_s
+from app.ml.vad import TRANSCRIPTION_VAD, Region, SileroVad, total_speech_s
 
 TRANSCRIBE_CHUNK_SPEECH_S = 300.0
 """Speech seconds per STT call: bounds STT memory and gives the hook a step on long calls."""
@@ -209,7 +209,9 @@ class SpeechPipeline:
         signal = audio.mono()
         hook = releasing_pages(hook, signal)
         # The VAD fills the first half of DIARIZING, the diarizer the second.
-        regions = self.vad(signal, part_of(hook, 0.0, 0.5))
+        probabilities = self.vad.probabilities(signal, part_of(hook, 0.0, 0.5))
+        regions = self.vad.regions(probabilities, signal.size)
+        speech = self.vad.regions(probabilities, signal.size, TRANSCRIPTION_VAD)
         mono = (
             audio
             if audio.channels == 1
@@ -226,7 +228,7 @@ class SpeechPipeline:
             )
         hook(Stage.DIARIZING, 1, 1)
         trim_heap()
-        turns = mono_turns(regions, diarization.turns) if regions else []
+        turns = mono_turns(speech, diarization.turns) if speech else []
         return self._transcribe_turns([(signal, turns)], audio.duration_s, hook)
 
     # --- languages and speech-to-text -----------------------------------------------------
