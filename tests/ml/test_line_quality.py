@@ -157,3 +157,18 @@ def test_the_vad_keeps_the_speech_of_two_party_calls_and_their_telephone_copies(
     hiss = degrade(hiss, "g711")
     found_in_hiss = vad.regions(vad.probabilities(hiss), hiss.size, TRANSCRIPTION_VAD)
     assert sum(end - start for start, end in found_in_hiss) < 0.5
+
+
+@pytest.mark.slow
+def test_segments_cover_the_reference_speech_of_a_two_party_call(
+    pipeline: SpeechPipeline, test_audio_dir: Path
+) -> None:
+    """Segments span the speech their words lie in, not only first to last word."""
+    from bench.hard_calls import coverage
+
+    transcript = pipeline(test_audio_dir / "pyannote_sample.wav")
+    reference = _rttm_spans(test_audio_dir / "pyannote_sample.rttm")
+    spans = [(s.start_s, s.end_s) for s in transcript.segments]
+    assert coverage(reference, spans) >= 0.95
+    for segment in transcript.segments:
+        assert all(segment.start_s <= w.start_s and w.end_s <= segment.end_s for w in segment.words)
