@@ -140,6 +140,7 @@ def rich_results() -> Results:
             sentiment=Sentiment.NEUTRAL,
             sentiment_score=0.0,
             language="uz",
+            confidence=0.8612,
         ),
         TranscriptSegment(
             speaker="SPEAKER_01",
@@ -152,6 +153,7 @@ def rich_results() -> Results:
             sentiment=Sentiment.NEGATIVE,
             sentiment_score=-0.6,
             language="uz",
+            confidence=0.5,
         ),
         TranscriptSegment(
             speaker="SPEAKER_00",

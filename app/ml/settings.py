@@ -89,6 +89,10 @@ class PipelineSettings(BaseSettings):
     stt_beam_size: int = Field(default=0, ge=0)
     """0 = auto: greedy on CPU (about 2x faster, pooled WER 6.3% vs 4.9% with tiny.en on
     the shared English references), beam 5 on CUDA."""
+    stt_careful_beam_size: int = Field(default=5, ge=0)
+    """Beam for decoding again a stretch of speech whose first (greedy) decoding looks
+    unreliable: low mean log-probability, a loop, or no word where the VAD heard speech
+    (docs/languages.md). 0 = never; the careful pass costs only where it fires."""
     stt_log_prob_fallback: Literal["auto", "on", "off"] = "auto"
     """Sequential decoder only (STT_BATCH_SIZE=1): re-decode a Whisper window at rising
     temperatures when its mean log-probability is below -1 (openai-whisper's rule). `auto` =

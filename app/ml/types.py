@@ -149,6 +149,9 @@ class TranscriptSegment:
     sentiment: Sentiment | None = None
     sentiment_score: float | None = None
     language: str | None = None
+    confidence: float | None = None
+    """0..1, how sure the decoder was of this segment's text (app.ml.speech.confidence); None when
+    it was not transcribed or the model gives no word probabilities."""
 
 
 @dataclass(frozen=True, slots=True)

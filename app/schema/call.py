@@ -83,6 +83,12 @@ class Segment:
     text: str
     sentiment: Sentiment | None  # type: ignore[valid-type]
     language: str | None = strawberry.field(description="ISO 639-1 language of this turn.")
+    confidence: float | None = strawberry.field(
+        description=(
+            "0..1, how sure the decoder was of this turn's text (exp of the mean word "
+            "log-probability); null when not transcribed."
+        )
+    )
     # The stored JSON as PostgreSQL sent it, decoded only when a client selects words (a
     # 60-minute call's words are ~700 KB of JSON), and then once for both word fields.
     _words_json: strawberry.Private[str]
@@ -301,6 +307,7 @@ class Call(Node):
                 text=row.text,
                 sentiment=row.sentiment,
                 language=row.language,
+                confidence=row.confidence,
                 _words_json=row.words_json,
             )
             for row in rows

@@ -45,6 +45,7 @@ SEGMENT_COLUMNS: tuple[Any, ...] = (
     Segment.sentiment,
     Segment.sentiment_score,
     Segment.language,
+    Segment.confidence,
 )
 
 

@@ -218,7 +218,7 @@ async def user_id(gql: GraphQLClient, token: str) -> str:
 NESTED = """
   id filename status stage progress error durationSeconds channels sampleRate createdAt finishedAt
   agent { id username role }
-  segments { speaker role channel start end text sentiment language
+  segments { speaker role channel start end text sentiment language confidence
              words { text start end confidence } }
   metrics { durationSeconds talkSeconds silenceSeconds overlapSeconds interruptions
             speakers { speaker role channel talkSeconds talkRatio wordsPerMinute turns
@@ -297,6 +297,7 @@ def expected_segments(insight: CallInsight) -> list[dict[str, Any]]:
             "text": s.text,
             "sentiment": s.sentiment.value if s.sentiment else None,
             "language": s.language,
+            "confidence": s.confidence,
             "words": [
                 {"text": w.text, "start": w.start_s, "end": w.end_s, "confidence": w.confidence}
                 for w in s.words

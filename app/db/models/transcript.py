@@ -48,6 +48,7 @@ class Segment(Base):
     sentiment: Mapped[Sentiment | None] = mapped_column(Enum(Sentiment, name="sentiment"))
     sentiment_score: Mapped[float | None] = mapped_column(Float)
     language: Mapped[str | None] = mapped_column(String(8))
+    confidence: Mapped[float | None] = mapped_column(Float)
     # 'simple' configuration: transcripts mix Uzbek, Russian and English, and no single
     # stemmer fits all three.
     # Deferred: only the search filter reads it, and loading it with every segment would

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from app.ml.speech.confidence import segment_confidence
 from app.ml.stt.base import SAMPLE_RATE, SttError, SttResult
 from app.ml.stt.bundled import BUNDLED_MODELS, ensure_verified
 from app.ml.stt.regions import (
@@ -81,6 +82,100 @@ class DecodingOptions:
     hallucination_silence_threshold: float | None = 2.0
     language_windows: int = 5
     """Windows of up to 30 s sampled across the call for language identification."""
+    careful_beam_size: int = 5
+    """Beam for decoding again, more carefully, a stretch whose first decoding looks
+    unreliable (`Reliability.unreliable`); 0 = never decode again. On the bench's ladder of
+    bad lines, tiny.en with beam 5 roughly halved greedy's WER on the worst rungs, while on
+    clean speech it changed little and cost about twice as much: so only where needed."""
+    careful_below_log_prob: float = -0.6
+    """A stretch whose mean token log-probability is below this is decoded again."""
+    careful_above_compression: float = 2.2
+    """A stretch whose text compresses better than this (a loop) is decoded again."""
+    careful_below_confidence: float = 0.6
+    """A stretch whose words' confidence (app.ml.speech.confidence) is below this is decoded again:
+    on the degraded copies the mean token log-probability often stayed high while the words'
+    probabilities fell."""
+
+
+CAREFUL_MIN_WORDS_KEPT = 0.75
+"""The careful decoding replaces the first only when it keeps at least this share of its
+words: on an AMI clip Whisper base was surer (0.75 against 0.59) of 12 words where tiny.en
+had written 29, most of them right."""
+
+MIN_SPEECH_FOR_WORDS_S = 1.0
+"""A stretch with at least this much VAD speech that decodes to no word is decoded again."""
+MAX_UNWORDED_SPEECH_S = 1.0
+WORD_REACH_S = 0.75
+"""A stretch holding at least `MAX_UNWORDED_SPEECH_S` of VAD speech farther than
+`WORD_REACH_S` from every word it decoded to is decoded again: the batched decoder sometimes
+ends a clip early or skips a sentence, and on the shared 8 kHz Harvard sentences it left
+"called his name many times, when you hear the bell" unwritten."""
+
+
+MIN_WORDS_PER_S = 1.2
+MIN_SPEECH_FOR_RATE_S = 3.0
+"""A stretch of at least `MIN_SPEECH_FOR_RATE_S` of VAD speech decoded to fewer than
+`MIN_WORDS_PER_S` words a second is decoded again (conversational speech runs at 2-3 words a
+second; on the Harvard sentences the batched decoder wrote 5 words, one sentence twice, for
+4.9 s of speech holding 11)."""
+
+
+def unworded_speech_s(group: PackedGroup, words: Sequence[Word]) -> float:
+    """Seconds of the group's speech farther than `WORD_REACH_S` from every word."""
+    reached: list[tuple[float, float]] = []
+    for word in sorted(words, key=lambda w: w.start_s):
+        start, end = word.start_s - WORD_REACH_S, word.end_s + WORD_REACH_S
+        if reached and start <= reached[-1][1]:
+            reached[-1] = (reached[-1][0], max(reached[-1][1], end))
+        else:
+            reached.append((start, end))
+    unworded = 0.0
+    for piece in group.pieces:
+        inside = sum(
+            max(0.0, min(piece.original_end_s, end) - max(piece.original_start_s, start))
+            for start, end in reached
+        )
+        unworded += piece.duration_s - inside
+    return unworded
+
+
+@dataclass(slots=True)
+class Reliability:
+    """How a stretch of speech decoded: token-weighted mean log-probability, the highest
+    compression ratio of its segments, and the words it gave."""
+
+    tokens: int = 0
+    log_prob_sum: float = 0.0
+    compression_ratio: float = 0.0
+
+    def add(self, segment: Any) -> None:
+        count = max(1, len(segment.tokens or ()))
+        self.tokens += count
+        self.log_prob_sum += float(segment.avg_logprob) * count
+        self.compression_ratio = max(self.compression_ratio, float(segment.compression_ratio))
+
+    @property
+    def avg_logprob(self) -> float:
+        return self.log_prob_sum / self.tokens if self.tokens else float("-inf")
+
+    def unreliable(
+        self, options: DecodingOptions, words: Sequence[Word], group: PackedGroup
+    ) -> bool:
+        if not words:
+            return group.speech_s >= MIN_SPEECH_FOR_WORDS_S
+        if unworded_speech_s(group, words) >= MAX_UNWORDED_SPEECH_S:
+            return True
+        if (
+            group.speech_s >= MIN_SPEECH_FOR_RATE_S
+            and len(words) / group.speech_s < MIN_WORDS_PER_S
+        ):
+            return True
+        confidence = segment_confidence(words)
+        return (
+            self.avg_logprob < options.careful_below_log_prob
+            or self.compression_ratio > options.careful_above_compression
+            or (confidence is not None and confidence < options.careful_below_confidence)
+        )
 
 
 CPU_ENCODER_BATCH = 1
@@ -120,6 +215,16 @@ class FasterWhisperStt:
                 model.model = SubBatchedWhisper(model.model, CPU_ENCODER_BATCH)
             self._batched = BatchedInferencePipeline(model=model)
         self._options = options or DecodingOptions()
+        self.careful_decodes = 0
+        """Stretches decoded again carefully since loading (for the bench)."""
+        self._careful_model: Any = None
+
+    def decode_carefully_with(self, other: FasterWhisperStt) -> None:
+        """Decode unreliable stretches again with `other`'s (already loaded) model instead of
+        this one's: the pipeline hands tiny.en the Whisper base it holds for language
+        identification, which held up better on the noisiest rungs of the bench's ladder."""
+        if other is not self:
+            self._careful_model = other._model
 
     @classmethod
     def from_settings(cls, settings: PipelineSettings, device: str) -> FasterWhisperStt:
@@ -140,6 +245,7 @@ class FasterWhisperStt:
             batch_size=settings.stt_batch_size,
             options=DecodingOptions(
                 beam_size=settings.stt_beam_size or (5 if kind == "cuda" else 1),
+                careful_beam_size=settings.stt_careful_beam_size,
                 log_prob_threshold=(
                     -1.0
                     if settings.stt_log_prob_fallback == "on"
@@ -322,7 +428,13 @@ class FasterWhisperStt:
         if self._batched is not None:
             words = self._transcribe_batched(audio, regions, language)
         else:
-            words = [word for group in groups for word in self._transcribe_group(group, language)]
+            words = [
+                word
+                for group in groups
+                for word in self._carefully_if_needed(
+                    group, language, *self._decode(group, language)
+                )
+            ]
         return SttResult(
             words=drop_repetition_loops(sorted_words(words)),
             language=language,
@@ -347,18 +459,80 @@ class FasterWhisperStt:
             "vad_filter": False,
         }
 
-    def _transcribe_group(self, group: PackedGroup, language: str | None) -> list[Word]:
-        segments, _ = self._model.transcribe(
+    def _decode(
+        self,
+        group: PackedGroup,
+        language: str | None,
+        *,
+        beam_size: int | None = None,
+        model: Any = None,
+    ) -> tuple[list[Word], Reliability]:
+        """One group through the sequential decoder (`beam_size` overrides the setting's,
+        `model` this backend's model)."""
+        options = self._decode_options(language)
+        if beam_size is not None:
+            options["beam_size"] = beam_size
+        segments, _ = (model or self._model).transcribe(
             group.audio,
             hallucination_silence_threshold=self._options.hallucination_silence_threshold,
-            **self._decode_options(language),
+            **options,
         )
-        return [
-            group.map_word(word.word.strip(), word.start, word.end, _probability(word))
-            for segment in segments
-            for word in segment.words or ()
-            if word.word.strip()
-        ]
+        reliability = Reliability()
+        words: list[Word] = []
+        for segment in segments:
+            reliability.add(segment)
+            words.extend(
+                group.map_word(word.word.strip(), word.start, word.end, _probability(word))
+                for word in segment.words or ()
+                if word.word.strip()
+            )
+        return words, reliability
+
+    def _carefully_if_needed(
+        self,
+        group: PackedGroup,
+        language: str | None,
+        words: list[Word],
+        reliability: Reliability,
+    ) -> list[Word]:
+        """`words`, or the group decoded again carefully (the careful model, else this one,
+        with the careful beam) when its first decoding looks unreliable and the careful one
+        is surer of its words (a higher segment confidence)."""
+        options = self._options
+        no_better = self._careful_model is None and options.careful_beam_size <= max(
+            options.beam_size, 1
+        )
+        if options.careful_beam_size == 0 or no_better:
+            return words
+        if not reliability.unreliable(options, words, group):
+            return words
+        careful_words, _ = self._decode(
+            group, language, beam_size=options.careful_beam_size, model=self._careful_model
+        )
+        self.careful_decodes += 1
+        before, after = segment_confidence(words), segment_confidence(careful_words)
+        logger.debug(
+            "careful decoding of %.1f s of speech: confidence %s -> %s, %d -> %d words",
+            group.speech_s,
+            before,
+            after,
+            len(words),
+            len(careful_words),
+        )
+        if not careful_words:
+            return words
+        if before is None or after is None:
+            return careful_words if before is None else words
+        # A careful decoding that is surer only because it wrote much less is not better;
+        # one that writes speech the first left unwritten is, unless much less sure.
+        kept_enough = len(careful_words) >= CAREFUL_MIN_WORDS_KEPT * len(words)
+        more_written = (
+            unworded_speech_s(group, careful_words)
+            < unworded_speech_s(group, words) - MAX_UNWORDED_SPEECH_S / 2
+        )
+        if (after > before and kept_enough) or (more_written and after >= before - 0.1):
+            return careful_words
+        return words
 
     def _transcribe_batched(
         self, audio: np.ndarray, regions: Sequence[tuple[float, float]], language: str | None
@@ -381,7 +555,8 @@ class FasterWhisperStt:
             (index, float(offsets_s[index]), float(offsets_s[index + 1]))
             for index in range(len(groups))
         ]
-        words: list[Word] = []
+        words_by_group: dict[int, list[Word]] = {index: [] for index in range(len(groups))}
+        reliability = {index: Reliability() for index in range(len(groups))}
         for _ in range(1 + TAIL_PASSES):
             if not clips:
                 break
@@ -396,9 +571,10 @@ class FasterWhisperStt:
                 index = int(np.searchsorted(offsets_s, segment.start + 1e-3, side="right")) - 1
                 index = min(max(index, 0), len(groups) - 1)
                 offset = float(offsets_s[index])
+                reliability[index].add(segment)
                 for word in segment.words or ():
                     if word.word.strip():
-                        words.append(
+                        words_by_group[index].append(
                             groups[index].map_word(
                                 word.word.strip(),
                                 word.start - offset,
@@ -413,7 +589,13 @@ class FasterWhisperStt:
                 for index, _, end in clips
                 if index in last_end and end - last_end[index] >= TAIL_MIN_S
             ]
-        return words
+        return [
+            word
+            for index, group in enumerate(groups)
+            for word in self._carefully_if_needed(
+                group, language, words_by_group[index], reliability[index]
+            )
+        ]
 
 
 class SubBatchedWhisper:
