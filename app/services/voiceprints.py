@@ -25,8 +25,8 @@ from app.core.errors import NotFound
 from app.db.models import SampleKind, User, Voiceprint, VoiceprintSample
 from app.ml.types import RoleDecision, Transcript
 from app.ml.voiceprints.matching import (
-    MATCH_SIMILARITY,
     MIN_SAMPLE_SPEECH_S,
+    THRESHOLDS,
     AgentVoice,
     FloatArray,
     mean_voice,
@@ -174,7 +174,7 @@ async def _refresh(
         latest = list(dict.fromkeys(s.call_id for s in samples))[:min_calls]
         for chosen in (ordered, latest):
             voices = [{s.speaker: _vector(s) for s in per_call[c]} for c in chosen]
-            picks = recurring_voice(voices)
+            picks = recurring_voice(voices, model)
             if picks is not None:
                 await _keep_agent_voice(session, per_call, dict(zip(chosen, picks, strict=True)))
                 samples = [s for s in samples if s.kind is SampleKind.AGENT]
@@ -219,7 +219,8 @@ async def _keep_agent_voice(
         if pick is None:
             scored = [(float(np.dot(_vector(s), centre)), s.speaker) for s in rows]
             best_score, best = max(scored)
-            pick = best if best_score >= MATCH_SIMILARITY else None
+            limits = THRESHOLDS.get(rows[0].model)
+            pick = best if limits is not None and best_score >= limits.match else None
         for s in rows:
             if s.speaker == pick:
                 s.kind = SampleKind.AGENT

@@ -1,9 +1,13 @@
 """Telling the agent by voice, and finding the voice that recurs across an agent's calls.
 
-Cosine similarity of unit-length speaker centroids. With the local diarizer's GE2E encoder,
-measured on two-party calls assembled from the shared single-speaker recordings (USC,
-Picovoice, LibriSpeech voices): one agent's centroids in different calls 0.92-0.98, the
-agent against anyone else 0.50-0.72. The thresholds sit in that gap.
+Cosine similarity of unit-length speaker centroids, with thresholds per speaker encoder
+(their similarities live on different scales), measured on the shared single-speaker
+recordings (USC, Picovoice, LibriSpeech voices):
+- the local diarizer's GE2E encoder: one agent's centroids in different assembled calls
+  0.92-0.98, the agent against anyone else 0.50-0.72;
+- the neural diarizer's CAM++: clips of one speaker 0.69-0.95 to each other and at least
+  0.81 to the mean of their other clips, clips of different speakers at most 0.31.
+The thresholds sit in those gaps.
 """
 
 from __future__ import annotations
@@ -19,15 +23,30 @@ from app.ml.types import RoleDecision, SpeakerEmbeddings
 
 FloatArray = npt.NDArray[np.float32]
 
-MATCH_SIMILARITY = 0.80
-"""A speaker at least this similar to the voiceprint is the agent."""
-CUSTOMER_DISTANCE = 0.2
-"""How far below MATCH_SIMILARITY a speaker must be to be a customer with full confidence."""
-MATCH_MARGIN = 0.08
-"""When learning, the recurring voice of a call must be this much closer than the call's
-other voices."""
-RECURRING_SIMILARITY = 0.80
-"""Voices of different calls at least this similar are taken to be one person."""
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    match: float
+    """A speaker at least this similar to the voiceprint is the agent."""
+    customer_distance: float
+    """How far below `match` a speaker must be to be a customer with full confidence."""
+    margin: float
+    """When learning, the recurring voice of a call must be this much closer than the
+    call's other voices."""
+    recurring: float
+    """Voices of different calls at least this similar are taken to be one person."""
+
+
+THRESHOLDS: dict[str, Thresholds] = {
+    "resemblyzer-ge2e-256": Thresholds(
+        match=0.80, customer_distance=0.2, margin=0.08, recurring=0.80
+    ),
+    "campplus-cn-en-common-192": Thresholds(
+        match=0.55, customer_distance=0.25, margin=0.15, recurring=0.65
+    ),
+}
+"""Per speaker encoder (`SpeakerEmbeddings.model`); an encoder without an entry never
+decides a role or enrols a voiceprint."""
 MIN_SAMPLE_SPEECH_S = 2.0
 """A speaker with less speech than this in a call says too little to learn from."""
 
@@ -61,29 +80,30 @@ def match_agent(embeddings: SpeakerEmbeddings, voice: AgentVoice) -> dict[str, R
 
     Confidence: 0.5 at the match threshold, rising to 1 as a speaker's similarity moves
     away from it (towards a perfect match for AGENT, down by 0.2 or more for CUSTOMER)."""
-    if embeddings.model != voice.model or not embeddings.vectors:
+    limits = THRESHOLDS.get(voice.model)
+    if embeddings.model != voice.model or not embeddings.vectors or limits is None:
         return {}
     scores = {
         speaker: float(np.dot(vector, voice.vector))
         for speaker, vector in embeddings.vectors.items()
     }
-    agents = {speaker for speaker, score in scores.items() if score >= MATCH_SIMILARITY}
+    agents = {speaker for speaker, score in scores.items() if score >= limits.match}
     if not agents or (len(scores) > 1 and len(agents) == len(scores)):
         return {}
     decisions: dict[str, RoleDecision] = {}
     for speaker, score in scores.items():
         if speaker in agents:
-            away = (score - MATCH_SIMILARITY) / (1.0 - MATCH_SIMILARITY)
+            away = (score - limits.match) / (1.0 - limits.match)
             role = SpeakerRole.AGENT
         else:
-            away = (MATCH_SIMILARITY - score) / CUSTOMER_DISTANCE
+            away = (limits.match - score) / limits.customer_distance
             role = SpeakerRole.CUSTOMER
         confidence = round(float(np.clip(0.5 + 0.5 * away, 0.0, 1.0)), 3)
         decisions[speaker] = RoleDecision(role, RoleSource.VOICE, confidence)
     return decisions
 
 
-def recurring_voice(calls: Sequence[Mapping[str, FloatArray]]) -> list[str] | None:
+def recurring_voice(calls: Sequence[Mapping[str, FloatArray]], model: str) -> list[str] | None:
     """The speaker of each call whose voice recurs in every call (the agent's), or None
     when no one voice is in all of them. Needs at least two calls: a single call cannot say
     which of its voices is the agent's.
@@ -91,8 +111,10 @@ def recurring_voice(calls: Sequence[Mapping[str, FloatArray]]) -> list[str] | No
     Each speaker of each call is tried as the seed; every call contributes its speaker most
     similar to the seed; the seed whose picks agree best wins, and the picks are redone
     against their own mean. Accepted only when every pick is at least
-    RECURRING_SIMILARITY to that mean and clearly closer than the call's other voices."""
-    if len(calls) < 2 or any(not call for call in calls):
+    the encoder's `recurring` threshold to that mean and clearly closer than the call's
+    other voices."""
+    limits = THRESHOLDS.get(model)
+    if limits is None or len(calls) < 2 or any(not call for call in calls):
         return None
     best: tuple[float, list[str]] | None = None
     for seed_call in calls:
@@ -108,13 +130,13 @@ def recurring_voice(calls: Sequence[Mapping[str, FloatArray]]) -> list[str] | No
                 best = (agreement, picks)
     assert best is not None
     agreement, picks = best
-    if agreement < RECURRING_SIMILARITY:
+    if agreement < limits.recurring:
         return None
     centre = mean_voice([call[p] for call, p in zip(calls, picks, strict=True)])
     for call, pick in zip(calls, picks, strict=True):
         own = float(np.dot(call[pick], centre))
         others = [float(np.dot(v, centre)) for s, v in call.items() if s != pick]
-        if others and own - max(others) < MATCH_MARGIN:
+        if others and own - max(others) < limits.margin:
             return None
     return picks
 

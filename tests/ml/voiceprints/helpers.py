@@ -8,8 +8,7 @@ from pathlib import Path
 
 from app.db.engine import SessionFactory
 from app.db.models import Call, User
-from app.ml.diarization.base import Diarization
-from app.ml.diarization.local import LocalDiarizer
+from app.ml.diarization.base import Diarization, Diarizer
 from app.ml.speech.audio import DecodedAudio
 from app.ml.types import SpeakerHints, Transcript
 from app.ml.voiceprints.matching import match_agent
@@ -30,7 +29,7 @@ def two_party(audio_dir: Path, agent_clips: list[str], first_customer: int) -> A
     return assemble(audio_dir, parts)
 
 
-def diarize(diarizer: LocalDiarizer, call: AssembledCall) -> Diarization:
+def diarize(diarizer: Diarizer, call: AssembledCall) -> Diarization:
     return diarizer(DecodedAudio(call.samples[None, :], 1, 16_000, False), hints=SpeakerHints())
 
 

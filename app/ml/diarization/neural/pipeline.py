@@ -156,16 +156,16 @@ class NeuralDiarizer:
             assignment = assign_local_speakers(similarity, window_of, local_of, starts.size)
             _give_every_cluster_a_window(assignment, similarity, window_of, local_of)
             turns, order = self._reconstruct(starts, activity, assignment, k, duration, low)
-            # Each final speaker's voice, for voiceprints: its cluster's unit centroid.
-            weights = clean_s[good]
+            # Each final speaker's voice, for voiceprints: its cluster's unit centroid, and
+            # how much the speaker talks.
+            talk: dict[str, float] = {}
+            for turn in turns:
+                talk[turn.speaker] = talk.get(turn.speaker, 0.0) + turn.end_s - turn.start_s
             voices = SpeakerEmbeddings(
                 model=EMBEDDING_MODEL,
                 vectors={speaker_label(i): centroids[c] for c, i in order.items()},
                 speech_s={
-                    speaker_label(i): float(
-                        weights[labels == c].sum() * min(1.0, p.step_s / WINDOW_S)
-                    )
-                    for c, i in order.items()
+                    speaker_label(i): talk.get(speaker_label(i), 0.0) for i in order.values()
                 },
             )
         progress(Stage.DIARIZING, 1.0, 1.0)
