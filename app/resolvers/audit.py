@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from app.auth.policy import require_admin
 from app.core.ids import parse_typed_id
 from app.schema.audit import AuditEvent, AuditEventConnection, AuditEventEdge, AuditFilter
 from app.schema.call import PageInfo
@@ -28,7 +27,6 @@ async def audit_events(
     after: str | None = None,
     filter: AuditFilter | None = None,
 ) -> AuditEventConnection:
-    require_admin(await info.context.require_viewer())
     filters = _filters(filter)
     async with info.context.session() as session:
         page = await audit.list_events(session, filters, first=first, after=after)

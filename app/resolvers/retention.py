@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import strawberry
 
-from app.auth.policy import require_admin
 from app.core.ids import parse_typed_id
 from app.schema.call import Call
 from app.schema.context import Info
@@ -17,13 +16,11 @@ def _policy(policy: retention_service.Policy) -> RetentionPolicy:
 
 
 async def retention_policy(info: Info) -> RetentionPolicy:
-    require_admin(await info.context.require_viewer())
     async with info.context.session() as session:
         return _policy(await retention_service.get_policy(session))
 
 
 async def set_retention_policy(info: Info, input: RetentionPolicyInput) -> RetentionPolicy:
-    require_admin(await info.context.require_viewer())
     policy = retention_service.Policy(input.audio_days, input.transcript_days)
     async with info.context.transaction() as session:
         saved = await retention_service.set_policy(session, await info.context.actor(), policy)
@@ -31,7 +28,6 @@ async def set_retention_policy(info: Info, input: RetentionPolicyInput) -> Reten
 
 
 async def set_legal_hold(info: Info, call_id: strawberry.ID, hold: bool) -> Call:
-    require_admin(await info.context.require_viewer())
     parsed = parse_typed_id(call_id, "Call")
     async with info.context.transaction() as session:
         call = await retention_service.set_legal_hold(

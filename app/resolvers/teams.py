@@ -6,7 +6,6 @@ import uuid
 
 import strawberry
 
-from app.auth.policy import require_admin
 from app.core.errors import BadUserInput, ClientError
 from app.core.ids import parse_typed_id
 from app.schema.context import Info
@@ -42,7 +41,6 @@ def _spec(input: TeamInput) -> team_service.TeamSpec:
 
 
 async def create_team(info: Info, input: TeamInput) -> Team:
-    require_admin(await info.context.require_viewer())
     spec = _spec(input)
     async with info.context.transaction() as session:
         team = await team_service.create_team(session, await info.context.actor(), spec)
@@ -50,7 +48,6 @@ async def create_team(info: Info, input: TeamInput) -> Team:
 
 
 async def update_team(info: Info, id: strawberry.ID, input: TeamInput) -> Team:
-    require_admin(await info.context.require_viewer())
     team_id = parse_typed_id(id, "Team")
     spec = _spec(input)
     async with info.context.transaction() as session:
@@ -59,7 +56,6 @@ async def update_team(info: Info, id: strawberry.ID, input: TeamInput) -> Team:
 
 
 async def delete_team(info: Info, id: strawberry.ID) -> strawberry.ID:
-    require_admin(await info.context.require_viewer())
     team_id = parse_typed_id(id, "Team")
     async with info.context.transaction() as session:
         await team_service.delete_team(session, await info.context.actor(), team_id)

@@ -79,10 +79,14 @@ class Query:
         resolver=team_resolvers.teams, description="ADMIN: all; others: their own"
     )
     audit_events: AuditEventConnection = strawberry.field(
-        resolver=audit_resolvers.audit_events, description="ADMIN only; newest first"
+        resolver=audit_resolvers.audit_events,
+        permission_classes=[IsAdmin],
+        description="ADMIN only; newest first",
     )
     retention_policy: RetentionPolicy = strawberry.field(
-        resolver=retention_resolvers.retention_policy, description="ADMIN only"
+        resolver=retention_resolvers.retention_policy,
+        permission_classes=[IsAdmin],
+        description="ADMIN only",
     )
 
 
@@ -157,20 +161,24 @@ class Mutation:
         description="ADMIN only",
     )
     create_team: Team = strawberry.mutation(
-        resolver=team_resolvers.create_team, description="ADMIN only"
+        resolver=team_resolvers.create_team, permission_classes=[IsAdmin], description="ADMIN only"
     )
     update_team: Team = strawberry.mutation(
         resolver=team_resolvers.update_team,
+        permission_classes=[IsAdmin],
         description="ADMIN only; the input's members replace the team's",
     )
     delete_team: strawberry.ID = strawberry.mutation(
-        resolver=team_resolvers.delete_team, description="ADMIN only"
+        resolver=team_resolvers.delete_team, permission_classes=[IsAdmin], description="ADMIN only"
     )
     set_retention_policy: RetentionPolicy = strawberry.mutation(
-        resolver=retention_resolvers.set_retention_policy, description="ADMIN only"
+        resolver=retention_resolvers.set_retention_policy,
+        permission_classes=[IsAdmin],
+        description="ADMIN only",
     )
     set_legal_hold: Call = strawberry.mutation(
         resolver=retention_resolvers.set_legal_hold,
+        permission_classes=[IsAdmin],
         description="ADMIN only; retention never deletes a call on hold",
     )
 
