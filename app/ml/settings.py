@@ -40,9 +40,10 @@ class PipelineSettings(BaseSettings):
 
     # --- diarization -------------------------------------------------------------------
     diarization_backend: DiarizationBackendName = "auto"
-    """`auto`: `channel` for true stereo recordings, `neural` for mono (segmentation-3.0 +
-    CAM++, overlap-aware; see docs/diarization.md for why it is the default). `local` is the
-    lighter silero-vad + Resemblyzer diarizer; `channel` keeps `local` for mono."""
+    """`auto`: `channel` for true stereo recordings, `local` for mono (silero-vad +
+    Resemblyzer: better on the bench's assembled two-party calls and 15x faster on CPU).
+    `neural` (segmentation-3.0 + CAM++, overlap-aware) is better on the shared diarization
+    files and their telephone copies (docs/diarization.md); `channel` keeps `local` for mono."""
     diarization_model: str = "pyannote/speaker-diarization-community-1"
     """Model id or local path for `pyannote`; model name for `pyannoteai` (e.g. `precision-2`)."""
     num_speakers: int | None = Field(default=None, ge=1)

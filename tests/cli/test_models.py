@@ -78,7 +78,7 @@ def test_list_on_the_default_configuration_shows_bundled_models_present_and_inta
     listing = json.loads(result.stdout)
     assert [model["role"] for model in listing["models"]] == [
         "vad",
-        "diarization",
+        "speaker-embeddings",
         "speech-to-text",
         "speech-to-text",
         "language-id",

@@ -121,7 +121,7 @@ FIRST_SCREEN = [
         r"^$",
         r"^Ovozly is running\.$",
         r"^  (GraphiQL|Database|Redis|Data|Admin|Password|Worker|Stop): +\S",
-        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO app\.embedded: embedded "
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO app\.dev\.embedded: embedded "
         r"(PostgreSQL|Redis) ready ",
         r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO (ovozly|app\.workers\.main): worker"
         r"(: loading and checking the models| ready: \d+ models loaded and run on cpu)",

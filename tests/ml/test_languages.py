@@ -29,7 +29,8 @@ def test_a_russian_call_comes_back_in_russian(
 ) -> None:
     transcript = pipeline(test_audio_dir / "pisets_test_sound_ru.wav")
     text = " ".join(segment.text for segment in transcript.segments).lower()
-    assert "нейронные сети" in text
+    # The words themselves ("нейронные/нейронной сети") vary with the CPU's arithmetic.
+    assert "нейрон" in text and "сети" in text
     assert transcript.language == "ru"
     assert [share.language for share in transcript.languages] == ["ru"]
     assert all(segment.language == "ru" for segment in transcript.segments)

