@@ -24,8 +24,9 @@ from bench.diarization import mu_law_copy, reference
 
 @pytest.fixture(scope="module")
 def diarizer() -> NeuralDiarizer:
-    built = build_mono_diarizer(PipelineSettings(_env_file=None), "cpu", vad=None)  # type: ignore[arg-type]
-    assert isinstance(built, NeuralDiarizer), "mono calls default to the neural diarizer"
+    settings = PipelineSettings(_env_file=None, diarization_backend="neural")
+    built = build_mono_diarizer(settings, "cpu", vad=None)  # type: ignore[arg-type]
+    assert isinstance(built, NeuralDiarizer), "DIARIZATION_BACKEND=neural builds it"
     return built
 
 
@@ -160,7 +161,9 @@ def test_the_worker_check_lists_the_pinned_files() -> None:
     from app.ml.models.catalog import inspect_model, required_models
 
     (spec,) = [
-        s for s in required_models(PipelineSettings(_env_file=None)) if s.role == "diarization"
+        s
+        for s in required_models(PipelineSettings(_env_file=None, diarization_backend="neural"))
+        if s.role == "diarization"
     ]
     status = inspect_model(spec)
     assert status.ok and status.hash_state == "ok", status.all_problems
