@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from app.ml.diarization.base import SpeakerTurn
 from app.ml.speech.vad import Region
-from app.ml.types import TranscriptSegment, Word
+from app.ml.types import Word
 
 JOIN_GAP_S = 1.0
 """A pause up to this long inside one speaker's speech stays inside the turn."""
@@ -146,30 +146,3 @@ def assign_words(turns: Sequence[SpeechTurn], words: Sequence[Word]) -> None:
             return best
 
         min(candidates, key=distance).words.append(word)
-
-
-MAX_WIDEN_S = 0.5
-"""How far past its turn's own speech a segment may reach into the wider speech regions."""
-
-
-def widen_to_speech(
-    segments: Sequence[TranscriptSegment], turn: SpeechTurn, speech: Sequence[Region] = ()
-) -> None:
-    """Stretch each of a turn's segments (built from its words, in time order) to the edges
-    of the speech regions its first and last words lie in: the turn's own, and `speech`
-    (the pipeline's wider transcription regions) up to `MAX_WIDEN_S` past the turn, never
-    past its neighbours in the turn. Whisper times a word's edges tighter than the speech
-    around it, and a segment that ended at its last word's end left 5-15 % of the reference
-    speech of the shared two-party calls outside every segment."""
-    ordered = sorted(segments, key=lambda s: (s.start_s, s.end_s))
-    regions = [*turn.regions, *speech]
-    for index, segment in enumerate(ordered):
-        low = ordered[index - 1].end_s if index else turn.start_s - MAX_WIDEN_S
-        high = ordered[index + 1].start_s if index + 1 < len(ordered) else turn.end_s + MAX_WIDEN_S
-        start_s, end_s = segment.start_s, segment.end_s
-        for start, end in regions:
-            if start <= segment.start_s <= end:
-                start_s = min(start_s, max(low, start))
-            if start <= segment.end_s <= end:
-                end_s = max(end_s, min(high, end))
-        segment.start_s, segment.end_s = round(start_s, 3), round(end_s, 3)
