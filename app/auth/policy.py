@@ -10,6 +10,8 @@ effect on the next request; `CallScope` is the same rule for rows already in mem
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Select, exists, or_, select, true
@@ -121,10 +123,15 @@ def visible_users(viewer: User) -> ColumnElement[bool]:
     return User.id == viewer.id
 
 
-async def may_see_voiceprint(session: AsyncSession, viewer: User, user: User) -> bool:
+async def may_see_voiceprint(
+    sessions: Callable[[], AbstractAsyncContextManager[AsyncSession]], viewer: User, user: User
+) -> bool:
     """Whether `viewer` may read what is stored of `user`'s voice (`User.voiceprint`): an
     administrator, the user themselves, and the supervisors of a team the user is an agent
-    in; everyone else sees null."""
+    in; everyone else sees null. Only a supervisor's question opens a session."""
     if viewer.role is Role.ADMIN or viewer.id == user.id:
         return True
-    return viewer.role is Role.SUPERVISOR and await supervises(session, viewer.id, user.id)
+    if viewer.role is not Role.SUPERVISOR:
+        return False
+    async with sessions() as session:
+        return await supervises(session, viewer.id, user.id)

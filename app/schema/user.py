@@ -46,9 +46,8 @@ class User(Node):
         viewer = await info.context.require_viewer()
         if self._user is None:
             return None
-        async with info.context.session() as session:
-            if not await may_see_voiceprint(session, viewer, self._user):
-                return None
+        if not await may_see_voiceprint(info.context.session, viewer, self._user):
+            return None
         stored = await info.context.loaders.voiceprints.load(self._user.id)
         if stored is None:
             return None

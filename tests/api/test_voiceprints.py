@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from app.auth.policy import may_see_voiceprint
 from app.core.enums import RoleSource
+from app.core.ids import to_global_id
 from app.db.engine import SessionFactory
 from app.db.models import Role, User, Voiceprint, VoiceprintSample
 from tests.api.helpers import GraphQLClient, success_call
@@ -65,10 +66,9 @@ async def test_admins_and_the_user_see_the_voiceprint_never_the_embedding(
     assert leak.errors
 
     # Everyone else sees null (agents reach no other user through the API at all).
-    async with sessions() as session:
-        assert await may_see_voiceprint(session, admin, agent)
-        assert await may_see_voiceprint(session, agent, agent)
-        assert not await may_see_voiceprint(session, other, agent)
+    assert await may_see_voiceprint(sessions, admin, agent)
+    assert await may_see_voiceprint(sessions, agent, agent)
+    assert not await may_see_voiceprint(sessions, other, agent)
 
 
 async def test_only_an_admin_deletes_a_voiceprint_and_learning_starts_again(
@@ -122,3 +122,31 @@ async def test_speakers_say_what_decided_their_role(
     assert result.data is not None
     rows = result.data["call"]["metrics"]["speakers"]
     assert rows and {(r["roleSource"], r["roleConfidence"]) for r in rows} == {("VOICE", 0.9)}
+
+
+async def test_the_agents_supervisors_see_the_voiceprint_other_supervisors_null(
+    gql: GraphQLClient, sessions: SessionFactory
+) -> None:
+    await make_user(sessions, "admin", Role.ADMIN)
+    agent = await make_user(sessions, "agent1")
+    ours = await make_user(sessions, "sup_a", Role.SUPERVISOR)
+    await make_user(sessions, "sup_b", Role.SUPERVISOR)
+    await _store_voiceprint(sessions, "agent1")
+    created = await gql(
+        "mutation($i: TeamInput!) { createTeam(input: $i) { id } }",
+        {
+            "i": {
+                "name": "Team A",
+                "supervisorIds": [to_global_id("User", ours.id)],
+                "agentIds": [to_global_id("User", agent.id)],
+            }
+        },
+        token=await gql.login("admin"),
+    )
+    assert not created.errors
+    query = "query($id: ID!) { node(id: $id) { ... on User { voiceprint { calls } } } }"
+    variables = {"id": to_global_id("User", agent.id)}
+    seen = await gql(query, variables, token=await gql.login("sup_a"))
+    assert seen.data == {"node": {"voiceprint": {"calls": 4}}}
+    other = await gql(query, variables, token=await gql.login("sup_b"))
+    assert other.data in ({"node": None}, {"node": {"voiceprint": None}})
