@@ -37,7 +37,6 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -259,29 +258,20 @@ def diarize(diarizer: Any, samples: FloatArray, telephone: bool) -> Any:
 
 
 async def process(
-    sessions: Any, owner_id: uuid.UUID, diarization: Any, duration_s: float, *, learn: bool
+    sessions: Any, owner: Any, diarization: Any, duration_s: float, *, learn: bool
 ) -> dict[str, Any]:
-    """One finished call of `owner_id`'s, as the worker handles it: the voiceprint learned
+    """One finished call of `owner`'s, as the worker handles it: the voiceprint learned
     from the agent's other calls, the speakers matched against it, then (`learn`) what the
     call teaches of the agent's voice. Returns the voice's role decisions."""
-    from app.db.models import Call
     from app.ml.settings import PipelineSettings
     from app.ml.types import Transcript
     from app.ml.voiceprints.matching import match_agent
     from app.services import voiceprints as voiceprint_service
+    from tests.ml.voiceprints.helpers import add_call
 
     settings = PipelineSettings(_env_file=None)
-    async with sessions() as session, session.begin():
-        call = Call(
-            owner_id=owner_id,
-            filename="bench.wav",
-            storage_key=f"bench/{uuid.uuid4().hex}",
-            sha256="0" * 64,
-            size_bytes=1,
-        )
-        session.add(call)
-        await session.flush()
-        call_id = call.id
+    owner_id = owner.id
+    call_id = await add_call(sessions, owner)
     async with sessions() as session:
         voice = await voiceprint_service.agent_voice(
             session, owner_id, min_calls=settings.voiceprint_min_calls, exclude_call=call_id
@@ -413,17 +403,17 @@ async def measure(
 
     cast = agents()[:agent_count]
     variant = "8k" if telephone else "wideband"
-    owners: dict[str, uuid.UUID] = {}
+    owners: dict[str, Any] = {}
     started = time.perf_counter()
     enrolled: dict[str, bool] = {}
     for a, agent in enumerate(cast):
         user = await make_user(sessions, f"{backend}-{variant}-{agent.name}", Role.AGENT)
-        owners[agent.name] = user.id
+        owners[agent.name] = user
         for k, clips in enumerate(agent.earlier()):
             customer = [STRANGERS[(3 * a + k) % len(STRANGERS)]]
             call = two_party(clips, customer, seed=100 * a + k)
             diarization = diarize(diarizer, call.samples, telephone)
-            await process(sessions, user.id, diarization, call.duration_s, learn=True)
+            await process(sessions, user, diarization, call.duration_s, learn=True)
         async with sessions() as session:
             stored = await voiceprint_service.voiceprint_of(session, user.id)
         enrolled[agent.name] = stored is not None and stored.enrolled
