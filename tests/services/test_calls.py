@@ -551,7 +551,8 @@ async def test_recovery_leaves_a_call_that_changed_since_it_was_read(
 ) -> None:
     candidate = await idle(sessions, await new_call(sessions, targets, agent, audio))
     assert candidate.job_id is not None
-    # A job claims it between the sweep's read and its lock: claiming touches the call.
+    # A job claims it between the sweep's read and its lock: claiming touches the call. The
+    # sweep tells a change by `updated_at`, so the clock must move on between the two.
     await asyncio.sleep(0.01)
     async with unit_of_work(sessions, targets) as session:
         assert await call_service.claim(session, candidate.id, candidate.job_id) is not None

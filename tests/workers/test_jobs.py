@@ -179,14 +179,13 @@ async def test_a_call_without_speech_succeeds_with_an_empty_analysis(
     processor: CallProcessor,
     tmp_path: Path,
 ) -> None:
-    import numpy as np
     import soundfile
 
     from app.db.models import CallAnalysis, CallMetrics
+    from tests.factories import noise
 
     silence = tmp_path / "hold-music-free-silence.wav"
-    rng = np.random.default_rng(7)
-    soundfile.write(silence, (rng.normal(0, 1e-4, 16000 * 5)).astype(np.float32), 16000)
+    soundfile.write(silence, noise(5.0, level=1e-4, seed=7), 16000)
     owner = await agent_id(resources.sessions)
     call = await create_stored_call(resources, owner, silence)
     await run_worker_burst(settings, processor)
