@@ -1,5 +1,5 @@
 """Account administration (updateUser, resetPassword, changePassword) and revocation of earlier
-tokens. Login throttling: test_login_throttle.py."""
+tokens. Login throttling: tests/auth/test_throttle.py."""
 
 from __future__ import annotations
 

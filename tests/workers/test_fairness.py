@@ -26,8 +26,7 @@ from app.services import calls as call_service
 from app.services.effects import unit_of_work
 from app.workers.main import create_workers, keep_running
 from app.workers.processor import CallProcessor
-from tests.factories import wait_until, write_tone
-from tests.workers.helpers import agent_id, create_stored_call
+from tests.factories import make_call, make_user, wait_until, write_tone
 
 pytestmark = pytest.mark.slow
 
@@ -93,14 +92,18 @@ async def test_a_short_call_gets_a_slot_while_a_long_call_runs(
     long_recording: Path,
     short_speech: Path,
 ) -> None:
-    owner = await agent_id(resources.sessions)
-    long_call = await create_stored_call(resources, owner, long_recording)
+    owner = (await make_user(resources.sessions, "agent1")).id
+    long_call = await make_call(
+        resources.sessions, resources.storage, owner, long_recording, queue=resources.queue
+    )
     assert await resources.redis.zcard(LONG_QUEUE_NAME) == 1, "routed by its duration"
     async with running_worker(settings, processor):
         await wait_until(
             lambda: _started(resources, long_call.id), "the long call", 60, interval_s=0.1
         )
-        short_call = await create_stored_call(resources, owner, short_speech)
+        short_call = await make_call(
+            resources.sessions, resources.storage, owner, short_speech, queue=resources.queue
+        )
         assert await resources.redis.zscore(QUEUE_NAME, str(short_call.job_id)) is not None
         waited = await wait_until(
             lambda: _started(resources, short_call.id), "a slot", 10, interval_s=0.1
@@ -140,8 +143,10 @@ async def test_a_deleted_call_stops_within_seconds_while_decoding(
         return pipeline(audio_path, hints=hints, hook=hook_that_tells)
 
     monkeypatch.setattr(processor, "pipeline", pipeline_that_tells)
-    owner = await agent_id(resources.sessions)
-    call = await create_stored_call(resources, owner, long_recording)
+    owner = (await make_user(resources.sessions, "agent1")).id
+    call = await make_call(
+        resources.sessions, resources.storage, owner, long_recording, queue=resources.queue
+    )
     workers = create_workers(settings, burst=True, processor=processor)
     stopping = asyncio.Event()
     tasks = [asyncio.create_task(keep_running(worker, stopping)) for worker in workers]
@@ -176,9 +181,11 @@ async def test_the_recovery_sweep_does_not_wait_for_a_job_slot(
             "long_call_seconds": 24 * 3600.0,
         }
     )
-    owner = await agent_id(resources.sessions)
-    busy = await create_stored_call(resources, owner, long_recording)
-    orphan = await create_stored_call(resources, owner, short_speech, enqueue=False)
+    owner = (await make_user(resources.sessions, "agent1")).id
+    busy = await make_call(
+        resources.sessions, resources.storage, owner, long_recording, queue=resources.queue
+    )
+    orphan = await make_call(resources.sessions, resources.storage, owner, short_speech)
     async with resources.sessions() as session, session.begin():
         await session.execute(
             update(Call)
