@@ -14,7 +14,7 @@ from tests.factories.audio import (
     write_tone,
 )
 from tests.factories.auth import LOGIN, login, login_at, login_attempt
-from tests.factories.calls import finished_call, make_call, make_call_row
+from tests.factories.calls import finished_call, make_call, make_call_row, uploaded_call
 from tests.factories.results import (
     CallSpec,
     Results,
@@ -60,6 +60,7 @@ __all__ = [
     "spec_results",
     "tone_bytes",
     "tone_file",
+    "uploaded_call",
     "wait_until",
     "wait_until_a_query_waits_for_a_lock",
     "wait_until_blocking",

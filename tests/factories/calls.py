@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+from app.api.resources import Resources
 from app.core.queue import JobQueue
 from app.db.engine import SessionFactory
 from app.db.models import Call
@@ -52,6 +53,26 @@ async def make_call(
         assert call.job_id is not None
         await queue.enqueue_process_call(call.id, call.job_id, call.duration_s)
     return call
+
+
+async def uploaded_call(
+    resources: Resources,
+    owner_id: uuid.UUID,
+    audio: Path,
+    *,
+    probe: bool = True,
+    enqueue: bool = True,
+) -> Call:
+    """`make_call` on the app's own resources, its job enqueued (without `enqueue`, it stands
+    for a call whose enqueue was lost)."""
+    return await make_call(
+        resources.sessions,
+        resources.storage,
+        owner_id,
+        audio,
+        probe=probe,
+        queue=resources.queue if enqueue else None,
+    )
 
 
 async def finished_call(

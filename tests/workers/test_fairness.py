@@ -26,7 +26,7 @@ from app.services import calls as call_service
 from app.services.effects import unit_of_work
 from app.workers.main import create_workers, keep_running
 from app.workers.processor import CallProcessor
-from tests.factories import make_call, make_user, wait_until, write_tone
+from tests.factories import make_user, uploaded_call, wait_until, write_tone
 
 pytestmark = pytest.mark.slow
 
@@ -93,17 +93,13 @@ async def test_a_short_call_gets_a_slot_while_a_long_call_runs(
     short_speech: Path,
 ) -> None:
     owner = (await make_user(resources.sessions, "agent1")).id
-    long_call = await make_call(
-        resources.sessions, resources.storage, owner, long_recording, queue=resources.queue
-    )
+    long_call = await uploaded_call(resources, owner, long_recording)
     assert await resources.redis.zcard(LONG_QUEUE_NAME) == 1, "routed by its duration"
     async with running_worker(settings, processor):
         await wait_until(
             lambda: _started(resources, long_call.id), "the long call", 60, interval_s=0.1
         )
-        short_call = await make_call(
-            resources.sessions, resources.storage, owner, short_speech, queue=resources.queue
-        )
+        short_call = await uploaded_call(resources, owner, short_speech)
         assert await resources.redis.zscore(QUEUE_NAME, str(short_call.job_id)) is not None
         waited = await wait_until(
             lambda: _started(resources, short_call.id), "a slot", 10, interval_s=0.1
@@ -144,9 +140,7 @@ async def test_a_deleted_call_stops_within_seconds_while_decoding(
 
     monkeypatch.setattr(processor, "pipeline", pipeline_that_tells)
     owner = (await make_user(resources.sessions, "agent1")).id
-    call = await make_call(
-        resources.sessions, resources.storage, owner, long_recording, queue=resources.queue
-    )
+    call = await uploaded_call(resources, owner, long_recording)
     workers = create_workers(settings, burst=True, processor=processor)
     stopping = asyncio.Event()
     tasks = [asyncio.create_task(keep_running(worker, stopping)) for worker in workers]
@@ -182,10 +176,8 @@ async def test_the_recovery_sweep_does_not_wait_for_a_job_slot(
         }
     )
     owner = (await make_user(resources.sessions, "agent1")).id
-    busy = await make_call(
-        resources.sessions, resources.storage, owner, long_recording, queue=resources.queue
-    )
-    orphan = await make_call(resources.sessions, resources.storage, owner, short_speech)
+    busy = await uploaded_call(resources, owner, long_recording)
+    orphan = await uploaded_call(resources, owner, short_speech, enqueue=False)
     async with resources.sessions() as session, session.begin():
         await session.execute(
             update(Call)

@@ -16,7 +16,7 @@ from app.services import calls as call_service
 from app.services.effects import unit_of_work
 from app.workers.jobs import WorkerState, lease_key, recover_stalled_calls
 from app.workers.processor import CallProcessor
-from tests.factories import make_call, make_user
+from tests.factories import make_user, uploaded_call
 from tests.workers.helpers import run_worker_burst
 
 pytestmark = pytest.mark.slow
@@ -47,9 +47,7 @@ async def test_a_call_reaches_success_with_speaker_attributed_words(
     short_speech: Path,
 ) -> None:
     owner = (await make_user(resources.sessions, "agent1")).id
-    call = await make_call(
-        resources.sessions, resources.storage, owner, short_speech, queue=resources.queue
-    )
+    call = await uploaded_call(resources, owner, short_speech)
     await run_worker_burst(settings, processor)
 
     done = await _reload(resources, call)
@@ -83,9 +81,7 @@ async def test_a_rerun_with_the_same_token_changes_nothing_and_reprocess_replace
     short_speech: Path,
 ) -> None:
     owner = (await make_user(resources.sessions, "agent1")).id
-    call = await make_call(
-        resources.sessions, resources.storage, owner, short_speech, queue=resources.queue
-    )
+    call = await uploaded_call(resources, owner, short_speech)
     await run_worker_burst(settings, processor)
     first_count = await _segment_count(resources, call)
     assert first_count > 0
@@ -115,14 +111,7 @@ async def test_an_undecodable_stored_file_ends_in_fail_with_a_readable_error(
     garbage_audio: Path,
 ) -> None:
     owner = (await make_user(resources.sessions, "agent1")).id
-    call = await make_call(
-        resources.sessions,
-        resources.storage,
-        owner,
-        garbage_audio,
-        probe=False,
-        queue=resources.queue,
-    )
+    call = await uploaded_call(resources, owner, garbage_audio, probe=False)
     await run_worker_burst(settings, processor)
     failed = await _reload(resources, call)
     assert failed.status is CallStatus.FAIL
@@ -140,9 +129,9 @@ async def test_recovery_requeues_orphaned_calls_and_fails_exhausted_ones(
     short_speech: Path,
 ) -> None:
     owner = (await make_user(resources.sessions, "agent1")).id
-    orphan = await make_call(resources.sessions, resources.storage, owner, short_speech)
-    exhausted = await make_call(resources.sessions, resources.storage, owner, short_speech)
-    alive = await make_call(resources.sessions, resources.storage, owner, short_speech)
+    orphan = await uploaded_call(resources, owner, short_speech, enqueue=False)
+    exhausted = await uploaded_call(resources, owner, short_speech, enqueue=False)
+    alive = await uploaded_call(resources, owner, short_speech, enqueue=False)
     long_ago = datetime.now(UTC) - timedelta(minutes=10)
     async with resources.sessions() as session, session.begin():
         await session.execute(
@@ -199,9 +188,7 @@ async def test_a_call_without_speech_succeeds_with_an_empty_analysis(
     silence = tmp_path / "hold-music-free-silence.wav"
     soundfile.write(silence, noise(5.0, level=1e-4, seed=7), 16000)
     owner = (await make_user(resources.sessions, "agent1")).id
-    call = await make_call(
-        resources.sessions, resources.storage, owner, silence, queue=resources.queue
-    )
+    call = await uploaded_call(resources, owner, silence)
     await run_worker_burst(settings, processor)
 
     done = await _reload(resources, call)

@@ -19,7 +19,7 @@ from app.core.config import Settings
 from app.core.ids import to_global_id
 from app.db.engine import SessionFactory
 from app.workers.processor import CallProcessor
-from tests.factories import login_at, make_call, make_user, serving
+from tests.factories import login_at, make_user, serving, uploaded_call
 from tests.workers.helpers import run_worker_burst
 
 SUBSCRIPTION = """
@@ -94,9 +94,7 @@ async def test_subscriber_sees_queued_through_success_then_complete(
     await resources.redis.flushdb()
     owner = (await make_user(resources.sessions, "agent1")).id
     token = await login_at(server, "agent1")
-    call = await make_call(
-        resources.sessions, resources.storage, owner, short_speech, queue=resources.queue
-    )
+    call = await uploaded_call(resources, owner, short_speech)
     started = asyncio.Event()
     subscriber = asyncio.create_task(
         _subscribe(server, token, to_global_id("Call", call.id), started)
@@ -138,14 +136,7 @@ async def test_failing_call_streams_fail_with_error_and_others_cannot_subscribe(
     await make_user(sessions, "agent2")
     token = await login_at(server, "agent1")
     intruder = await login_at(server, "agent2")
-    call = await make_call(
-        resources.sessions,
-        resources.storage,
-        owner,
-        garbage_audio,
-        probe=False,
-        queue=resources.queue,
-    )
+    call = await uploaded_call(resources, owner, garbage_audio, probe=False)
     call_id = to_global_id("Call", call.id)
 
     refused = await _subscribe(server, intruder, call_id)
@@ -210,7 +201,7 @@ async def test_deleting_a_watched_call_ends_it_and_deactivation_reaches_open_soc
     await resources.redis.flushdb()
     owner = (await make_user(resources.sessions, "agent1")).id
     token = await login_at(server, "agent1")
-    call = await make_call(resources.sessions, resources.storage, owner, short_speech)
+    call = await uploaded_call(resources, owner, short_speech, enqueue=False)
     call_id = to_global_id("Call", call.id)
 
     started = asyncio.Event()
@@ -230,7 +221,7 @@ async def test_deleting_a_watched_call_ends_it_and_deactivation_reaches_open_soc
     assert messages[0]["payload"]["data"]["callStatus"]["stage"] == "QUEUED"
     assert _error_codes(messages) == ["NOT_FOUND"]
 
-    other = await make_call(resources.sessions, resources.storage, owner, short_speech)
+    other = await uploaded_call(resources, owner, short_speech, enqueue=False)
     async with websockets.connect(
         f"ws://{server}/graphql", subprotocols=[websockets.Subprotocol("graphql-transport-ws")]
     ) as ws:
@@ -301,7 +292,7 @@ async def test_an_event_reads_the_call_once_per_process_for_all_its_subscribers(
     await make_user(resources.sessions, "boss", Role.ADMIN)
     agent_token = await login_at(server, "agent1")
     admin_token = await login_at(server, "boss")
-    call = await make_call(resources.sessions, resources.storage, owner, short_speech)
+    call = await uploaded_call(resources, owner, short_speech, enqueue=False)
     call_id = to_global_id("Call", call.id)
     agent_query = (
         "subscription($id: ID!) { callStatus(id: $id) "

@@ -20,7 +20,7 @@ from app.services import calls as call_service
 from app.services import voiceprints as voiceprint_service
 from app.services.effects import unit_of_work
 from app.workers.processor import CallProcessor
-from tests.factories import make_call, make_user
+from tests.factories import make_user, uploaded_call
 from tests.ml.voiceprints.assembled import USC_AGENT
 from tests.ml.voiceprints.helpers import as_transcript, diarize, learn, two_party
 from tests.workers.helpers import run_worker_burst
@@ -60,13 +60,7 @@ async def test_the_agent_is_told_by_voice_on_a_mono_call_and_reprocessing_learns
         await learn(resources.sessions, owner, as_transcript(earlier, diarize(diarizer, earlier)))
 
     new = two_party(test_audio_dir, [USC_AGENT[3], USC_AGENT[0]], first_customer=20)
-    call = await make_call(
-        resources.sessions,
-        resources.storage,
-        owner_id,
-        new.write(tmp_path / "new.wav"),
-        queue=resources.queue,
-    )
+    call = await uploaded_call(resources, owner_id, new.write(tmp_path / "new.wav"))
     await run_worker_burst(settings, processor)
     speakers = await _speakers(resources, call.id)
     agents = [s for s in speakers if s.role is SpeakerRole.AGENT]
@@ -103,12 +97,8 @@ async def test_a_stereo_call_teaches_the_agent_channel_and_its_roles_come_from_c
     tmp_path: Path,
 ) -> None:
     owner_id = (await make_user(resources.sessions, "agent1")).id
-    call = await make_call(
-        resources.sessions,
-        resources.storage,
-        owner_id,
-        test_audio_dir / "fasterwhisper_stereo_diarization.wav",
-        queue=resources.queue,
+    call = await uploaded_call(
+        resources, owner_id, test_audio_dir / "fasterwhisper_stereo_diarization.wav"
     )
     await run_worker_burst(settings, processor)
     speakers = await _speakers(resources, call.id)
@@ -141,12 +131,8 @@ async def test_with_voiceprints_off_nothing_is_learned(
         interruption_threshold_s=processor.interruption_threshold_s,
     )
     owner_id = (await make_user(resources.sessions, "agent1")).id
-    call = await make_call(
-        resources.sessions,
-        resources.storage,
-        owner_id,
-        test_audio_dir / "fasterwhisper_stereo_diarization.wav",
-        queue=resources.queue,
+    call = await uploaded_call(
+        resources, owner_id, test_audio_dir / "fasterwhisper_stereo_diarization.wav"
     )
     await run_worker_burst(settings, off)
     speakers = await _speakers(resources, call.id)
