@@ -21,11 +21,11 @@ from app.api.resources import Resources
 from app.core.config import Settings
 from app.core.queue import LONG_QUEUE_NAME, QUEUE_NAME
 from app.db.models import Call, CallStatus, PipelineStage, User
-from app.ml.types import ProgressCallback, SpeakerHints, Stage, Transcript
+from app.ml.types import Stage
 from app.services import calls as call_service
 from app.services.effects import unit_of_work
 from app.workers.main import create_workers, keep_running
-from app.workers.processor import CallProcessor
+from app.workers.processor import CallProcessor, ThrottledProgress
 from tests.factories import make_user, uploaded_call, wait_until, write_tone
 
 pytestmark = pytest.mark.slow
@@ -123,22 +123,17 @@ async def test_a_deleted_call_stops_within_seconds_while_decoding(
     long_recording: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The decoder reports each second of audio it decodes to the pipeline's hook: the first
-    # such report shows the job is inside the decoder, which the call's row cannot show.
+    # The decoder reports each second of audio it decodes to the job's progress hook: the
+    # first such report shows the job is inside the decoder, which the call's row cannot show.
     decoding = threading.Event()
-    pipeline = processor.pipeline
+    report = ThrottledProgress.__call__
 
-    def pipeline_that_tells(
-        audio_path: Path, *, hints: SpeakerHints, hook: ProgressCallback
-    ) -> Transcript:
-        def hook_that_tells(stage: Stage, completed: float, total: float) -> None:
-            if stage is Stage.DECODING and 0 < completed < total:
-                decoding.set()
-            hook(stage, completed, total)
+    def report_and_tell(self: ThrottledProgress, stage: Stage, done: float, total: float) -> None:
+        if stage is Stage.DECODING and 0 < done < total:
+            decoding.set()
+        report(self, stage, done, total)
 
-        return pipeline(audio_path, hints=hints, hook=hook_that_tells)
-
-    monkeypatch.setattr(processor, "pipeline", pipeline_that_tells)
+    monkeypatch.setattr(ThrottledProgress, "__call__", report_and_tell)
     owner = (await make_user(resources.sessions, "agent1")).id
     call = await uploaded_call(resources, owner, long_recording)
     workers = create_workers(settings, burst=True, processor=processor)
