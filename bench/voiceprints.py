@@ -267,11 +267,11 @@ async def process(
     from app.ml.types import Transcript
     from app.ml.voiceprints.matching import match_agent
     from app.services import voiceprints as voiceprint_service
-    from tests.ml.voiceprints.helpers import add_call
+    from tests.factories import make_call_row
 
     settings = PipelineSettings(_env_file=None)
     owner_id = owner.id
-    call_id = await add_call(sessions, owner)
+    call_id = await make_call_row(sessions, owner.id)
     async with sessions() as session:
         voice = await voiceprint_service.agent_voice(
             session, owner_id, min_calls=settings.voiceprint_min_calls, exclude_call=call_id
