@@ -36,8 +36,8 @@ from app.ml.settings import PipelineSettings
 from app.ml.speech.audio import DecodedAudio, decode_audio, release_pages
 from app.ml.speech.confidence import poor_audio_warning, segment_confidence
 from app.ml.speech.segments import LanguageSpan, segments_from_turns
-from app.ml.speech.turns import SpeechTurn, assign_words, channel_turns, mono_turns
 from app.ml.speech.transcription import language_regions
+from app.ml.speech.turns import SpeechTurn, assign_words, channel_turns, mono_turns
 from app.ml.speech.vad import TRANSCRIPTION_VAD, Region, SileroVad, total_speech_s
 from app.ml.stt import SpeechToText, load_model, load_routed_models
 from app.ml.stt.faster_whisper_backend import FasterWhisperStt

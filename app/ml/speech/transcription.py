@@ -11,6 +11,7 @@ inside it, cut between two turns of different languages; the words then go back 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from app.ml.speech.turns import SpeechTurn
@@ -41,13 +42,11 @@ def language_regions(
         inside = [span for span in spans if span[1] > region_start and span[0] < region_end]
         if not inside:
             middle = (region_start + region_end) / 2
-            nearest = min(
-                spans, key=lambda span: min(abs(span[0] - middle), abs(span[1] - middle))
-            )
+            nearest = min(spans, key=lambda span: min(abs(span[0] - middle), abs(span[1] - middle)))
             result.setdefault(nearest[2], []).append((region_start, region_end))
             continue
         cursor = region_start
-        for before, after in zip(inside, inside[1:], strict=False):
+        for before, after in itertools.pairwise(inside):
             if before[2] == after[2]:
                 continue
             cut = min(max((before[1] + after[0]) / 2, cursor), region_end)
