@@ -100,10 +100,17 @@ class DecodingOptions:
     at 0.48-0.77, most of them above a bar of 0.6."""
 
 
-CAREFUL_MIN_WORDS_KEPT = 0.75
+CAREFUL_MIN_TEXT_KEPT = 0.75
 """The careful decoding replaces the first only when it keeps at least this share of its
-words: on an AMI clip Whisper base was surer (0.75 against 0.59) of 12 words where tiny.en
-had written 29, most of them right."""
+text (letters and digits): on an AMI clip Whisper base was surer (0.75 against 0.59) of 12
+words where tiny.en had written 29, most of them right. Counted in letters, not words: on
+a µ-law Russian line the first decoding split one word in three ("Ни и родной сети"), which
+the careful one wrote whole ("Ниеронной сети")."""
+
+
+def _text_length(words: Sequence[Word]) -> int:
+    return sum(sum(ch.isalnum() for ch in word.text) for word in words)
+
 
 MIN_SPEECH_FOR_WORDS_S = 1.0
 """A stretch with at least this much VAD speech that decodes to no word is decoded again."""
@@ -528,7 +535,7 @@ class FasterWhisperStt:
             return careful_words if before is None else words
         # A careful decoding that is surer only because it wrote much less is not better;
         # one that writes speech the first left unwritten is, unless much less sure.
-        kept_enough = len(careful_words) >= CAREFUL_MIN_WORDS_KEPT * len(words)
+        kept_enough = _text_length(careful_words) >= CAREFUL_MIN_TEXT_KEPT * _text_length(words)
         more_written = (
             unworded_speech_s(group, careful_words)
             < unworded_speech_s(group, words) - MAX_UNWORDED_SPEECH_S / 2
