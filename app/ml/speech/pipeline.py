@@ -6,8 +6,9 @@
 Stereo recordings whose channels differ are diarized by channel (speaker = channel) and
 each channel is transcribed on its own; mono (and dual-mono) recordings go through the
 configured mono diarizer. Speech is cut into speaker turns; each turn's language is
-identified among the configured LANGUAGES and the turn goes to the model routed for that
-language (STT_MODELS), or stays untranscribed, with a warning, when there is none.
+identified among the configured LANGUAGES, and the speech around each language's turns (the
+wider transcription regions, `app.ml.speech.transcription`) goes to the model routed for
+that language (STT_MODELS), or stays untranscribed, with a warning, when there is none.
 Synchronous: the worker runs it in a thread, off the event loop.
 """
 
