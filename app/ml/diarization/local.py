@@ -31,14 +31,16 @@ from threadpoolctl import threadpool_limits
 from app.ml.compute import ModelLoadError
 from app.ml.diarization.base import (
     Diarization,
+    DiarizationRequest,
+    Diarizer,
     SpeakerTurn,
     centroid_embeddings,
     speaker_bounds,
     speaker_label,
 )
-from app.ml.speech.audio import SAMPLE_RATE, DecodedAudio
+from app.ml.speech.audio import SAMPLE_RATE
 from app.ml.speech.vad import Region, SileroVad
-from app.ml.types import ProgressCallback, SpeakerHints, Stage, no_progress, part_of
+from app.ml.types import ProgressCallback, SpeakerHints, Stage, part_of
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -206,7 +208,7 @@ class _Windows:
     embeddings: FloatArray
 
 
-class LocalDiarizer:
+class LocalDiarizer(Diarizer):
     takes_speech_regions: ClassVar[bool] = True
 
     def __init__(
@@ -219,16 +221,10 @@ class LocalDiarizer:
         self.embedder = embedder
         self.params = params or LocalDiarizationParams()
 
-    def __call__(
-        self,
-        audio: DecodedAudio,
-        *,
-        hints: SpeakerHints,
-        progress: ProgressCallback = no_progress,
-        regions: list[Region] | None = None,
-    ) -> Diarization:
+    def diarize(self, request: DiarizationRequest) -> Diarization:
         """Without `regions` the VAD runs first and fills the first half of the stage."""
-        signal = audio.mono()
+        hints, progress, regions = request.hints, request.progress, request.regions
+        signal = request.audio.mono()
         duration = signal.size / SAMPLE_RATE
         if regions is None:
             regions = self.vad(signal, part_of(progress, 0.0, 0.5))
