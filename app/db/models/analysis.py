@@ -4,12 +4,9 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
-    BigInteger,
     DateTime,
     Enum,
     Float,
-    ForeignKey,
-    Identity,
     Index,
     Integer,
     String,
@@ -20,7 +17,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.enums import Sentiment
-from app.db.base import Base
+from app.db.base import Base, call_reference, identity_key
 
 
 class CallAnalysis(Base):
@@ -30,9 +27,7 @@ class CallAnalysis(Base):
         Index("ix_call_analyses_sentiment", "sentiment"),
     )
 
-    call_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True
-    )
+    call_id: Mapped[uuid.UUID] = call_reference(primary_key=True)
     language: Mapped[str] = mapped_column(String(8))
     summary: Mapped[str] = mapped_column(Text)
     sentiment: Mapped[Sentiment] = mapped_column(Enum(Sentiment, name="sentiment"))
@@ -44,10 +39,8 @@ class CallAnalysis(Base):
 class _CallChild:
     """Rows of an ordered list that belongs to one call."""
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    call_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("calls.id", ondelete="CASCADE"), index=True
-    )
+    id: Mapped[int] = identity_key()
+    call_id: Mapped[uuid.UUID] = call_reference(index=True)
     position: Mapped[int] = mapped_column(Integer)
 
 
