@@ -31,7 +31,7 @@ async def audit_events(
     async with info.context.session() as session:
         page = await audit.list_events(session, filters, first=first, after=after)
     edges = [
-        AuditEventEdge(cursor=audit.encode_cursor(event), node=AuditEvent.from_model(event))
+        AuditEventEdge(cursor=audit.encode_cursor(event), node=AuditEvent.from_row(event))
         for event in page.events
     ]
     return AuditEventConnection(

@@ -44,7 +44,7 @@ async def call(info: Info, id: strawberry.ID) -> Call:
     found = await info.context.visible_call(parse_typed_id(id, "Call"))
     # A call's detail read by a person: audited before the answer goes out.
     await info.context.calls_viewed.load(found.id)
-    return Call.from_model(found)
+    return Call.from_row(found)
 
 
 async def calls(
@@ -62,7 +62,7 @@ async def calls(
             session, viewer, filters, call_service.PageRequest(first, after, last, before)
         )
     edges = [
-        CallEdge(cursor=call_service.encode_cursor(c), node=Call.from_model(c)) for c in page.calls
+        CallEdge(cursor=call_service.encode_cursor(c), node=Call.from_row(c)) for c in page.calls
     ]
     return CallConnection(
         edges=edges,
@@ -122,7 +122,7 @@ async def upload_call(
         created = await call_service.create_call(
             session, owner_id, upload, hints, actor=await context.actor()
         )
-    return Call.from_model(created)
+    return Call.from_row(created)
 
 
 async def reprocess_call(
@@ -140,7 +140,7 @@ async def reprocess_call(
         restarted = await call_service.reprocess_call(
             session, viewer, call_id, hints, address=info.context.client_address
         )
-    return Call.from_model(restarted)
+    return Call.from_row(restarted)
 
 
 async def delete_call(info: Info, id: strawberry.ID) -> strawberry.ID:

@@ -26,7 +26,7 @@ from app.services import scorecards as scorecard_service
 
 async def categories(info: Info) -> list[Category]:
     async with info.context.session() as session:
-        return [Category.from_model(c) for c in await category_service.list_categories(session)]
+        return [Category.from_row(c) for c in await category_service.list_categories(session)]
 
 
 def _category(input: CategoryInput) -> category_service.CategoryInput:
@@ -59,7 +59,7 @@ async def delete_category(info: Info, id: strawberry.ID) -> strawberry.ID:
 
 async def scorecards(info: Info) -> list[Scorecard]:
     async with info.context.session() as session:
-        return [Scorecard.from_model(s) for s in await scorecard_service.list_scorecards(session)]
+        return [Scorecard.from_row(s) for s in await scorecard_service.list_scorecards(session)]
 
 
 async def create_scorecard(info: Info, input: ScorecardInput) -> ScorecardPayload:
@@ -94,4 +94,4 @@ async def rule_evaluation(info: Info, id: strawberry.ID) -> RuleEvaluation:
         ).scalar_one_or_none()
     if run is None:
         raise NotFound("Rule evaluation")
-    return RuleEvaluation.from_model(run)
+    return RuleEvaluation.from_row(run)

@@ -26,7 +26,7 @@ class AuditEvent(Node):
     _actor_id: strawberry.Private[uuid.UUID | None]
 
     @classmethod
-    def from_model(cls, event: AuditEventModel) -> AuditEvent:
+    def from_row(cls, event: AuditEventModel) -> AuditEvent:
         return cls(
             id=strawberry.ID(to_global_id("AuditEvent", event.id)),
             at=event.at,
@@ -46,7 +46,7 @@ class AuditEvent(Node):
         if self._actor_id is None:
             return None
         user = await info.context.loaders.user_by_id.load(self._actor_id)
-        return User.from_model(user) if user is not None else None
+        return User.from_row(user) if user is not None else None
 
 
 @strawberry.type

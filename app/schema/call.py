@@ -276,7 +276,7 @@ class Call(Node):
     _memo: strawberry.Private[dict[str, Any]]
 
     @classmethod
-    def from_model(cls, call: CallModel) -> Call:
+    def from_row(cls, call: CallModel) -> Call:
         return from_row(
             cls, call, id=strawberry.ID(to_global_id("Call", call.id)), _model=call, _memo={}
         )
@@ -286,7 +286,7 @@ class Call(Node):
     async def agent(self, info: Info) -> User:
         user = await info.context.loaders.user_by_id.load(self._model.owner_id)
         assert user is not None, "calls.owner_id is a restricting foreign key"
-        return User.from_model(user)
+        return User.from_row(user)
 
     # Time-ordered speaker turns; empty until SUCCESS.
     @strawberry.field
@@ -394,7 +394,7 @@ class Call(Node):
         if self._model.status is not CallStatusModel.SUCCESS:
             return []
         rows = await info.context.loaders.desk.call_categories.load(self._model.id)
-        return [CallCategory.from_models(tag, category) for tag, category in rows]
+        return [CallCategory.from_row(tag, category) for tag, category in rows]
 
     # The call scored against every scorecard; empty until SUCCESS.
     @strawberry.field
@@ -402,7 +402,7 @@ class Call(Node):
         if self._model.status is not CallStatusModel.SUCCESS:
             return []
         rows = await info.context.loaders.desk.call_scorecards.load(self._model.id)
-        return [CallScorecard.from_models(result, card) for result, card in rows]
+        return [CallScorecard.from_row(result, card) for result, card in rows]
 
     # The call scored against one scorecard (by default the first one defined).
     @strawberry.field
@@ -415,7 +415,7 @@ class Call(Node):
         if scorecard_id is not None:
             wanted = parse_typed_id(scorecard_id, "Scorecard")
             rows = [(result, card) for result, card in rows if card.id == wanted]
-        return CallScorecard.from_models(*rows[0]) if rows else None
+        return CallScorecard.from_row(*rows[0]) if rows else None
 
 
 @strawberry.type
@@ -512,7 +512,7 @@ class CallStatusEvent:
         row = await self._snapshot.get()
         if row is None or not await info.context.may_see_call(row):
             raise NotFound("Call")
-        return Call.from_model(row)
+        return Call.from_row(row)
 
 
 async def _make_audio_link(info: Info, call: CallModel) -> AudioLink | None:

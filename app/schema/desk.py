@@ -66,7 +66,7 @@ class Category:
     updated_at: datetime
 
     @classmethod
-    def from_model(cls, row: CategoryModel) -> Category:
+    def from_row(cls, row: CategoryModel) -> Category:
         return cls(
             id=strawberry.ID(to_global_id("Category", row.id)),
             name=row.name,
@@ -95,7 +95,7 @@ class Scorecard:
     updated_at: datetime
 
     @classmethod
-    def from_model(cls, row: ScorecardModel) -> Scorecard:
+    def from_row(cls, row: ScorecardModel) -> Scorecard:
         return cls(
             id=strawberry.ID(to_global_id("Scorecard", row.id)),
             name=row.name,
@@ -120,9 +120,9 @@ class CallCategory:
     evidence: list[RuleEvidence]
 
     @classmethod
-    def from_models(cls, tag: CallCategoryModel, category: CategoryModel) -> CallCategory:
+    def from_row(cls, tag: CallCategoryModel, category: CategoryModel) -> CallCategory:
         return cls(
-            category=Category.from_model(category),
+            category=Category.from_row(category),
             evidence=[RuleEvidence.from_json(item) for item in tag.evidence],
         )
 
@@ -142,9 +142,9 @@ class CallScorecard:
     items: list[ScorecardItemResult]
 
     @classmethod
-    def from_models(cls, result: CallScorecardModel, scorecard: ScorecardModel) -> CallScorecard:
+    def from_row(cls, result: CallScorecardModel, scorecard: ScorecardModel) -> CallScorecard:
         return cls(
-            scorecard=Scorecard.from_model(scorecard),
+            scorecard=Scorecard.from_row(scorecard),
             score=result.score,
             items=[
                 ScorecardItemResult(
@@ -171,7 +171,7 @@ class RuleEvaluation:
     finished_at: datetime | None
 
     @classmethod
-    def from_model(cls, row: RuleEvaluationModel) -> RuleEvaluation:
+    def from_row(cls, row: RuleEvaluationModel) -> RuleEvaluation:
         progress = 1.0 if row.total == 0 else min(1.0, row.processed / row.total)
         if row.status is EvaluationStatusModel.SUCCESS:
             progress = 1.0
@@ -196,9 +196,7 @@ class CategoryPayload:
     @classmethod
     def of(cls, saved: tuple[CategoryModel, RuleEvaluationModel]) -> CategoryPayload:
         category, run = saved
-        return cls(
-            category=Category.from_model(category), evaluation=RuleEvaluation.from_model(run)
-        )
+        return cls(category=Category.from_row(category), evaluation=RuleEvaluation.from_row(run))
 
 
 @strawberry.type
@@ -209,9 +207,7 @@ class ScorecardPayload:
     @classmethod
     def of(cls, saved: tuple[ScorecardModel, RuleEvaluationModel]) -> ScorecardPayload:
         scorecard, run = saved
-        return cls(
-            scorecard=Scorecard.from_model(scorecard), evaluation=RuleEvaluation.from_model(run)
-        )
+        return cls(scorecard=Scorecard.from_row(scorecard), evaluation=RuleEvaluation.from_row(run))
 
 
 @strawberry.input(description="rule: {match: ALL|ANY, conditions: [...]}, validated.")
@@ -273,7 +269,7 @@ class CallStats:
         if self._row.agent_id is None:
             return None
         user = await info.context.loaders.user_by_id.load(self._row.agent_id)
-        return User.from_model(user) if user is not None else None
+        return User.from_row(user) if user is not None else None
 
     # With CATEGORY: the category; null for the calls that matched none.
     @strawberry.field
@@ -281,7 +277,7 @@ class CallStats:
         if self._row.category_id is None:
             return None
         row = await info.context.loaders.desk.category_by_id.load(self._row.category_id)
-        return Category.from_model(row) if row is not None else None
+        return Category.from_row(row) if row is not None else None
 
     @classmethod
     def from_row(cls, row: StatsRow) -> CallStats:
@@ -318,7 +314,7 @@ class WebhookEndpoint:
     created_at: datetime
 
     @classmethod
-    def from_model(cls, row: WebhookEndpointModel) -> WebhookEndpoint:
+    def from_row(cls, row: WebhookEndpointModel) -> WebhookEndpoint:
         return cls(
             id=strawberry.ID(to_global_id("WebhookEndpoint", row.id)),
             url=row.url,
@@ -360,7 +356,7 @@ class WebhookAttempt:
     at: datetime
 
     @classmethod
-    def from_model(cls, row: WebhookAttemptModel) -> WebhookAttempt:
+    def from_row(cls, row: WebhookAttemptModel) -> WebhookAttempt:
         return cls(
             number=row.number,
             status_code=row.status_code,
@@ -383,7 +379,7 @@ class WebhookDelivery:
     finished_at: datetime | None
 
     @classmethod
-    def from_model(
+    def from_row(
         cls, row: WebhookDeliveryModel, attempts: list[WebhookAttemptModel]
     ) -> WebhookDelivery:
         return cls(
@@ -393,7 +389,7 @@ class WebhookDelivery:
             event=row.event,
             status=row.status,
             body=row.body,
-            attempts=[WebhookAttempt.from_model(a) for a in attempts],
+            attempts=[WebhookAttempt.from_row(a) for a in attempts],
             created_at=row.created_at,
             finished_at=row.finished_at,
         )

@@ -19,7 +19,7 @@ class Team(Node):
     _team_id: strawberry.Private[uuid.UUID]
 
     @classmethod
-    def from_model(cls, team: TeamModel) -> Team:
+    def from_row(cls, team: TeamModel) -> Team:
         return cls(
             id=strawberry.ID(to_global_id("Team", team.id)), name=team.name, _team_id=team.id
         )
@@ -37,7 +37,7 @@ class Team(Node):
 
 async def _users(info: Info, user_ids: tuple[uuid.UUID, ...]) -> list[User]:
     users = await info.context.loaders.user_by_id.load_many(list(user_ids))
-    return [User.from_model(user) for user in users if user is not None]
+    return [User.from_row(user) for user in users if user is not None]
 
 
 @strawberry.input(description="The whole membership: it replaces the team's previous one.")

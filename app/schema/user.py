@@ -56,7 +56,7 @@ class User(Node):
         )
 
     @classmethod
-    def from_model(cls, user: UserModel) -> User:
+    def from_row(cls, user: UserModel) -> User:
         return cls(
             id=strawberry.ID(to_global_id("User", user.id)),
             username=user.username,
@@ -75,7 +75,7 @@ class User(Node):
         from app.schema.team import Team
 
         teams = await info.context.team_loaders.teams_of_user.load(self._user_id)
-        return [Team.from_model(team) for team in teams]
+        return [Team.from_row(team) for team in teams]
 
 
 @strawberry.type
