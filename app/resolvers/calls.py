@@ -31,7 +31,7 @@ from app.schema.call import (
     PageInfo,
 )
 from app.schema.context import Info
-from app.schema.loaders import Loaders
+from app.schema.dataloaders import DataLoaders
 from app.schema.rows import from_row
 from app.services import calls as call_service
 from app.services.broadcast import FeedInterrupted, MessagesLost
@@ -167,7 +167,7 @@ class _StatusUpdate:
         live: bool = True,
     ) -> None:
         self.state = state
-        self.loaders = Loaders(sessions)
+        self.loaders = DataLoaders(sessions)
         self.event = from_row(
             CallStatusEvent,
             state,
@@ -222,7 +222,7 @@ async def call_status(
     # A WebSocket keeps one context for all its operations: check the token and the user
     # again for each subscription, and start with empty caches.
     context.forget_viewer()
-    context.loaders = Loaders(context.resources.sessions)
+    context.loaders = DataLoaders(context.resources.sessions)
     await context.require_viewer()
     resources = context.resources
     channel = status_channel(call_id)
@@ -244,7 +244,7 @@ async def call_status(
                 # Redis is gone: say so at once with the last state sent (the database may
                 # be unreachable too), and keep the subscription open.
                 interrupted = True
-                context.loaders = Loaders(resources.sessions)
+                context.loaders = DataLoaders(resources.sessions)
                 yield _StatusUpdate(last, resources.sessions, live=False).event
                 continue
             if isinstance(message, MessagesLost):

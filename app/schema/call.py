@@ -393,7 +393,7 @@ class Call(Node):
     async def categories(self, info: Info) -> list[CallCategory]:
         if self._model.status is not CallStatusModel.SUCCESS:
             return []
-        rows = await info.context.loaders.desk.call_categories.load(self._model.id)
+        rows = await info.context.loaders.call_categories.load(self._model.id)
         return [CallCategory.from_row(tag, category) for tag, category in rows]
 
     # The call scored against every scorecard; empty until SUCCESS.
@@ -401,7 +401,7 @@ class Call(Node):
     async def scorecards(self, info: Info) -> list[CallScorecard]:
         if self._model.status is not CallStatusModel.SUCCESS:
             return []
-        rows = await info.context.loaders.desk.call_scorecards.load(self._model.id)
+        rows = await info.context.loaders.call_scorecards.load(self._model.id)
         return [CallScorecard.from_row(result, card) for result, card in rows]
 
     # The call scored against one scorecard (by default the first one defined).
@@ -411,7 +411,7 @@ class Call(Node):
     ) -> CallScorecard | None:
         if self._model.status is not CallStatusModel.SUCCESS:
             return None
-        rows = await info.context.loaders.desk.call_scorecards.load(self._model.id)
+        rows = await info.context.loaders.call_scorecards.load(self._model.id)
         if scorecard_id is not None:
             wanted = parse_typed_id(scorecard_id, "Scorecard")
             rows = [(result, card) for result, card in rows if card.id == wanted]

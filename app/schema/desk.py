@@ -276,7 +276,7 @@ class CallStats:
     async def category(self, info: Info) -> Category | None:
         if self._row.category_id is None:
             return None
-        row = await info.context.loaders.desk.category_by_id.load(self._row.category_id)
+        row = await info.context.loaders.category_by_id.load(self._row.category_id)
         return Category.from_row(row) if row is not None else None
 
     @classmethod

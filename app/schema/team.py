@@ -26,12 +26,12 @@ class Team(Node):
 
     @strawberry.field
     async def supervisors(self, info: Info) -> list[User]:
-        members = await info.context.team_loaders.members.load(self._team_id)
+        members = await info.context.viewer_loaders.members.load(self._team_id)
         return await _users(info, members.supervisor_ids)
 
     @strawberry.field
     async def agents(self, info: Info) -> list[User]:
-        members = await info.context.team_loaders.members.load(self._team_id)
+        members = await info.context.viewer_loaders.members.load(self._team_id)
         return await _users(info, members.agent_ids)
 
 

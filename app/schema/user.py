@@ -74,7 +74,7 @@ class User(Node):
     async def teams(self, info: Info) -> list[Annotated[Team, strawberry.lazy("app.schema.team")]]:
         from app.schema.team import Team
 
-        teams = await info.context.team_loaders.teams_of_user.load(self._user_id)
+        teams = await info.context.viewer_loaders.teams_of_user.load(self._user_id)
         return [Team.from_row(team) for team in teams]
 
 

@@ -36,7 +36,7 @@ class CallAnalysis(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class _CallChild:
+class AnalysisListItem:
     """Rows of an ordered list that belongs to one call."""
 
     id: Mapped[int] = identity_key()
@@ -44,7 +44,7 @@ class _CallChild:
     position: Mapped[int] = mapped_column(Integer)
 
 
-class AnalysisIntent(_CallChild, Base):
+class AnalysisIntent(AnalysisListItem, Base):
     __tablename__ = "analysis_intents"
 
     name: Mapped[str] = mapped_column(String(128))
@@ -52,7 +52,7 @@ class AnalysisIntent(_CallChild, Base):
     evidence: Mapped[list[int]] = mapped_column(ARRAY(Integer), default=list)
 
 
-class AnalysisEntity(_CallChild, Base):
+class AnalysisEntity(AnalysisListItem, Base):
     __tablename__ = "analysis_entities"
 
     type: Mapped[str] = mapped_column(String(64))
@@ -62,7 +62,7 @@ class AnalysisEntity(_CallChild, Base):
     segment_index: Mapped[int | None] = mapped_column(Integer)
 
 
-class AnalysisIssue(_CallChild, Base):
+class AnalysisIssue(AnalysisListItem, Base):
     __tablename__ = "analysis_issues"
 
     title: Mapped[str] = mapped_column(Text)
@@ -70,13 +70,13 @@ class AnalysisIssue(_CallChild, Base):
     evidence: Mapped[list[int]] = mapped_column(ARRAY(Integer), default=list)
 
 
-class AnalysisAction(_CallChild, Base):
+class AnalysisAction(AnalysisListItem, Base):
     __tablename__ = "analysis_actions"
 
     description: Mapped[str] = mapped_column(Text)
 
 
-class AnalysisKeypoint(_CallChild, Base):
+class AnalysisKeypoint(AnalysisListItem, Base):
     __tablename__ = "analysis_keypoints"
 
     text: Mapped[str] = mapped_column(Text)
