@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -36,16 +35,13 @@ class User(Node):
     role: Role  # type: ignore[valid-type]
     is_active: bool
     created_at: datetime
-    _user_id: strawberry.Private[uuid.UUID]
-    _user: strawberry.Private[UserModel | None] = None
+    _user: strawberry.Private[UserModel]
 
     # ADMIN, the user's supervisors and the user; null for anyone else. The voice
     # embeddings themselves are never shown.
     @strawberry.field
     async def voiceprint(self, info: Info) -> Voiceprint | None:
         viewer = await info.context.require_viewer()
-        if self._user is None:
-            return None
         if not await may_see_voiceprint(info.context.session, viewer, self._user):
             return None
         stored = await info.context.loaders.voiceprints.load(self._user.id)
@@ -64,7 +60,6 @@ class User(Node):
             role=user.role,
             is_active=user.is_active,
             created_at=user.created_at,
-            _user_id=user.id,
             _user=user,
         )
 
@@ -74,7 +69,7 @@ class User(Node):
     async def teams(self, info: Info) -> list[Annotated[Team, strawberry.lazy("app.schema.team")]]:
         from app.schema.team import Team
 
-        teams = await info.context.viewer_loaders.teams_of_user.load(self._user_id)
+        teams = await info.context.viewer_loaders.teams_of_user.load(self._user.id)
         return [Team.from_row(team) for team in teams]
 
 

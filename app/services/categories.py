@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import NotFound
 from app.db.models import Category, RuleEvaluation
 from app.rules.model import parse_rule, rule_json
-from app.services.rule_sets import clean_name, delete_rule_set, save_rule_set
+from app.services.rule_sets import clean_rule_set_name, delete_rule_set, save_rule_set
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ async def update_category(
 async def _save(
     session: AsyncSession, category_id: uuid.UUID | None, data: CategoryInput
 ) -> tuple[Category, RuleEvaluation]:
-    clean_name(data.name)  # the name is judged before the payload, as the user reads
+    clean_rule_set_name(data.name)  # the name is judged before the payload, as the user reads
     rule = rule_json(parse_rule(data.rule))
 
     def set_rule(category: Category) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import BadUserInput, NotFound
 from app.db.models import Category, RuleEvaluation, Scorecard
+from app.services.names import clean_name
 from app.services.rules import start_evaluation
 
 MAX_NAME_CHARS = 120
@@ -20,11 +21,8 @@ MAX_DESCRIPTION_CHARS = 2000
 RuleSet = TypeVar("RuleSet", Category, Scorecard)
 
 
-def clean_name(name: str, field: str = "name") -> str:
-    cleaned = " ".join(name.split())
-    if not cleaned or len(cleaned) > MAX_NAME_CHARS or "\x00" in cleaned:
-        raise BadUserInput(f"{field}: 1 to {MAX_NAME_CHARS} characters")
-    return cleaned
+def clean_rule_set_name(name: str) -> str:
+    return clean_name(name, max_chars=MAX_NAME_CHARS, field="name")
 
 
 def clean_description(description: str | None) -> str | None:
@@ -62,7 +60,7 @@ async def save_rule_set(
 ) -> tuple[RuleSet, RuleEvaluation]:
     """Creates (`existing_id` None) or updates, row-locked, one category or scorecard whose
     payload `set_payload` writes (validated by the caller first), and starts its run."""
-    cleaned = clean_name(name)
+    cleaned = clean_rule_set_name(name)
     row: RuleSet | None
     if existing_id is None:
         row = model()

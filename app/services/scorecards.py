@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import RuleEvaluation, Scorecard
 from app.rules.model import parse_scorecard_items
-from app.services.rule_sets import clean_name, delete_rule_set, save_rule_set
+from app.services.rule_sets import clean_rule_set_name, delete_rule_set, save_rule_set
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ async def update_scorecard(
 async def _save(
     session: AsyncSession, scorecard_id: uuid.UUID | None, data: ScorecardInput
 ) -> tuple[Scorecard, RuleEvaluation]:
-    clean_name(data.name)  # the name is judged before the payload, as the user reads
+    clean_rule_set_name(data.name)  # the name is judged before the payload, as the user reads
     items = _items_json(data.items)
 
     def set_items(scorecard: Scorecard) -> None:
