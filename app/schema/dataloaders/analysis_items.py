@@ -5,29 +5,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import select
-from strawberry.dataloader import DataLoader
 
 from app.db.engine import SessionFactory
 from app.db.models.analysis import AnalysisListItem
-from app.schema.dataloaders.grouping import grouped_by
+from app.schema.dataloaders.base import SessionLoader, grouped_by
 
 ItemRow = TypeVar("ItemRow", bound=AnalysisListItem)
 
 
-class AnalysisItemsLoader(DataLoader[uuid.UUID, list[ItemRow]], Generic[ItemRow]):
+class AnalysisItemsLoader(SessionLoader[uuid.UUID, list[ItemRow]]):
     def __init__(self, sessions: SessionFactory, table: type[ItemRow]) -> None:
-        super().__init__(load_fn=self._load)
-        self._sessions = sessions
+        super().__init__(sessions)
         self._table = table
 
-    async def _load(self, call_ids: Sequence[uuid.UUID]) -> list[list[ItemRow]]:
+    async def fetch(self, call_ids: Sequence[uuid.UUID]) -> list[list[ItemRow]]:
         table = self._table
-        query = (
+        items = await self._scalars(
             select(table).where(table.call_id.in_(call_ids)).order_by(table.call_id, table.position)
         )
-        async with self._sessions() as session:
-            items = (await session.execute(query)).scalars()
-            return grouped_by(call_ids, items, lambda item: item.call_id)
+        return grouped_by(call_ids, items, lambda item: item.call_id)

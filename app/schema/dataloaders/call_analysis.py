@@ -6,20 +6,12 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from strawberry.dataloader import DataLoader
 
-from app.db.engine import SessionFactory
 from app.db.models import CallAnalysis
-from app.schema.dataloaders.grouping import one_each
+from app.schema.dataloaders.base import SessionLoader, one_each
 
 
-class CallAnalysisLoader(DataLoader[uuid.UUID, CallAnalysis | None]):
-    def __init__(self, sessions: SessionFactory) -> None:
-        super().__init__(load_fn=self._load)
-        self._sessions = sessions
-
-    async def _load(self, call_ids: Sequence[uuid.UUID]) -> list[CallAnalysis | None]:
+class CallAnalysisLoader(SessionLoader[uuid.UUID, CallAnalysis | None]):
+    async def fetch(self, call_ids: Sequence[uuid.UUID]) -> list[CallAnalysis | None]:
         query = select(CallAnalysis).where(CallAnalysis.call_id.in_(call_ids))
-        async with self._sessions() as session:
-            analyses = (await session.execute(query)).scalars()
-            return one_each(call_ids, analyses, lambda analysis: analysis.call_id)
+        return one_each(call_ids, await self._scalars(query), lambda analysis: analysis.call_id)

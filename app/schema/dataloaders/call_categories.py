@@ -6,27 +6,23 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from strawberry.dataloader import DataLoader
 
-from app.db.engine import SessionFactory
 from app.db.models import CallCategory, Category
-from app.schema.dataloaders.grouping import grouped_by
+from app.schema.dataloaders.base import SessionLoader, grouped_by
 
 TaggedCategory = tuple[CallCategory, Category]
 
 
-class CallCategoriesLoader(DataLoader[uuid.UUID, list[TaggedCategory]]):
-    def __init__(self, sessions: SessionFactory) -> None:
-        super().__init__(load_fn=self._load)
-        self._sessions = sessions
-
-    async def _load(self, call_ids: Sequence[uuid.UUID]) -> list[list[TaggedCategory]]:
-        query = (
+class CallCategoriesLoader(SessionLoader[uuid.UUID, list[TaggedCategory]]):
+    async def fetch(self, call_ids: Sequence[uuid.UUID]) -> list[list[TaggedCategory]]:
+        tagged = await self._rows(
             select(CallCategory, Category)
             .join(Category, Category.id == CallCategory.category_id)
             .where(CallCategory.call_id.in_(call_ids))
             .order_by(CallCategory.call_id, Category.name)
         )
-        async with self._sessions() as session:
-            tagged = (await session.execute(query)).tuples()
-            return grouped_by(call_ids, tagged, lambda pair: pair[0].call_id)
+        return grouped_by(call_ids, [(tag, category) for tag, category in tagged], _call_of)
+
+
+def _call_of(pair: TaggedCategory) -> uuid.UUID:
+    return pair[0].call_id

@@ -7,11 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Row, Text, cast, select
-from strawberry.dataloader import DataLoader
 
-from app.db.engine import SessionFactory
 from app.db.models import Segment
-from app.schema.dataloaders.grouping import grouped_by
+from app.schema.dataloaders.base import SessionLoader, grouped_by
 
 SegmentRow = Row[Any]
 """A segment's columns as the API serves them (see SEGMENT_COLUMNS), by attribute name."""
@@ -33,19 +31,14 @@ SEGMENT_COLUMNS: tuple[Any, ...] = (
 )
 
 
-class SegmentsLoader(DataLoader[uuid.UUID, list[SegmentRow]]):
+class SegmentsLoader(SessionLoader[uuid.UUID, list[SegmentRow]]):
     """Plain rows, not ORM objects: a 60-minute call has hundreds of segments, and building
     an ORM instance for each cost more than the query."""
 
-    def __init__(self, sessions: SessionFactory) -> None:
-        super().__init__(load_fn=self._load)
-        self._sessions = sessions
-
-    async def _load(self, call_ids: Sequence[uuid.UUID]) -> list[list[SegmentRow]]:
-        async with self._sessions() as session:
-            rows = await session.execute(
-                select(*SEGMENT_COLUMNS)
-                .where(Segment.call_id.in_(call_ids))
-                .order_by(Segment.call_id, Segment.position)
-            )
-            return grouped_by(call_ids, rows, lambda row: row.call_id)
+    async def fetch(self, call_ids: Sequence[uuid.UUID]) -> list[list[SegmentRow]]:
+        rows = await self._rows(
+            select(*SEGMENT_COLUMNS)
+            .where(Segment.call_id.in_(call_ids))
+            .order_by(Segment.call_id, Segment.position)
+        )
+        return grouped_by(call_ids, rows, lambda row: row.call_id)

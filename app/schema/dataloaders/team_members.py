@@ -5,18 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from strawberry.dataloader import DataLoader
-
-from app.db.engine import SessionFactory
+from app.schema.dataloaders.base import SessionLoader
 from app.services import teams as team_service
 
 
-class TeamMembersLoader(DataLoader[uuid.UUID, team_service.Members]):
-    def __init__(self, sessions: SessionFactory) -> None:
-        super().__init__(load_fn=self._load)
-        self._sessions = sessions
-
-    async def _load(self, team_ids: Sequence[uuid.UUID]) -> list[team_service.Members]:
+class TeamMembersLoader(SessionLoader[uuid.UUID, team_service.Members]):
+    async def fetch(self, team_ids: Sequence[uuid.UUID]) -> list[team_service.Members]:
         async with self._sessions() as session:
             found = await team_service.members_of(session, team_ids)
         return [found[team_id] for team_id in team_ids]

@@ -5,20 +5,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
-from strawberry.dataloader import DataLoader
-
 from app.db.engine import SessionFactory
 from app.db.models import Team, User
+from app.schema.dataloaders.base import SessionLoader
 from app.services import teams as team_service
 
 
-class TeamsOfUserLoader(DataLoader[uuid.UUID, list[Team]]):
+class TeamsOfUserLoader(SessionLoader[uuid.UUID, list[Team]]):
     def __init__(self, sessions: SessionFactory, viewer: Callable[[], Awaitable[User]]) -> None:
-        super().__init__(load_fn=self._load)
-        self._sessions = sessions
+        super().__init__(sessions)
         self._viewer = viewer
 
-    async def _load(self, user_ids: Sequence[uuid.UUID]) -> list[list[Team]]:
+    async def fetch(self, user_ids: Sequence[uuid.UUID]) -> list[list[Team]]:
         viewer = await self._viewer()
         async with self._sessions() as session:
             found = await team_service.teams_of_users(session, viewer, user_ids)

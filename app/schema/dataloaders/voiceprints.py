@@ -9,11 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from strawberry.dataloader import DataLoader
 
-from app.db.engine import SessionFactory
 from app.db.models import Voiceprint
-from app.schema.dataloaders.grouping import one_each
+from app.schema.dataloaders.base import SessionLoader, one_each
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,16 +22,12 @@ class VoiceprintSummary:
     updated_at: datetime
 
 
-class VoiceprintLoader(DataLoader[uuid.UUID, VoiceprintSummary | None]):
-    def __init__(self, sessions: SessionFactory) -> None:
-        super().__init__(load_fn=self._load)
-        self._sessions = sessions
-
-    async def _load(self, user_ids: Sequence[uuid.UUID]) -> list[VoiceprintSummary | None]:
-        query = select(
-            Voiceprint.user_id, Voiceprint.enrolled, Voiceprint.calls, Voiceprint.updated_at
-        ).where(Voiceprint.user_id.in_(user_ids))
-        async with self._sessions() as session:
-            rows = await session.execute(query)
-            summaries = (VoiceprintSummary(*row) for row in rows)
-            return one_each(user_ids, summaries, lambda summary: summary.user_id)
+class VoiceprintLoader(SessionLoader[uuid.UUID, VoiceprintSummary | None]):
+    async def fetch(self, user_ids: Sequence[uuid.UUID]) -> list[VoiceprintSummary | None]:
+        rows = await self._rows(
+            select(
+                Voiceprint.user_id, Voiceprint.enrolled, Voiceprint.calls, Voiceprint.updated_at
+            ).where(Voiceprint.user_id.in_(user_ids))
+        )
+        summaries = [VoiceprintSummary(*row) for row in rows]
+        return one_each(user_ids, summaries, lambda summary: summary.user_id)
