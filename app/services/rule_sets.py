@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,18 +49,26 @@ async def _name_taken(
     return (await session.execute(query)).first() is not None
 
 
+class RuleSetInput(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str | None: ...
+
+
 async def save_rule_set(
     session: AsyncSession,
     model: type[RuleSet],
     existing_id: uuid.UUID | None,
-    *,
-    name: str,
-    description: str | None,
-    set_payload: Callable[[RuleSet], None],
+    data: RuleSetInput,
+    read_payload: Callable[[], dict[str, Any]],
 ) -> tuple[RuleSet, RuleEvaluation]:
-    """Creates (`existing_id` None) or updates, row-locked, one category or scorecard whose
-    payload `set_payload` writes (validated by the caller first), and starts its run."""
-    cleaned = clean_rule_set_name(name)
+    """Creates (`existing_id` None) or updates, row-locked, one category or scorecard, and
+    starts its run. `read_payload` validates the input's payload into the row's columns;
+    it runs after the name is judged, as the user reads the form."""
+    cleaned = clean_rule_set_name(data.name)
+    payload = read_payload()
     row: RuleSet | None
     if existing_id is None:
         row = model()
@@ -72,8 +80,9 @@ async def save_rule_set(
     if await _name_taken(session, model, cleaned, existing_id):
         raise BadUserInput(f"name: a {_noun(model)} named {cleaned!r} already exists")
     row.name = cleaned
-    row.description = clean_description(description)
-    set_payload(row)
+    row.description = clean_description(data.description)
+    for column, value in payload.items():
+        setattr(row, column, value)
     if existing_id is None:
         session.add(row)
     await session.flush()
