@@ -24,6 +24,7 @@ from app.db.models import WebhookDelivery as WebhookDeliveryModel
 from app.db.models import WebhookEndpoint as WebhookEndpointModel
 from app.db.models import WebhookEvent as WebhookEventModel
 from app.schema.context import Info
+from app.schema.rows import from_row
 from app.schema.user import User
 from app.services import webhooks
 from app.services.stats import StatsGroup as StatsGroupModel
@@ -67,13 +68,8 @@ class Category:
 
     @classmethod
     def from_row(cls, row: CategoryModel) -> Category:
-        return cls(
-            id=strawberry.ID(to_global_id("Category", row.id)),
-            name=row.name,
-            description=row.description,
-            rule=cast(JSON, row.rule),
-            created_at=row.created_at,
-            updated_at=row.updated_at,
+        return from_row(
+            cls, row, id=strawberry.ID(to_global_id("Category", row.id)), rule=cast(JSON, row.rule)
         )
 
 
@@ -96,10 +92,10 @@ class Scorecard:
 
     @classmethod
     def from_row(cls, row: ScorecardModel) -> Scorecard:
-        return cls(
+        return from_row(
+            cls,
+            row,
             id=strawberry.ID(to_global_id("Scorecard", row.id)),
-            name=row.name,
-            description=row.description,
             items=[
                 ScorecardItem(
                     name=item["name"],
@@ -109,8 +105,6 @@ class Scorecard:
                 )
                 for item in row.items
             ],
-            created_at=row.created_at,
-            updated_at=row.updated_at,
         )
 
 
@@ -175,16 +169,8 @@ class RuleEvaluation:
         progress = 1.0 if row.total == 0 else min(1.0, row.processed / row.total)
         if row.status is EvaluationStatusModel.SUCCESS:
             progress = 1.0
-        return cls(
-            id=strawberry.ID(to_global_id("RuleEvaluation", row.id)),
-            status=row.status,
-            reason=row.reason,
-            total=row.total,
-            processed=row.processed,
-            progress=progress,
-            error=row.error,
-            created_at=row.created_at,
-            finished_at=row.finished_at,
+        return from_row(
+            cls, row, id=strawberry.ID(to_global_id("RuleEvaluation", row.id)), progress=progress
         )
 
 
@@ -281,20 +267,9 @@ class CallStats:
 
     @classmethod
     def from_row(cls, row: StatsRow) -> CallStats:
-        return cls(
-            day=row.day,
-            week=row.week,
-            language=row.language,
-            sentiment=row.sentiment,
-            calls=row.calls,
-            total_duration_seconds=row.total_duration_s,
-            mean_duration_seconds=row.mean_duration_s,
-            mean_sentiment_score=row.mean_sentiment_score,
-            negative_share=row.negative_share,
-            mean_agent_talk_ratio=row.mean_agent_talk_ratio,
-            mean_silence_share=row.mean_silence_share,
-            interruptions_per_call=row.interruptions_per_call,
-            mean_scorecard_score=row.mean_scorecard_score,
+        return from_row(
+            cls,
+            row,
             top_intents=[NameCount(name=i.name, count=i.count) for i in row.top_intents],
             top_issues=[NameCount(name=i.name, count=i.count) for i in row.top_issues],
             _row=row,
@@ -315,13 +290,11 @@ class WebhookEndpoint:
 
     @classmethod
     def from_row(cls, row: WebhookEndpointModel) -> WebhookEndpoint:
-        return cls(
+        return from_row(
+            cls,
+            row,
             id=strawberry.ID(to_global_id("WebhookEndpoint", row.id)),
-            url=row.url,
-            description=row.description,
             events=list(row.events),
-            is_active=row.is_active,
-            created_at=row.created_at,
         )
 
 
@@ -357,13 +330,7 @@ class WebhookAttempt:
 
     @classmethod
     def from_row(cls, row: WebhookAttemptModel) -> WebhookAttempt:
-        return cls(
-            number=row.number,
-            status_code=row.status_code,
-            error=row.error,
-            duration_ms=row.duration_ms,
-            at=row.created_at,
-        )
+        return from_row(cls, row, at=row.created_at)
 
 
 @strawberry.type
@@ -382,16 +349,13 @@ class WebhookDelivery:
     def from_row(
         cls, row: WebhookDeliveryModel, attempts: list[WebhookAttemptModel]
     ) -> WebhookDelivery:
-        return cls(
+        return from_row(
+            cls,
+            row,
             id=strawberry.ID(to_global_id("WebhookDelivery", row.id)),
             endpoint_id=strawberry.ID(to_global_id("WebhookEndpoint", row.endpoint_id)),
             call_id=strawberry.ID(to_global_id("Call", row.call_id)),
-            event=row.event,
-            status=row.status,
-            body=row.body,
             attempts=[WebhookAttempt.from_row(a) for a in attempts],
-            created_at=row.created_at,
-            finished_at=row.finished_at,
         )
 
 

@@ -11,6 +11,7 @@ from app.db.models import Role as RoleModel
 from app.db.models import User as UserModel
 from app.schema.context import Info
 from app.schema.node import Node
+from app.schema.rows import from_row
 
 if TYPE_CHECKING:
     from app.schema.team import Team
@@ -53,15 +54,7 @@ class User(Node):
 
     @classmethod
     def from_row(cls, user: UserModel) -> User:
-        return cls(
-            id=strawberry.ID(to_global_id("User", user.id)),
-            username=user.username,
-            full_name=user.full_name,
-            role=user.role,
-            is_active=user.is_active,
-            created_at=user.created_at,
-            _user=user,
-        )
+        return from_row(cls, user, id=strawberry.ID(to_global_id("User", user.id)), _user=user)
 
     # The teams this user supervises or belongs to, as far as the viewer may see teams
     # (an ADMIN: all; anyone else: the teams they are in themselves).
