@@ -66,12 +66,7 @@ async def calls(
     ]
     return CallConnection(
         edges=edges,
-        page_info=PageInfo(
-            has_next_page=page.has_next_page,
-            has_previous_page=page.has_previous_page,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
+        page_info=PageInfo.of(page, [edge.cursor for edge in edges]),
         total_count=page.total_count,
     )
 

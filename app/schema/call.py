@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, NewType, NoReturn
+from typing import Any, NewType, NoReturn, Protocol
 
 import orjson
 import strawberry
@@ -424,6 +424,26 @@ class PageInfo:
     has_previous_page: bool
     start_cursor: str | None
     end_cursor: str | None
+
+    @classmethod
+    def of(cls, page: PageFlags, cursors: Sequence[str]) -> PageInfo:
+        """A page's flags, and the cursors of its first and last edge."""
+        return cls(
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+            start_cursor=cursors[0] if cursors else None,
+            end_cursor=cursors[-1] if cursors else None,
+        )
+
+
+class PageFlags(Protocol):
+    """What a service's page says about the pages around it."""
+
+    @property
+    def has_next_page(self) -> bool: ...
+
+    @property
+    def has_previous_page(self) -> bool: ...
 
 
 @strawberry.type
