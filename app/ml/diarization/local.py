@@ -231,7 +231,11 @@ class LocalDiarizer(Diarizer):
             progress = part_of(progress, 0.5, 1.0)
         regions = merge_regions(regions, self.params.region_merge_gap_s)
         progress(Stage.DIARIZING, 0.0, duration)
-        windows = self._embed_windows(signal, regions, progress, duration)
+        # Each window's mel is a small matrix product; OpenBLAS splitting it over threads
+        # costs far more than the product (a 30 s call: ~1.5 s of mels on a busy 2-core
+        # machine against ~0.1 s on one thread). torch's LSTM keeps its own threads.
+        with threadpool_limits(1, user_api="blas"):
+            windows = self._embed_windows(signal, regions, progress, duration)
         labels = cluster(windows.embeddings, hints, self.params)
         turns = label_regions(regions, windows.centers_s, labels, self.params.step_s)
         turns = smooth_turns(turns, self.params.min_turn_s, speaker_bounds(hints, default_max=1)[0])
@@ -251,19 +255,6 @@ class LocalDiarizer(Diarizer):
         duration: float,
     ) -> _Windows:
         """Reports progress as seconds of the recording whose windows are embedded."""
-        # Each window's mel is a small matrix product; OpenBLAS splitting it over threads
-        # costs far more than the product (a 30 s call: ~1.5 s of mels on a busy 2-core
-        # machine against ~0.1 s on one thread). torch's LSTM keeps its own threads.
-        with threadpool_limits(1, user_api="blas"):
-            return self._embed_windows_unlimited(signal, regions, progress, duration)
-
-    def _embed_windows_unlimited(
-        self,
-        signal: FloatArray,
-        regions: list[Region],
-        progress: ProgressCallback,
-        duration: float,
-    ) -> _Windows:
         p = self.params
         win = round(p.window_s * SAMPLE_RATE)
         win_frames = round(p.window_s / _MEL_HOP_S)

@@ -61,3 +61,13 @@ class SpeechToText(Protocol):
     def transcribe(self, audio: np.ndarray, *, regions: Regions, language: str | None) -> SttResult:
         """Words spoken inside `regions`; `language` forces the language, None detects it."""
         ...
+
+
+def spoken_language(
+    stt: SpeechToText, audio: np.ndarray, regions: Regions, language: str | None
+) -> tuple[str | None, float | None]:
+    """A forced `language` with probability 1.0; else the language `stt` detects in the
+    regions, or (None, None) when it finds none."""
+    if language is not None:
+        return language, 1.0
+    return stt.detect_language(audio, regions) or (None, None)

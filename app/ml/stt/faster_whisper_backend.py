@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app.ml.speech.confidence import segment_confidence
-from app.ml.stt.base import SAMPLE_RATE, Regions, SttError, SttResult, mono_float32, no_speech
+from app.ml.stt.base import (
+    SAMPLE_RATE,
+    Regions,
+    SttError,
+    SttResult,
+    mono_float32,
+    no_speech,
+    spoken_language,
+)
 from app.ml.stt.bundled import BUNDLED_MODELS, ensure_verified
 from app.ml.stt.regions import (
     PackedGroup,
@@ -408,15 +416,12 @@ class FasterWhisperStt:
         groups = pack_regions(audio, regions)
         if not groups:
             return no_speech(language)
-        probability: float | None = 1.0
-        if language is None:
-            detected = self.detect_language(audio, regions)
-            language, probability = detected if detected else (None, None)
-        elif not self.is_multilingual and language != "en":
+        if language is not None and not self.is_multilingual and language != "en":
             raise SttError(
                 f"the STT model {self._model_name} is English-only and cannot transcribe "
                 f"language {language!r}; set STT_MODEL to a multilingual model such as large-v3"
             )
+        language, probability = spoken_language(self, audio, regions, language)
         if self._batched is not None:
             words = self._transcribe_batched(audio, regions, language)
         else:

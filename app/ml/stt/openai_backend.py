@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import soundfile
 
-from app.ml.stt.base import SAMPLE_RATE, Regions, SttError, SttResult, mono_float32, no_speech
+from app.ml.stt.base import (
+    SAMPLE_RATE,
+    Regions,
+    SttError,
+    SttResult,
+    mono_float32,
+    no_speech,
+    spoken_language,
+)
 from app.ml.stt.languages import language_code
 from app.ml.stt.regions import (
     PackedGroup,
@@ -101,10 +109,7 @@ class OpenAiStt:
         groups = pack_regions(mono_float32(audio), regions, max_group_s=UPLOAD_S, split_long=True)
         if not groups:
             return no_speech(language)
-        probability: float | None = 1.0
-        if language is None:
-            detected = self.detect_language(audio, regions)
-            language, probability = detected if detected else (None, None)
+        language, probability = spoken_language(self, audio, regions, language)
         words: list[Word] = []
         for group in groups:
             response = self._request(group, language=language)

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from app.ml.stt.base import SAMPLE_RATE, Regions, SttError, SttResult, mono_float32, no_speech
+from app.ml.stt.base import (
+    SAMPLE_RATE,
+    Regions,
+    SttError,
+    SttResult,
+    mono_float32,
+    no_speech,
+    spoken_language,
+)
 from app.ml.stt.languages import SEAMLESS_CODES, WHISPER_LANGUAGES
 from app.ml.stt.regions import (
     PackedGroup,
@@ -205,10 +213,7 @@ class TransformersStt:
         groups = pack_regions(audio, regions, max_group_s=WINDOW_S, split_long=True)
         if not groups:
             return no_speech(language)
-        probability: float | None = 1.0
-        if language is None:
-            detected = self.detect_language(audio, regions)
-            language, probability = detected if detected else (None, None)
+        language, probability = spoken_language(self, audio, regions, language)
         words: list[Word] = []
         for first in range(0, len(groups), self._batch_size):
             batch = groups[first : first + self._batch_size]
