@@ -7,7 +7,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
 from app.core.enums import SpeakerRole
-from app.ml.analysis.annotate import empty_insight, is_empty
 from app.ml.analysis.settings import AnalysisSettings
 from app.ml.types import CallInsight, ProgressCallback, Stage, Transcript, no_progress
 
@@ -27,6 +26,10 @@ class Analyzer(ABC):
     ) -> CallInsight:
         """Annotated (and, with REDACT_PII, redacted) segments, analysis and metrics.
         Raises AnalysisError when the call must end FAIL."""
+        # Imported here: annotate reads app.ml.redaction, which reads this package's
+        # entities, and this module is imported with the package.
+        from app.ml.analysis.annotate import empty_insight, is_empty
+
         if is_empty(transcript):
             hook(Stage.ANALYZING, 1, 1)
             return empty_insight(transcript, self.settings)
