@@ -32,7 +32,7 @@ async def audit_events(
         page = await audit.list_events(session, filters, first=first, after=after)
     edges = [
         AuditEventEdge(cursor=audit.encode_cursor(event), node=AuditEvent.from_row(event))
-        for event in page.events
+        for event in page.rows
     ]
     return AuditEventConnection(
         edges=edges,

@@ -62,7 +62,7 @@ async def calls(
             session, viewer, filters, call_service.PageRequest(first, after, last, before)
         )
     edges = [
-        CallEdge(cursor=call_service.encode_cursor(c), node=Call.from_row(c)) for c in page.calls
+        CallEdge(cursor=call_service.encode_cursor(c), node=Call.from_row(c)) for c in page.rows
     ]
     return CallConnection(
         edges=edges,
