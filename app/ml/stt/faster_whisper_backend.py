@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app.ml.speech.confidence import segment_confidence
-from app.ml.stt.base import SAMPLE_RATE, SttError, SttResult
+from app.ml.stt.base import (
+    SAMPLE_RATE,
+    Regions,
+    SttError,
+    SttResult,
+    mono_float32,
+    no_speech,
+    spoken_language,
+)
 from app.ml.stt.bundled import BUNDLED_MODELS, ensure_verified
 from app.ml.stt.regions import (
     PackedGroup,
@@ -316,7 +324,7 @@ class FasterWhisperStt:
             return {"en": 1.0}
         import ctranslate2
 
-        samples = _mono_float32(audio)[: 30 * SAMPLE_RATE]
+        samples = mono_float32(audio)[: 30 * SAMPLE_RATE]
         # Rounded up to whole `MIN_LANGUAGE_ID_S` steps (with silence, as Whisper pads): the
         # encoder's native buffers are sized by the input, and with every turn a different
         # length the freed ones fragmented the heap, about +140 MB over 60 turns, against
@@ -340,7 +348,7 @@ class FasterWhisperStt:
         import ctranslate2
         from faster_whisper.tokenizer import Tokenizer
 
-        samples = _mono_float32(audio)[: 30 * SAMPLE_RATE]
+        samples = mono_float32(audio)[: 30 * SAMPLE_RATE]
         features = self._model.feature_extractor(samples)
         frames = min(features.shape[-1], self._model.feature_extractor.nb_max_frames)
         encoded = self._model.model.encode(
@@ -369,7 +377,7 @@ class FasterWhisperStt:
         log-probability, or loops)."""
         segments = list(
             self._model.transcribe(
-                _mono_float32(audio),
+                mono_float32(audio),
                 language=language,
                 beam_size=1,
                 temperature=0.0,
@@ -388,16 +396,14 @@ class FasterWhisperStt:
 
     # --- SpeechToText ------------------------------------------------------------------
 
-    def detect_language(
-        self, audio: np.ndarray, regions: Sequence[tuple[float, float]]
-    ) -> tuple[str, float] | None:
+    def detect_language(self, audio: np.ndarray, regions: Regions) -> tuple[str, float] | None:
         """Vote over windows sampled across the whole call, weighted by their speech.
 
         Each window yields Whisper's probability for every language; the probabilities are
         summed, weighted by the seconds of speech in the window, and the best language wins
         with its weighted mean probability. An English-only model reports English.
         """
-        groups = pack_regions(_mono_float32(audio), regions)
+        groups = pack_regions(mono_float32(audio), regions)
         if not groups:
             return None
         if not self.is_multilingual:
@@ -415,26 +421,17 @@ class FasterWhisperStt:
         language = max(scores, key=lambda code: scores[code])
         return language, round(scores[language] / total_weight, 4)
 
-    def transcribe(
-        self,
-        audio: np.ndarray,
-        *,
-        regions: Sequence[tuple[float, float]],
-        language: str | None,
-    ) -> SttResult:
-        audio = _mono_float32(audio)
+    def transcribe(self, audio: np.ndarray, *, regions: Regions, language: str | None) -> SttResult:
+        audio = mono_float32(audio)
         groups = pack_regions(audio, regions)
         if not groups:
-            return SttResult(words=[], language=language, language_probability=None)
-        probability: float | None = 1.0
-        if language is None:
-            detected = self.detect_language(audio, regions)
-            language, probability = detected if detected else (None, None)
-        elif not self.is_multilingual and language != "en":
+            return no_speech(language)
+        if language is not None and not self.is_multilingual and language != "en":
             raise SttError(
                 f"the STT model {self._model_name} is English-only and cannot transcribe "
                 f"language {language!r}; set STT_MODEL to a multilingual model such as large-v3"
             )
+        language, probability = spoken_language(self, audio, regions, language)
         if self._batched is not None:
             words = self._transcribe_batched(audio, regions, language)
         else:
@@ -545,7 +542,7 @@ class FasterWhisperStt:
         return words
 
     def _transcribe_batched(
-        self, audio: np.ndarray, regions: Sequence[tuple[float, float]], language: str | None
+        self, audio: np.ndarray, regions: Regions, language: str | None
     ) -> list[Word]:
         """All groups batched: one clip per group, decoded `batch_size` at a time.
 
@@ -681,12 +678,6 @@ def _storage(array: np.ndarray) -> Any:
 
 def _probability(word: Any) -> float:
     return round(float(word.probability), 4)
-
-
-def _mono_float32(audio: np.ndarray) -> np.ndarray:
-    if audio.ndim != 1:
-        raise SttError(f"speech-to-text expects mono audio, got an array of shape {audio.shape}")
-    return np.ascontiguousarray(audio, dtype=np.float32)
 
 
 def fetched_model_dir(model: str, models_dir: Path | None) -> Path:
