@@ -176,19 +176,22 @@ def pipeline_ladder(
 # --- short turns ---------------------------------------------------------------------------------
 
 
+def clip_speech(vad: Any, path: Path) -> np.ndarray:
+    """The speech of one shared clip (its VAD regions joined), peak-normalised to 0.5."""
+    signal = load_16k(path)
+    signal = signal / max(float(np.abs(signal).max()), 1e-6) * 0.5
+    only = [signal[round(s * 16000) : round(e * 16000)] for s, e in vad(signal)]
+    return np.concatenate(only).astype(np.float32) if only else np.zeros(0, dtype=np.float32)
+
+
 def short_turn_call(vad: Any, seed: int, turns: int = 18) -> tuple[np.ndarray, list[Part]]:
     """Turns of 1-4 s of speech (VAD regions of the shared clips, cut), each in another
     language than the one before, 0.4 s apart."""
     rng = np.random.default_rng(seed)
     speech: dict[str, list[np.ndarray]] = {}
     for language, names in SHORT_TURN_SOURCES.items():
-        speech[language] = []
-        for name in names:
-            signal = load_16k(AUDIO / name)
-            signal = signal / max(float(np.abs(signal).max()), 1e-6) * 0.5
-            only = [signal[round(s * 16000) : round(e * 16000)] for s, e in vad(signal)]
-            if only:
-                speech[language].append(np.concatenate(only))
+        clips = [clip_speech(vad, AUDIO / name) for name in names]
+        speech[language] = [clip for clip in clips if clip.size]
     cursors = {language: [0] * len(clips) for language, clips in speech.items()}
     gap = np.zeros(round(0.4 * 16000), dtype=np.float32)
     pieces: list[np.ndarray] = []
