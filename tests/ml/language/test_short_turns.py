@@ -51,35 +51,31 @@ def test_a_short_turn_call_gets_its_turns_languages_right(pipeline: SpeechPipeli
     ]
 
 
-def test_a_short_english_backchannel_in_a_russian_call_is_english(
-    pipeline: SpeechPipeline, test_audio_dir: Path
-) -> None:
-    """'Hello? Hello?' (1.1 s) between Russian turns: Whisper's audio scores give it mostly
-    Korean and Chinese, which fold to Uzbek; its English text settles it."""
-    signal, turns = _call(
-        pipeline,
-        test_audio_dir,
-        [
-            ("A", "pisets_test_sound_ru.wav", 0.0, 4.0),
-            ("B", "pyannote_sample.wav", 0.0, 1.1),
-            ("A", "pisets_test_sound_ru.wav", 4.0, 3.5),
-        ],
-    )
-    decisions = pipeline.identifier.identify(signal, turns)
-    assert [d.language for d in decisions] == ["ru", "en", "ru"], decisions
+BACKCHANNEL = [
+    ("A", "pisets_test_sound_ru.wav", 0.0, 4.0),
+    ("B", "pyannote_sample.wav", 0.0, 1.1),
+    ("A", "pisets_test_sound_ru.wav", 4.0, 3.5),
+]
+"""'Hello? Hello?' (1.1 s) between Russian turns: Whisper's audio scores give it mostly
+Korean and Chinese, which fold to Uzbek; its English text settles it."""
+UZBEK_BETWEEN_RUSSIAN = [
+    ("A", "golos_001ce26c07c20eaa0d666b824c6c6924.wav", 0.0, 3.0),
+    ("B", "usc_uz_1131474547_2_29209_1.wav", 0.0, 2.0),
+    ("A", "pisets_test_sound_ru.wav", 0.0, 3.0),
+]
 
 
-def test_an_uzbek_turn_between_russian_turns_is_uzbek(
-    pipeline: SpeechPipeline, test_audio_dir: Path
+@pytest.mark.parametrize(
+    ("pieces", "languages"),
+    [(BACKCHANNEL, ["ru", "en", "ru"]), (UZBEK_BETWEEN_RUSSIAN, ["ru", "uz", "ru"])],
+    ids=["english-backchannel-in-russian", "uzbek-turn-between-russian"],
+)
+def test_a_short_turn_in_another_language_is_identified(
+    pipeline: SpeechPipeline,
+    test_audio_dir: Path,
+    pieces: list[tuple[str, str, float, float]],
+    languages: list[str],
 ) -> None:
-    signal, turns = _call(
-        pipeline,
-        test_audio_dir,
-        [
-            ("A", "golos_001ce26c07c20eaa0d666b824c6c6924.wav", 0.0, 3.0),
-            ("B", "usc_uz_1131474547_2_29209_1.wav", 0.0, 2.0),
-            ("A", "pisets_test_sound_ru.wav", 0.0, 3.0),
-        ],
-    )
+    signal, turns = _call(pipeline, test_audio_dir, pieces)
     decisions = pipeline.identifier.identify(signal, turns)
-    assert [d.language for d in decisions] == ["ru", "uz", "ru"], decisions
+    assert [d.language for d in decisions] == languages, decisions
