@@ -91,16 +91,26 @@ class DecodingOptions:
     """A stretch whose mean token log-probability is below this is decoded again."""
     careful_above_compression: float = 2.2
     """A stretch whose text compresses better than this (a loop) is decoded again."""
-    careful_below_confidence: float = 0.6
+    careful_below_confidence: float = 0.78
     """A stretch whose words' confidence (app.ml.speech.confidence) is below this is decoded again:
     on the degraded copies the mean token log-probability often stayed high while the words'
-    probabilities fell."""
+    probabilities fell. Calibrated on the bench's ladder (docs/languages.md): tiny.en's clean
+    and mildly degraded stretches sat at 0.8-0.95, while the stretches Whisper base beam 5
+    decoded much better (the two-party call clipped, on GSM 6.10, at 20 and 10 dB SNR) sat
+    at 0.48-0.77, most of them above a bar of 0.6."""
 
 
-CAREFUL_MIN_WORDS_KEPT = 0.75
+CAREFUL_MIN_TEXT_KEPT = 0.75
 """The careful decoding replaces the first only when it keeps at least this share of its
-words: on an AMI clip Whisper base was surer (0.75 against 0.59) of 12 words where tiny.en
-had written 29, most of them right."""
+text (letters and digits): on an AMI clip Whisper base was surer (0.75 against 0.59) of 12
+words where tiny.en had written 29, most of them right. Counted in letters, not words: on
+a µ-law Russian line the first decoding split one word in three ("Ни и родной сети"), which
+the careful one wrote whole ("Ниеронной сети")."""
+
+
+def _text_length(words: Sequence[Word]) -> int:
+    return sum(sum(ch.isalnum() for ch in word.text) for word in words)
+
 
 MIN_SPEECH_FOR_WORDS_S = 1.0
 """A stretch with at least this much VAD speech that decodes to no word is decoded again."""
@@ -525,7 +535,7 @@ class FasterWhisperStt:
             return careful_words if before is None else words
         # A careful decoding that is surer only because it wrote much less is not better;
         # one that writes speech the first left unwritten is, unless much less sure.
-        kept_enough = len(careful_words) >= CAREFUL_MIN_WORDS_KEPT * len(words)
+        kept_enough = _text_length(careful_words) >= CAREFUL_MIN_TEXT_KEPT * _text_length(words)
         more_written = (
             unworded_speech_s(group, careful_words)
             < unworded_speech_s(group, words) - MAX_UNWORDED_SPEECH_S / 2
@@ -568,7 +578,11 @@ class FasterWhisperStt:
             )
             last_end: dict[int, float] = {}
             for segment in segments:
-                index = int(np.searchsorted(offsets_s, segment.start + 1e-3, side="right")) - 1
+                # By its middle: Whisper's times are on a 20 ms grid, so a clip's first
+                # segment may start just before the clip (27.46 s for a clip at 27.47 s),
+                # and by its start its words went to the clip before.
+                middle = (float(segment.start) + float(segment.end)) / 2
+                index = int(np.searchsorted(offsets_s, middle, side="right")) - 1
                 index = min(max(index, 0), len(groups) - 1)
                 offset = float(offsets_s[index])
                 reliability[index].add(segment)
