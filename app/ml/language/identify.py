@@ -9,14 +9,24 @@
 2. Call prior: a turn's folded scores are multiplied by the call's (talk-time weighted mean
    of every turn's scores), so a short or unclear turn leans towards the languages the call
    is actually in, while a clear turn in another language still wins (code-switching).
-3. Text, where the audio is still unsure (best score below `UNSURE_BELOW`): Whisper writes
-   the turn greedily in each plausible configured language it can write (score at least
-   `TEXT_MIN_AUDIO`; not Uzbek, which Whisper base cannot write), and a language is taken
-   when the decoder was sure of its text (mean log-probability at least `TEXT_MIN_LOGPROB`,
-   no loop) and the text identifier of the analysis (`app.ml.analysis.language`: Uzbek
-   Latin/Cyrillic, Russian and English by letters, words and suffixes) agrees. On the shared
-   clips, English and Russian speech written in its own language decoded at -0.12 to -0.59,
-   Uzbek speech forced into English or Russian at -0.82 to -3.1 (or looped).
+3. Text, where the audio is still unsure (best score below `UNSURE_BELOW`, or below
+   `SHORT_TURN_SURE` on a turn under `SHORT_TURN_S` of speech: on the bench's 1-4 s turns,
+   Whisper gave short English turns 0.12-0.34 and a short Uzbek turn 0.28, most of their
+   mass on unrelated languages that fold to Uzbek; a short turn counts as sure only when its
+   own audio score is, so the call prior cannot make a short backchannel in a language the
+   call's long turns lack look certain): Whisper writes the turn greedily in each
+   plausible configured language it can write (score at least `TEXT_MIN_AUDIO`; not Uzbek,
+   which Whisper base cannot write), and a language is taken when the decoder was sure of
+   its text (mean log-probability at least `TEXT_MIN_LOGPROB`, no loop) and the text
+   identifier of the analysis (`app.ml.analysis.language`: Uzbek Latin/Cyrillic, Russian and
+   English by letters, words and suffixes) agrees. On the shared clips, English and Russian
+   speech written in its own language decoded at -0.12 to -0.8 (short English turns) and to
+   -1.08 (short Russian ones), Uzbek speech forced into English or Russian at -0.82 to -3.1
+   (or looped). English text is the sharper test: when the audio's best language is English
+   and its English text decodes below `ENGLISH_REFUTED_BELOW`, the turn is taken as the
+   configured language Whisper cannot write (Uzbek) if the audio gives that at least
+   `REFUTED_FALLBACK_MIN`. Russian text is not used that way (Russian speech itself decoded
+   down to -1.08).
 4. Turns under `MIN_TURN_S` of speech take the language of the same speaker's nearest
    identified turn, else of the nearest turn.
 """
@@ -37,10 +47,15 @@ from app.ml.stt.regions import pack_regions
 
 MIN_TURN_S = 1.0
 UNSURE_BELOW = 0.7
+SHORT_TURN_S = 3.0
+SHORT_TURN_SURE = 0.9
+"""A turn under `SHORT_TURN_S` of speech is checked by its text below this score."""
 TEXT_CONFIDENT = 0.3
-TEXT_MIN_AUDIO = 0.15
+TEXT_MIN_AUDIO = 0.1
 """The text check may only pick a language the audio gives at least this score."""
-TEXT_MIN_LOGPROB = -0.65
+TEXT_MIN_LOGPROB = -0.8
+ENGLISH_REFUTED_BELOW = -1.0
+REFUTED_FALLBACK_MIN = 0.2
 TEXT_MAX_COMPRESSION = 2.0
 PRIOR_FLOOR = 0.05
 """No language is ruled out by the call prior alone."""
@@ -138,16 +153,29 @@ class TurnLanguageIdentifier:
         norm = sum(posterior.values()) or 1.0
         posterior = {code: value / norm for code, value in posterior.items()}
         best = max(posterior, key=lambda code: posterior[code])
-        if posterior[best] >= UNSURE_BELOW:
+        # A short turn is sure only when its own audio is: the call prior alone must not
+        # make a short backchannel in the call's rarest language look certain.
+        short = turn.speech_s < SHORT_TURN_S
+        sure = min(posterior[best], scores[best]) if short else posterior[best]
+        if sure >= (SHORT_TURN_SURE if short else UNSURE_BELOW):
             return LanguageDecision(best, round(posterior[best], 4), "audio")
-        by_text = self._confirmed_by_text(signal, turn, posterior)
+        heard = {code: max(scores[code], posterior[code]) for code in self.languages}
+        by_text = self._by_text(signal, turn, heard, best)
         if by_text is not None:
             return LanguageDecision(by_text, round(posterior[by_text], 4), "text")
         return LanguageDecision(best, round(posterior[best], 4), "audio")
 
-    def _confirmed_by_text(
-        self, signal: npt.NDArray[np.float32], turn: SpeechTurn, posterior: dict[str, float]
+    def _by_text(
+        self,
+        signal: npt.NDArray[np.float32],
+        turn: SpeechTurn,
+        heard: dict[str, float],
+        best: str,
     ) -> str | None:
+        """The language the turn's text confirms, or the unwritable one when English, the
+        audio's best, is refuted by its own text; None when the text settles nothing.
+        `heard`: each language's score from the turn's audio or with the call prior,
+        whichever is higher."""
         from app.ml.analysis.language import detect_segment
 
         assert self.whisper is not None
@@ -158,20 +186,26 @@ class TurnLanguageIdentifier:
             (
                 code
                 for code in self.languages
-                if posterior[code] >= TEXT_MIN_AUDIO and code not in UNDER_REPRESENTED
+                if heard[code] >= TEXT_MIN_AUDIO and code not in UNDER_REPRESENTED
             ),
-            key=lambda code: -posterior[code],
+            key=lambda code: -heard[code],
         )
+        refuted = False
         for code in candidates[:2]:
             written = self.whisper.quick_text(excerpt(groups[0].audio), code)
             if (
-                written.avg_logprob < TEXT_MIN_LOGPROB
-                or written.compression_ratio > TEXT_MAX_COMPRESSION
+                written.avg_logprob >= TEXT_MIN_LOGPROB
+                and written.compression_ratio <= TEXT_MAX_COMPRESSION
             ):
-                continue
-            guess = detect_segment(written.text)
-            if guess.code == code and guess.confidence >= TEXT_CONFIDENT:
-                return code
+                guess = detect_segment(written.text)
+                if guess.code == code and guess.confidence >= TEXT_CONFIDENT:
+                    return code
+            if code == best == "en" and written.text.strip():
+                refuted = written.avg_logprob < ENGLISH_REFUTED_BELOW
+        if refuted:
+            unwritable = [code for code in UNDER_REPRESENTED if code in self.languages]
+            if unwritable and heard[unwritable[0]] >= REFUTED_FALLBACK_MIN:
+                return unwritable[0]
         return None
 
     def _fill_short_turns(

@@ -330,7 +330,9 @@ class SpeechPipeline:
                 segments_from_turns(
                     spans,
                     words,
-                    word_languages=[turn.language for turn in turns for _ in turn.words],
+                    # A segment's language is its speaker's turn's: a word whose times
+                    # drift past its turn's end must not relabel the next speaker's
+                    # (untranscribed Uzbek) turn with its own language.
                     languages=[
                         LanguageSpan(turn.speaker, turn.start_s, turn.end_s, turn.language)
                         for turn in turns
