@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
+from app.ml.compute import trim_heap
 from app.ml.diarization.base import Diarization, SpeakerTurn, speaker_bounds, speaker_label
 from app.ml.diarization.neural.clustering import (
     assign_local_speakers,
@@ -64,8 +65,10 @@ class NeuralDiarizationParams:
     step_s: float = 2.5
     """Window hop. pyannote uses 1 s; 2.5 s keeps every instant in four windows at a
     quarter of the segmentation and embedding cost."""
-    batch_size: int = 16
-    """Speech slices embedded together (in order of length)."""
+    embedding_batch_s: float = 40.0
+    """Seconds of speech embedded together (slices in order of length, so short ones go
+    many at a time, 10 s ones four at a time): CAM++'s activations grow with the batch's
+    frames; 16 slices of 10 s peaked at 2.3 GB resident on a 10-minute call."""
     segmentation_batch_size: int = 4
     """Windows segmented together. SincNet's first layer holds 80 x 16,000 floats per
     window (5 MB) several times over; at 16 windows a batch the segmentation alone
@@ -242,7 +245,7 @@ class NeuralDiarizer:
 
         The call's filterbank is computed once and each (window, local speaker) takes its
         frames from it: windows overlap, so per-window features would compute every frame
-        several times over. Slices are embedded in order of length, `batch_size` at a
+        several times over. Slices are embedded in order of length, `embedding_batch_s` of speech at a
         time, so slices of one length share a batch and at most one batch's activations
         are held, whatever the call's length."""
         p = self.params
@@ -281,13 +284,24 @@ class NeuralDiarizer:
                 clean.append(float(clean_frames.sum() * seg_step))
         speech = np.zeros((len(chosen), EMBEDDING_DIM), dtype=np.float32)
         by_length = sorted(range(len(chosen)), key=lambda i: chosen[i].size)
-        for first in range(0, len(by_length), p.batch_size):
-            batch = by_length[first : first + p.batch_size]
-            slices = [features[chosen[i]] for i in batch]
+        done = 0
+        while done < len(by_length):
+            batch = [by_length[done]]
+            budget = p.embedding_batch_s / FBANK_STEP_S - chosen[batch[0]].size
+            while done + len(batch) < len(by_length):
+                size = chosen[by_length[done + len(batch)]].size
+                if size > budget:
+                    break
+                batch.append(by_length[done + len(batch)])
+                budget -= size
+            done += len(batch)
             speech[batch] = self.embedder.embed_features(
-                [piece - piece.mean(axis=0, keepdims=True) for piece in slices]
+                [_normalised(features[chosen[i]]) for i in batch]
             )
-            progress(Stage.DIARIZING, 0.5 + 0.5 * (first + len(batch)) / len(by_length), 1.0)
+            # Slices come in many lengths, so the network's activations come in ever new
+            # sizes; handing freed heap back keeps resident memory flat.
+            trim_heap()
+            progress(Stage.DIARIZING, 0.5 + 0.5 * done / len(by_length), 1.0)
         return (
             speech,
             np.asarray(window_of, dtype=np.int64),
@@ -378,6 +392,11 @@ class NeuralDiarizer:
             for cluster, start, end in raw
         ]
         return turns, order
+
+
+def _normalised(features: FloatArray) -> FloatArray:
+    """CAM++'s input: the slice's own mean subtracted, as it was trained per utterance."""
+    return np.asarray(features - features.mean(axis=0, keepdims=True), dtype=np.float32)
 
 
 def _give_every_cluster_a_window(
