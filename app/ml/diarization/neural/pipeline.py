@@ -245,9 +245,9 @@ class NeuralDiarizer:
 
         The call's filterbank is computed once and each (window, local speaker) takes its
         frames from it: windows overlap, so per-window features would compute every frame
-        several times over. Slices are embedded in order of length, `embedding_batch_s` of speech at a
-        time, so slices of one length share a batch and at most one batch's activations
-        are held, whatever the call's length."""
+        several times over. Slices are embedded in order of length, `embedding_batch_s`
+        of speech at a time, so slices of one length share a batch and at most one batch's
+        activations are held, whatever the call's length."""
         p = self.params
         seg_step = self.segmenter.frame_step_s
         features = fbank(signal, normalise=False)
