@@ -102,8 +102,10 @@ def measure(names: list[str], backend: str | None = None) -> dict[str, Any]:
         "pooled_segments_der": round(segments, 2),
         "pooled_gap_points": round(segments - diarizer, 2),
         "target_gap_points": TARGET_POINTS,
-        "met": all(abs(r["gap_points"]) <= TARGET_POINTS for r in files)
-        and segments - diarizer <= TARGET_POINTS,
+        "met": bool(
+            all(abs(r["gap_points"]) <= TARGET_POINTS for r in files)
+            and segments - diarizer <= TARGET_POINTS
+        ),
     }
     print(
         f"pooled: diarizer {diarizer:.2f} %, segments {segments:.2f} % (gap "
