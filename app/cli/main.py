@@ -25,6 +25,7 @@ from app.dev.embedded import EmbeddedServices
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from app.core.errors import OvozlyError
     from app.dev.supervisor import DevSession
 
 logger = logging.getLogger("ovozly")
@@ -304,6 +305,22 @@ def _read_password(args: argparse.Namespace) -> str:
     return password
 
 
+def _account_change(
+    settings: Settings,
+    work: Callable[[AsyncSession], Awaitable[T]],
+    refused: type[OvozlyError],
+) -> T | None:
+    """`work` in one transaction on the configured (or embedded) database; None once a
+    `refused` error's message is printed."""
+    with resolved_services(settings) as resolved:
+        assert resolved.database_url is not None
+        try:
+            return in_transaction(resolved.database_url, work)
+        except refused as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return None
+
+
 def cmd_create_user(args: argparse.Namespace) -> int:
     from app.core.errors import ClientError
     from app.services.users import NewUser, create_user
@@ -318,13 +335,9 @@ def cmd_create_user(args: argparse.Namespace) -> int:
         )
         return user.username
 
-    with resolved_services(settings) as resolved:
-        assert resolved.database_url is not None
-        try:
-            username = in_transaction(resolved.database_url, create)
-        except ClientError as exc:
-            print(f"error: {exc.message}", file=sys.stderr)
-            return 2
+    username = _account_change(settings, create, ClientError)
+    if username is None:
+        return 2
     print(f"created {args.role.lower()} '{username}'")
     return 0
 
@@ -348,16 +361,12 @@ def cmd_set_password(args: argparse.Namespace) -> int:
         await replace_credentials(session, user.id, new_hash)
         return True
 
-    with resolved_services(settings) as resolved:
-        assert resolved.database_url is not None
-        try:
-            updated = in_transaction(resolved.database_url, update)
-        except OvozlyError as exc:
-            print(f"error: {exc.message}", file=sys.stderr)
-            return 2
-        if not updated:
-            print(f"error: no user '{args.username}'", file=sys.stderr)
-            return 2
+    updated = _account_change(settings, update, OvozlyError)
+    if updated is None:
+        return 2
+    if not updated:
+        print(f"error: no user '{args.username}'", file=sys.stderr)
+        return 2
     print(f"password of '{args.username}' updated")
     return 0
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import DateTime, MetaData, func
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, MetaData, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",
@@ -32,3 +33,13 @@ class Timestamps:
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
     )
+
+
+def identity_key() -> MappedColumn[Any]:
+    """A row's own key: a 64-bit number the database counts up (rows of a call's parts)."""
+    return mapped_column(BigInteger, Identity(), primary_key=True)
+
+
+def call_reference(**options: Any) -> MappedColumn[Any]:
+    """The call a row belongs to: deleting the call deletes the row."""
+    return mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), **options)

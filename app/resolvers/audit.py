@@ -31,16 +31,11 @@ async def audit_events(
     async with info.context.session() as session:
         page = await audit.list_events(session, filters, first=first, after=after)
     edges = [
-        AuditEventEdge(cursor=audit.encode_cursor(event), node=AuditEvent.from_model(event))
-        for event in page.events
+        AuditEventEdge(cursor=audit.encode_cursor(event), node=AuditEvent.from_row(event))
+        for event in page.rows
     ]
     return AuditEventConnection(
         edges=edges,
-        page_info=PageInfo(
-            has_next_page=page.has_next_page,
-            has_previous_page=page.has_previous_page,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
+        page_info=PageInfo.of(page, [edge.cursor for edge in edges]),
         total_count=page.total_count,
     )

@@ -6,17 +6,17 @@ then runs the effects the service asked for (enqueue, publish, delete stored aud
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from functools import partial
 
 import strawberry
 from starlette.datastructures import UploadFile
 from strawberry.file_uploads import Upload
 
-from app.core.errors import BadUserInput, NotFound
+from app.core.errors import BadUserInput
 from app.core.ids import parse_typed_id, to_global_id
 from app.db.engine import SessionFactory
 from app.db.models import Call as CallModel
@@ -31,11 +31,11 @@ from app.schema.call import (
     PageInfo,
 )
 from app.schema.context import Info
-from app.schema.loaders import Loaders
+from app.schema.dataloaders import DataLoaders
 from app.schema.rows import from_row
 from app.services import calls as call_service
-from app.services.broadcast import FeedInterrupted, MessagesLost
-from app.services.status import StatusEvent, status_channel
+from app.services import status as status_service
+from app.services.status import StatusEvent
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ async def call(info: Info, id: strawberry.ID) -> Call:
     found = await info.context.visible_call(parse_typed_id(id, "Call"))
     # A call's detail read by a person: audited before the answer goes out.
     await info.context.calls_viewed.load(found.id)
-    return Call.from_model(found)
+    return Call.from_row(found)
 
 
 async def calls(
@@ -62,16 +62,11 @@ async def calls(
             session, viewer, filters, call_service.PageRequest(first, after, last, before)
         )
     edges = [
-        CallEdge(cursor=call_service.encode_cursor(c), node=Call.from_model(c)) for c in page.calls
+        CallEdge(cursor=call_service.encode_cursor(c), node=Call.from_row(c)) for c in page.rows
     ]
     return CallConnection(
         edges=edges,
-        page_info=PageInfo(
-            has_next_page=page.has_next_page,
-            has_previous_page=page.has_previous_page,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
+        page_info=PageInfo.of(page, [edge.cursor for edge in edges]),
         total_count=page.total_count,
     )
 
@@ -122,7 +117,7 @@ async def upload_call(
         created = await call_service.create_call(
             session, owner_id, upload, hints, actor=await context.actor()
         )
-    return Call.from_model(created)
+    return Call.from_row(created)
 
 
 async def reprocess_call(
@@ -140,7 +135,7 @@ async def reprocess_call(
         restarted = await call_service.reprocess_call(
             session, viewer, call_id, hints, address=info.context.client_address
         )
-    return Call.from_model(restarted)
+    return Call.from_row(restarted)
 
 
 async def delete_call(info: Info, id: strawberry.ID) -> strawberry.ID:
@@ -167,7 +162,7 @@ class _StatusUpdate:
         live: bool = True,
     ) -> None:
         self.state = state
-        self.loaders = Loaders(sessions)
+        self.loaders = DataLoaders(sessions)
         self.event = from_row(
             CallStatusEvent,
             state,
@@ -183,35 +178,6 @@ async def _read_call(sessions: SessionFactory, call_id: uuid.UUID) -> CallModel 
         return await call_service.get_call(session, call_id)
 
 
-def _decode_update(message: bytes, sessions: SessionFactory) -> _StatusUpdate:
-    return _StatusUpdate(StatusEvent.from_json(message), sessions)
-
-
-def _hold_for_the_others(update: _StatusUpdate) -> None:
-    """A subscriber that ends with the final event drops the shared update at once; when
-    its selection needs no I/O it may do so before the other subscribers of the call have
-    taken the same message, and each would then build, execute and encode the update again.
-    Held until the loop's next round: the others were woken by the same message, so they
-    run before it."""
-    asyncio.get_running_loop().call_soon(_release, update)
-
-
-def _release(update: _StatusUpdate) -> None:
-    """Drops the reference `_hold_for_the_others` kept."""
-
-
-def _is_news(event: StatusEvent, last: StatusEvent) -> bool:
-    """Drops duplicates (the state read at subscribe time may arrive again as a message)
-    and progress that is older than what the subscriber has already seen."""
-    if event.status != last.status:
-        return True
-    return (event.stage, event.progress, event.error) != (
-        last.stage,
-        last.progress,
-        last.error,
-    ) and (event.stage != last.stage or event.progress >= last.progress)
-
-
 async def call_status(
     info: Info,
     id: strawberry.ID,
@@ -222,67 +188,19 @@ async def call_status(
     # A WebSocket keeps one context for all its operations: check the token and the user
     # again for each subscription, and start with empty caches.
     context.forget_viewer()
-    context.loaders = Loaders(context.resources.sessions)
+    context.loaders = DataLoaders(context.resources.sessions)
     await context.require_viewer()
-    resources = context.resources
-    channel = status_channel(call_id)
-    # Subscribe before reading the state, so no change can fall in between.
-    async with resources.broadcaster.subscribe(channel) as messages:
-        current = await context.visible_call(call_id)
-        # Held until the next message: while any subscriber holds an update, the others
-        # share it (see StatusBroadcaster.shared).
-        update = _StatusUpdate(StatusEvent.of(current), resources.sessions, current)
-        last = update.state
-        # The job whose events are relayed: a late event of a superseded one is dropped.
-        job = current.job_id
-        yield update.event
-        if last.is_final:
-            return
-        interrupted = False
-        async for message in messages:
-            if isinstance(message, FeedInterrupted):
-                # Redis is gone: say so at once with the last state sent (the database may
-                # be unreachable too), and keep the subscription open.
-                interrupted = True
-                context.loaders = Loaders(resources.sessions)
-                yield _StatusUpdate(last, resources.sessions, live=False).event
-                continue
-            if isinstance(message, MessagesLost):
-                # Some events were dropped: the database has the current state.
-                current = await context.visible_call(call_id)
-                job = current.job_id
-                update = _StatusUpdate(StatusEvent.of(current), resources.sessions, current)
-                if interrupted:
-                    # The feed is back: said even when nothing changed meanwhile.
-                    interrupted = False
-                    last = update.state
-                    context.loaders = update.loaders
-                    yield update.event
-                    if last.is_final:
-                        return
-                    continue
-            else:
-                update = resources.broadcaster.shared(
-                    channel, message, partial(_decode_update, message, resources.sessions)
-                )
-            event = update.state
-            if event.deleted:
-                raise NotFound("Call")
-            if event.job != job:
-                if not event.new_job:
-                    continue  # published late by a job that no longer holds the call
-                # Re-queued: the database says which job holds the call now (two requeues
-                # may be announced out of order).
-                job = (await context.visible_call(call_id)).job_id
-                if event.job != job:
-                    continue
-            if not _is_news(event, last):
-                continue
-            last = event
+    sessions = context.resources.sessions
+
+    def present(state: StatusEvent, call: CallModel | None, live: bool) -> _StatusUpdate:
+        return _StatusUpdate(state, sessions, call, live=live)
+
+    updates = status_service.follow_call_status(
+        context.resources.broadcaster, call_id, partial(context.visible_call, call_id), present
+    )
+    async with aclosing(updates):
+        async for update in updates:
             # The event's own loaders: a connection's loaders would otherwise cache the
             # call's empty results from before SUCCESS.
             context.loaders = update.loaders
             yield update.event
-            if event.is_final:
-                _hold_for_the_others(update)
-                return

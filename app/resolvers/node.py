@@ -23,22 +23,22 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
     if type_name == "User":
         async with info.context.session() as session:
             user = await user_service.get_visible_user(session, viewer, object_id)
-        return User.from_model(user) if user is not None else None
+        return User.from_row(user) if user is not None else None
     if type_name == "Call":
         try:
             found = await info.context.visible_call(object_id)
         except NotFound:
             return None
         await info.context.calls_viewed.load(found.id)
-        return Call.from_model(found)
+        return Call.from_row(found)
     if type_name == "Team":
         async with info.context.session() as session:
             team = await team_service.get_visible_team(session, viewer, object_id)
-        return Team.from_model(team) if team is not None else None
+        return Team.from_row(team) if team is not None else None
     if type_name == "AuditEvent":
         if viewer.role is not Role.ADMIN:
             return None
         async with info.context.session() as session:
             event = await audit.get_event(session, object_id)
-        return AuditEvent.from_model(event) if event is not None else None
+        return AuditEvent.from_row(event) if event is not None else None
     return None

@@ -33,4 +33,4 @@ async def set_legal_hold(info: Info, call_id: strawberry.ID, hold: bool) -> Call
         call = await retention_service.set_legal_hold(
             session, await info.context.actor(), parsed, hold
         )
-    return Call.from_model(call)
+    return Call.from_row(call)

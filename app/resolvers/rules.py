@@ -4,6 +4,8 @@ new rules)."""
 
 from __future__ import annotations
 
+import uuid
+
 import strawberry
 from sqlalchemy import select
 
@@ -26,27 +28,23 @@ from app.services import scorecards as scorecard_service
 
 async def categories(info: Info) -> list[Category]:
     async with info.context.session() as session:
-        return [Category.from_model(c) for c in await category_service.list_categories(session)]
-
-
-def _category(input: CategoryInput) -> category_service.CategoryInput:
-    return category_service.CategoryInput(input.name, input.description, input.rule)
-
-
-def _scorecard(input: ScorecardInput) -> scorecard_service.ScorecardInput:
-    return scorecard_service.ScorecardInput(input.name, input.description, input.items)
+        return [Category.from_row(c) for c in await category_service.list_categories(session)]
 
 
 async def create_category(info: Info, input: CategoryInput) -> CategoryPayload:
-    async with info.context.transaction() as session:
-        saved = await category_service.create_category(session, _category(input))
-    return CategoryPayload.of(saved)
+    return await _save_category(info, None, input)
 
 
 async def update_category(info: Info, id: strawberry.ID, input: CategoryInput) -> CategoryPayload:
-    category_id = parse_typed_id(id, "Category")
+    return await _save_category(info, parse_typed_id(id, "Category"), input)
+
+
+async def _save_category(
+    info: Info, category_id: uuid.UUID | None, input: CategoryInput
+) -> CategoryPayload:
+    data = category_service.CategoryInput(input.name, input.description, input.rule)
     async with info.context.transaction() as session:
-        saved = await category_service.update_category(session, category_id, _category(input))
+        saved = await category_service.save_category(session, category_id, data)
     return CategoryPayload.of(saved)
 
 
@@ -59,21 +57,25 @@ async def delete_category(info: Info, id: strawberry.ID) -> strawberry.ID:
 
 async def scorecards(info: Info) -> list[Scorecard]:
     async with info.context.session() as session:
-        return [Scorecard.from_model(s) for s in await scorecard_service.list_scorecards(session)]
+        return [Scorecard.from_row(s) for s in await scorecard_service.list_scorecards(session)]
 
 
 async def create_scorecard(info: Info, input: ScorecardInput) -> ScorecardPayload:
-    async with info.context.transaction() as session:
-        saved = await scorecard_service.create_scorecard(session, _scorecard(input))
-    return ScorecardPayload.of(saved)
+    return await _save_scorecard(info, None, input)
 
 
 async def update_scorecard(
     info: Info, id: strawberry.ID, input: ScorecardInput
 ) -> ScorecardPayload:
-    scorecard_id = parse_typed_id(id, "Scorecard")
+    return await _save_scorecard(info, parse_typed_id(id, "Scorecard"), input)
+
+
+async def _save_scorecard(
+    info: Info, scorecard_id: uuid.UUID | None, input: ScorecardInput
+) -> ScorecardPayload:
+    data = scorecard_service.ScorecardInput(input.name, input.description, input.items)
     async with info.context.transaction() as session:
-        saved = await scorecard_service.update_scorecard(session, scorecard_id, _scorecard(input))
+        saved = await scorecard_service.save_scorecard(session, scorecard_id, data)
     return ScorecardPayload.of(saved)
 
 
@@ -94,4 +96,4 @@ async def rule_evaluation(info: Info, id: strawberry.ID) -> RuleEvaluation:
         ).scalar_one_or_none()
     if run is None:
         raise NotFound("Rule evaluation")
-    return RuleEvaluation.from_model(run)
+    return RuleEvaluation.from_row(run)

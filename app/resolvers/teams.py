@@ -16,7 +16,7 @@ from app.services import teams as team_service
 async def teams(info: Info) -> list[Team]:
     viewer = await info.context.require_viewer()
     async with info.context.session() as session:
-        return [Team.from_model(team) for team in await team_service.list_teams(session, viewer)]
+        return [Team.from_row(team) for team in await team_service.list_teams(session, viewer)]
 
 
 def _user_ids(ids: list[strawberry.ID], field_name: str) -> list[uuid.UUID]:
@@ -44,7 +44,7 @@ async def create_team(info: Info, input: TeamInput) -> Team:
     spec = _spec(input)
     async with info.context.transaction() as session:
         team = await team_service.create_team(session, await info.context.actor(), spec)
-    return Team.from_model(team)
+    return Team.from_row(team)
 
 
 async def update_team(info: Info, id: strawberry.ID, input: TeamInput) -> Team:
@@ -52,7 +52,7 @@ async def update_team(info: Info, id: strawberry.ID, input: TeamInput) -> Team:
     spec = _spec(input)
     async with info.context.transaction() as session:
         team = await team_service.update_team(session, await info.context.actor(), team_id, spec)
-    return Team.from_model(team)
+    return Team.from_row(team)
 
 
 async def delete_team(info: Info, id: strawberry.ID) -> strawberry.ID:

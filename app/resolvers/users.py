@@ -12,12 +12,12 @@ from app.services import voiceprints as voiceprint_service
 
 
 async def me(info: Info) -> User:
-    return User.from_model(await info.context.require_viewer())
+    return User.from_row(await info.context.require_viewer())
 
 
 async def users(info: Info) -> list[User]:
     async with info.context.session() as session:
-        return [User.from_model(user) for user in await user_service.list_users(session)]
+        return [User.from_row(user) for user in await user_service.list_users(session)]
 
 
 def _tokens(info: Info) -> user_service.TokenSettings:
@@ -36,7 +36,7 @@ def _auth_payload(signed_in: user_service.SignedIn) -> AuthPayload:
         access_token=signed_in.token.token,
         token_type="Bearer",  # noqa: S106 (the token scheme, not a secret)
         expires_in=signed_in.token.expires_in_s,
-        user=User.from_model(signed_in.user),
+        user=User.from_row(signed_in.user),
     )
 
 
@@ -58,7 +58,7 @@ async def create_user(info: Info, input: CreateUserInput) -> User:
             password_min_length=info.context.settings.password_min_length,
             actor=await info.context.actor(),
         )
-    return User.from_model(user)
+    return User.from_row(user)
 
 
 async def update_user(info: Info, id: strawberry.ID, input: UpdateUserInput) -> User:
@@ -71,7 +71,7 @@ async def update_user(info: Info, id: strawberry.ID, input: UpdateUserInput) -> 
         updated = await user_service.update_user(
             session, viewer, user_id, changes, address=info.context.client_address
         )
-    return User.from_model(updated.user)
+    return User.from_row(updated.user)
 
 
 async def reset_password(info: Info, id: strawberry.ID, new_password: str) -> User:
@@ -82,7 +82,7 @@ async def reset_password(info: Info, id: strawberry.ID, new_password: str) -> Us
         new_password,
         password_min_length=info.context.settings.password_min_length,
     )
-    return User.from_model(user)
+    return User.from_row(user)
 
 
 async def change_password(info: Info, current_password: str, new_password: str) -> AuthPayload:
@@ -104,4 +104,4 @@ async def delete_voiceprint(info: Info, user_id: strawberry.ID) -> User:
         user = await voiceprint_service.delete_voiceprint(
             session, await info.context.actor(), target
         )
-    return User.from_model(user)
+    return User.from_row(user)

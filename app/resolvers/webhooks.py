@@ -30,7 +30,7 @@ MAX_PAGE = 100
 async def webhook_endpoints(info: Info) -> list[WebhookEndpoint]:
     async with info.context.session() as session:
         rows = await webhook_service.list_endpoints(session)
-    return [WebhookEndpoint.from_model(row) for row in rows]
+    return [WebhookEndpoint.from_row(row) for row in rows]
 
 
 async def create_webhook_endpoint(
@@ -43,7 +43,7 @@ async def create_webhook_endpoint(
         endpoint, secret = await webhook_service.create_endpoint(
             session, data, allow_private=info.context.settings.webhooks_may_reach_private
         )
-    return WebhookEndpointPayload(endpoint=WebhookEndpoint.from_model(endpoint), secret=secret)
+    return WebhookEndpointPayload(endpoint=WebhookEndpoint.from_row(endpoint), secret=secret)
 
 
 async def delete_webhook_endpoint(info: Info, id: strawberry.ID) -> strawberry.ID:
@@ -87,7 +87,7 @@ async def webhook_deliveries(
     edges = [
         WebhookDeliveryEdge(
             cursor=_cursor(d.created_at, d.id),
-            node=WebhookDelivery.from_model(d, page.attempts.get(d.id, [])),
+            node=WebhookDelivery.from_row(d, page.attempts.get(d.id, [])),
         )
         for d in page.deliveries
     ]

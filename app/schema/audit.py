@@ -12,6 +12,7 @@ from app.db.models import AuditEvent as AuditEventModel
 from app.schema.call import PageInfo
 from app.schema.context import Info
 from app.schema.node import Node
+from app.schema.rows import from_row
 from app.schema.user import User
 
 
@@ -26,17 +27,15 @@ class AuditEvent(Node):
     _actor_id: strawberry.Private[uuid.UUID | None]
 
     @classmethod
-    def from_model(cls, event: AuditEventModel) -> AuditEvent:
-        return cls(
+    def from_row(cls, event: AuditEventModel) -> AuditEvent:
+        return from_row(
+            cls,
+            event,
             id=strawberry.ID(to_global_id("AuditEvent", event.id)),
-            at=event.at,
-            action=event.action,
             call_id=strawberry.ID(to_global_id("Call", event.call_id)) if event.call_id else None,
             target_user_id=strawberry.ID(to_global_id("User", event.target_user_id))
             if event.target_user_id
             else None,
-            detail=event.detail,
-            address=event.address,
             _actor_id=event.actor_id,
         )
 
@@ -46,7 +45,7 @@ class AuditEvent(Node):
         if self._actor_id is None:
             return None
         user = await info.context.loaders.user_by_id.load(self._actor_id)
-        return User.from_model(user) if user is not None else None
+        return User.from_row(user) if user is not None else None
 
 
 @strawberry.type

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, NewType, NoReturn
+from typing import Any, NewType, NoReturn, Protocol
 
 import orjson
 import strawberry
@@ -276,7 +276,7 @@ class Call(Node):
     _memo: strawberry.Private[dict[str, Any]]
 
     @classmethod
-    def from_model(cls, call: CallModel) -> Call:
+    def from_row(cls, call: CallModel) -> Call:
         return from_row(
             cls, call, id=strawberry.ID(to_global_id("Call", call.id)), _model=call, _memo={}
         )
@@ -286,7 +286,7 @@ class Call(Node):
     async def agent(self, info: Info) -> User:
         user = await info.context.loaders.user_by_id.load(self._model.owner_id)
         assert user is not None, "calls.owner_id is a restricting foreign key"
-        return User.from_model(user)
+        return User.from_row(user)
 
     # Time-ordered speaker turns; empty until SUCCESS.
     @strawberry.field
@@ -393,16 +393,16 @@ class Call(Node):
     async def categories(self, info: Info) -> list[CallCategory]:
         if self._model.status is not CallStatusModel.SUCCESS:
             return []
-        rows = await info.context.loaders.desk.call_categories.load(self._model.id)
-        return [CallCategory.from_models(tag, category) for tag, category in rows]
+        rows = await info.context.loaders.call_categories.load(self._model.id)
+        return [CallCategory.from_row(tag, category) for tag, category in rows]
 
     # The call scored against every scorecard; empty until SUCCESS.
     @strawberry.field
     async def scorecards(self, info: Info) -> list[CallScorecard]:
         if self._model.status is not CallStatusModel.SUCCESS:
             return []
-        rows = await info.context.loaders.desk.call_scorecards.load(self._model.id)
-        return [CallScorecard.from_models(result, card) for result, card in rows]
+        rows = await info.context.loaders.call_scorecards.load(self._model.id)
+        return [CallScorecard.from_row(result, card) for result, card in rows]
 
     # The call scored against one scorecard (by default the first one defined).
     @strawberry.field
@@ -411,11 +411,11 @@ class Call(Node):
     ) -> CallScorecard | None:
         if self._model.status is not CallStatusModel.SUCCESS:
             return None
-        rows = await info.context.loaders.desk.call_scorecards.load(self._model.id)
+        rows = await info.context.loaders.call_scorecards.load(self._model.id)
         if scorecard_id is not None:
             wanted = parse_typed_id(scorecard_id, "Scorecard")
             rows = [(result, card) for result, card in rows if card.id == wanted]
-        return CallScorecard.from_models(*rows[0]) if rows else None
+        return CallScorecard.from_row(*rows[0]) if rows else None
 
 
 @strawberry.type
@@ -424,6 +424,26 @@ class PageInfo:
     has_previous_page: bool
     start_cursor: str | None
     end_cursor: str | None
+
+    @classmethod
+    def of(cls, page: PageFlags, cursors: Sequence[str]) -> PageInfo:
+        """A page's flags, and the cursors of its first and last edge."""
+        return cls(
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+            start_cursor=cursors[0] if cursors else None,
+            end_cursor=cursors[-1] if cursors else None,
+        )
+
+
+class PageFlags(Protocol):
+    """What a service's page says about the pages around it."""
+
+    @property
+    def has_next_page(self) -> bool: ...
+
+    @property
+    def has_previous_page(self) -> bool: ...
 
 
 @strawberry.type
@@ -512,7 +532,7 @@ class CallStatusEvent:
         row = await self._snapshot.get()
         if row is None or not await info.context.may_see_call(row):
             raise NotFound("Call")
-        return Call.from_model(row)
+        return Call.from_row(row)
 
 
 async def _make_audio_link(info: Info, call: CallModel) -> AudioLink | None:

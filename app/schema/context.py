@@ -20,8 +20,7 @@ from app.auth.tokens import bearer_token, decode_access_token
 from app.core.errors import Unauthenticated
 from app.db.models import Call as CallModel
 from app.db.models import User
-from app.schema.loaders import Loaders
-from app.schema.team_loaders import TeamLoaders
+from app.schema.dataloaders import DataLoaders, ViewerDataLoaders
 from app.services import audit
 from app.services import calls as call_service
 from app.services import users as user_service
@@ -45,8 +44,8 @@ class Context(BaseContext):
         """The caller's address (behind a trusted proxy, the forwarded one): login throttling."""
         self.connection = connection
         self.settings = resources.settings
-        self.loaders = Loaders(resources.sessions)
-        self.team_loaders = TeamLoaders(resources.sessions, self.require_viewer)
+        self.loaders = DataLoaders(resources.sessions)
+        self.viewer_loaders = ViewerDataLoaders(resources.sessions, self.require_viewer)
         self._authorization = authorization
         self._viewer: User | None = _UNSET
         self._viewer_key: Hashable | None = None
@@ -134,7 +133,7 @@ class Context(BaseContext):
         self._viewer = _UNSET
         self._viewer_key = None
         self._call_scope = None
-        self.team_loaders = TeamLoaders(self.resources.sessions, self.require_viewer)
+        self.viewer_loaders = ViewerDataLoaders(self.resources.sessions, self.require_viewer)
         self._new_audit_batches()
 
     def viewer_key(self) -> Hashable | None:

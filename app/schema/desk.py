@@ -24,6 +24,7 @@ from app.db.models import WebhookDelivery as WebhookDeliveryModel
 from app.db.models import WebhookEndpoint as WebhookEndpointModel
 from app.db.models import WebhookEvent as WebhookEventModel
 from app.schema.context import Info
+from app.schema.rows import from_row
 from app.schema.user import User
 from app.services import webhooks
 from app.services.stats import StatsGroup as StatsGroupModel
@@ -66,14 +67,9 @@ class Category:
     updated_at: datetime
 
     @classmethod
-    def from_model(cls, row: CategoryModel) -> Category:
-        return cls(
-            id=strawberry.ID(to_global_id("Category", row.id)),
-            name=row.name,
-            description=row.description,
-            rule=cast(JSON, row.rule),
-            created_at=row.created_at,
-            updated_at=row.updated_at,
+    def from_row(cls, row: CategoryModel) -> Category:
+        return from_row(
+            cls, row, id=strawberry.ID(to_global_id("Category", row.id)), rule=cast(JSON, row.rule)
         )
 
 
@@ -95,11 +91,11 @@ class Scorecard:
     updated_at: datetime
 
     @classmethod
-    def from_model(cls, row: ScorecardModel) -> Scorecard:
-        return cls(
+    def from_row(cls, row: ScorecardModel) -> Scorecard:
+        return from_row(
+            cls,
+            row,
             id=strawberry.ID(to_global_id("Scorecard", row.id)),
-            name=row.name,
-            description=row.description,
             items=[
                 ScorecardItem(
                     name=item["name"],
@@ -109,8 +105,6 @@ class Scorecard:
                 )
                 for item in row.items
             ],
-            created_at=row.created_at,
-            updated_at=row.updated_at,
         )
 
 
@@ -120,9 +114,9 @@ class CallCategory:
     evidence: list[RuleEvidence]
 
     @classmethod
-    def from_models(cls, tag: CallCategoryModel, category: CategoryModel) -> CallCategory:
+    def from_row(cls, tag: CallCategoryModel, category: CategoryModel) -> CallCategory:
         return cls(
-            category=Category.from_model(category),
+            category=Category.from_row(category),
             evidence=[RuleEvidence.from_json(item) for item in tag.evidence],
         )
 
@@ -142,9 +136,9 @@ class CallScorecard:
     items: list[ScorecardItemResult]
 
     @classmethod
-    def from_models(cls, result: CallScorecardModel, scorecard: ScorecardModel) -> CallScorecard:
+    def from_row(cls, result: CallScorecardModel, scorecard: ScorecardModel) -> CallScorecard:
         return cls(
-            scorecard=Scorecard.from_model(scorecard),
+            scorecard=Scorecard.from_row(scorecard),
             score=result.score,
             items=[
                 ScorecardItemResult(
@@ -171,20 +165,12 @@ class RuleEvaluation:
     finished_at: datetime | None
 
     @classmethod
-    def from_model(cls, row: RuleEvaluationModel) -> RuleEvaluation:
+    def from_row(cls, row: RuleEvaluationModel) -> RuleEvaluation:
         progress = 1.0 if row.total == 0 else min(1.0, row.processed / row.total)
         if row.status is EvaluationStatusModel.SUCCESS:
             progress = 1.0
-        return cls(
-            id=strawberry.ID(to_global_id("RuleEvaluation", row.id)),
-            status=row.status,
-            reason=row.reason,
-            total=row.total,
-            processed=row.processed,
-            progress=progress,
-            error=row.error,
-            created_at=row.created_at,
-            finished_at=row.finished_at,
+        return from_row(
+            cls, row, id=strawberry.ID(to_global_id("RuleEvaluation", row.id)), progress=progress
         )
 
 
@@ -196,9 +182,7 @@ class CategoryPayload:
     @classmethod
     def of(cls, saved: tuple[CategoryModel, RuleEvaluationModel]) -> CategoryPayload:
         category, run = saved
-        return cls(
-            category=Category.from_model(category), evaluation=RuleEvaluation.from_model(run)
-        )
+        return cls(category=Category.from_row(category), evaluation=RuleEvaluation.from_row(run))
 
 
 @strawberry.type
@@ -209,9 +193,7 @@ class ScorecardPayload:
     @classmethod
     def of(cls, saved: tuple[ScorecardModel, RuleEvaluationModel]) -> ScorecardPayload:
         scorecard, run = saved
-        return cls(
-            scorecard=Scorecard.from_model(scorecard), evaluation=RuleEvaluation.from_model(run)
-        )
+        return cls(scorecard=Scorecard.from_row(scorecard), evaluation=RuleEvaluation.from_row(run))
 
 
 @strawberry.input(description="rule: {match: ALL|ANY, conditions: [...]}, validated.")
@@ -273,32 +255,21 @@ class CallStats:
         if self._row.agent_id is None:
             return None
         user = await info.context.loaders.user_by_id.load(self._row.agent_id)
-        return User.from_model(user) if user is not None else None
+        return User.from_row(user) if user is not None else None
 
     # With CATEGORY: the category; null for the calls that matched none.
     @strawberry.field
     async def category(self, info: Info) -> Category | None:
         if self._row.category_id is None:
             return None
-        row = await info.context.loaders.desk.category_by_id.load(self._row.category_id)
-        return Category.from_model(row) if row is not None else None
+        row = await info.context.loaders.category_by_id.load(self._row.category_id)
+        return Category.from_row(row) if row is not None else None
 
     @classmethod
     def from_row(cls, row: StatsRow) -> CallStats:
-        return cls(
-            day=row.day,
-            week=row.week,
-            language=row.language,
-            sentiment=row.sentiment,
-            calls=row.calls,
-            total_duration_seconds=row.total_duration_s,
-            mean_duration_seconds=row.mean_duration_s,
-            mean_sentiment_score=row.mean_sentiment_score,
-            negative_share=row.negative_share,
-            mean_agent_talk_ratio=row.mean_agent_talk_ratio,
-            mean_silence_share=row.mean_silence_share,
-            interruptions_per_call=row.interruptions_per_call,
-            mean_scorecard_score=row.mean_scorecard_score,
+        return from_row(
+            cls,
+            row,
             top_intents=[NameCount(name=i.name, count=i.count) for i in row.top_intents],
             top_issues=[NameCount(name=i.name, count=i.count) for i in row.top_issues],
             _row=row,
@@ -318,14 +289,12 @@ class WebhookEndpoint:
     created_at: datetime
 
     @classmethod
-    def from_model(cls, row: WebhookEndpointModel) -> WebhookEndpoint:
-        return cls(
+    def from_row(cls, row: WebhookEndpointModel) -> WebhookEndpoint:
+        return from_row(
+            cls,
+            row,
             id=strawberry.ID(to_global_id("WebhookEndpoint", row.id)),
-            url=row.url,
-            description=row.description,
             events=list(row.events),
-            is_active=row.is_active,
-            created_at=row.created_at,
         )
 
 
@@ -360,14 +329,8 @@ class WebhookAttempt:
     at: datetime
 
     @classmethod
-    def from_model(cls, row: WebhookAttemptModel) -> WebhookAttempt:
-        return cls(
-            number=row.number,
-            status_code=row.status_code,
-            error=row.error,
-            duration_ms=row.duration_ms,
-            at=row.created_at,
-        )
+    def from_row(cls, row: WebhookAttemptModel) -> WebhookAttempt:
+        return from_row(cls, row, at=row.created_at)
 
 
 @strawberry.type
@@ -383,19 +346,16 @@ class WebhookDelivery:
     finished_at: datetime | None
 
     @classmethod
-    def from_model(
+    def from_row(
         cls, row: WebhookDeliveryModel, attempts: list[WebhookAttemptModel]
     ) -> WebhookDelivery:
-        return cls(
+        return from_row(
+            cls,
+            row,
             id=strawberry.ID(to_global_id("WebhookDelivery", row.id)),
             endpoint_id=strawberry.ID(to_global_id("WebhookEndpoint", row.endpoint_id)),
             call_id=strawberry.ID(to_global_id("Call", row.call_id)),
-            event=row.event,
-            status=row.status,
-            body=row.body,
-            attempts=[WebhookAttempt.from_model(a) for a in attempts],
-            created_at=row.created_at,
-            finished_at=row.finished_at,
+            attempts=[WebhookAttempt.from_row(a) for a in attempts],
         )
 
 

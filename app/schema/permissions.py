@@ -3,8 +3,10 @@ is read off the schema, not off each resolver's first line."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import strawberry
 from strawberry.permission import BasePermission
 
 from app.auth.policy import require_admin
@@ -29,3 +31,22 @@ class IsAdmin(BasePermission):
     async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         require_admin(await info.context.require_viewer())
         return True
+
+
+def admin_field(resolver: Callable[..., Any], note: str | None = None) -> Any:
+    """A root query field only an administrator may call, its description saying so (with
+    `note` after it)."""
+    return strawberry.field(
+        resolver=resolver, permission_classes=[IsAdmin], description=_admin_only(note)
+    )
+
+
+def admin_mutation(resolver: Callable[..., Any], note: str | None = None) -> Any:
+    """A mutation only an administrator may call, described like `admin_field`."""
+    return strawberry.mutation(
+        resolver=resolver, permission_classes=[IsAdmin], description=_admin_only(note)
+    )
+
+
+def _admin_only(note: str | None) -> str:
+    return "ADMIN only" if note is None else f"ADMIN only; {note}"

@@ -27,7 +27,7 @@ from app.schema.desk import (
     WebhookEndpointPayload,
 )
 from app.schema.node import Node
-from app.schema.permissions import IsAdmin, IsAuthenticated
+from app.schema.permissions import IsAuthenticated, admin_field, admin_mutation
 from app.schema.retention import RetentionPolicy
 from app.schema.team import Team
 from app.schema.user import AuthPayload, User
@@ -37,9 +37,7 @@ from app.schema.user import AuthPayload, User
 class Query:
     node: Node | None = strawberry.field(resolver=node_resolvers.node)
     me: User = strawberry.field(resolver=user_resolvers.me)
-    users: list[User] = strawberry.field(
-        resolver=user_resolvers.users, permission_classes=[IsAdmin], description="ADMIN only"
-    )
+    users: list[User] = admin_field(user_resolvers.users)
     call: Call = strawberry.field(
         resolver=call_resolvers.call, description="NOT_FOUND when missing or not visible"
     )
@@ -60,59 +58,33 @@ class Query:
     scorecards: list[Scorecard] = strawberry.field(
         resolver=rule_resolvers.scorecards, permission_classes=[IsAuthenticated]
     )
-    rule_evaluation: RuleEvaluation = strawberry.field(
-        resolver=rule_resolvers.rule_evaluation,
-        permission_classes=[IsAdmin],
-        description="ADMIN only",
-    )
-    webhook_endpoints: list[WebhookEndpoint] = strawberry.field(
-        resolver=webhook_resolvers.webhook_endpoints,
-        permission_classes=[IsAdmin],
-        description="ADMIN only",
-    )
-    webhook_deliveries: WebhookDeliveryConnection = strawberry.field(
-        resolver=webhook_resolvers.webhook_deliveries,
-        permission_classes=[IsAdmin],
-        description="ADMIN only; newest first, every attempt logged",
+    rule_evaluation: RuleEvaluation = admin_field(rule_resolvers.rule_evaluation)
+    webhook_endpoints: list[WebhookEndpoint] = admin_field(webhook_resolvers.webhook_endpoints)
+    webhook_deliveries: WebhookDeliveryConnection = admin_field(
+        webhook_resolvers.webhook_deliveries, "newest first, every attempt logged"
     )
     teams: list[Team] = strawberry.field(
         resolver=team_resolvers.teams, description="ADMIN: all; others: their own"
     )
-    audit_events: AuditEventConnection = strawberry.field(
-        resolver=audit_resolvers.audit_events,
-        permission_classes=[IsAdmin],
-        description="ADMIN only; newest first",
-    )
-    retention_policy: RetentionPolicy = strawberry.field(
-        resolver=retention_resolvers.retention_policy,
-        permission_classes=[IsAdmin],
-        description="ADMIN only",
-    )
+    audit_events: AuditEventConnection = admin_field(audit_resolvers.audit_events, "newest first")
+    retention_policy: RetentionPolicy = admin_field(retention_resolvers.retention_policy)
 
 
 @strawberry.type
 class Mutation:
     login: AuthPayload = strawberry.mutation(resolver=user_resolvers.login)
-    create_user: User = strawberry.mutation(
-        resolver=user_resolvers.create_user, permission_classes=[IsAdmin], description="ADMIN only"
-    )
+    create_user: User = admin_mutation(user_resolvers.create_user)
     upload_call: Call = strawberry.mutation(
         resolver=call_resolvers.upload_call,
         description="agentId: an ADMIN uploading for an agent. Speaker-count hints are "
         "honoured exactly by the diarizer.",
     )
-    update_user: User = strawberry.mutation(
-        resolver=user_resolvers.update_user, permission_classes=[IsAdmin], description="ADMIN only"
+    update_user: User = admin_mutation(user_resolvers.update_user)
+    delete_voiceprint: User = admin_mutation(
+        user_resolvers.delete_voiceprint, "learning starts again"
     )
-    delete_voiceprint: User = strawberry.mutation(
-        resolver=user_resolvers.delete_voiceprint,
-        permission_classes=[IsAdmin],
-        description="ADMIN only; learning starts again",
-    )
-    reset_password: User = strawberry.mutation(
-        resolver=user_resolvers.reset_password,
-        permission_classes=[IsAdmin],
-        description="ADMIN only; the user's earlier tokens stop working",
+    reset_password: User = admin_mutation(
+        user_resolvers.reset_password, "the user's earlier tokens stop working"
     )
     change_password: AuthPayload = strawberry.mutation(
         resolver=user_resolvers.change_password,
@@ -120,66 +92,34 @@ class Mutation:
     )
     reprocess_call: Call = strawberry.mutation(resolver=call_resolvers.reprocess_call)
     delete_call: strawberry.ID = strawberry.mutation(resolver=call_resolvers.delete_call)
-    create_category: CategoryPayload = strawberry.mutation(
-        resolver=rule_resolvers.create_category,
-        permission_classes=[IsAdmin],
-        description="ADMIN only; re-evaluates existing calls in the background",
+    create_category: CategoryPayload = admin_mutation(
+        rule_resolvers.create_category, "re-evaluates existing calls in the background"
     )
-    update_category: CategoryPayload = strawberry.mutation(
-        resolver=rule_resolvers.update_category,
-        permission_classes=[IsAdmin],
-        description="ADMIN only; re-evaluates existing calls in the background",
+    update_category: CategoryPayload = admin_mutation(
+        rule_resolvers.update_category, "re-evaluates existing calls in the background"
     )
-    delete_category: strawberry.ID = strawberry.mutation(
-        resolver=rule_resolvers.delete_category,
-        permission_classes=[IsAdmin],
-        description="ADMIN only",
+    delete_category: strawberry.ID = admin_mutation(rule_resolvers.delete_category)
+    create_scorecard: ScorecardPayload = admin_mutation(
+        rule_resolvers.create_scorecard, "re-evaluates existing calls in the background"
     )
-    create_scorecard: ScorecardPayload = strawberry.mutation(
-        resolver=rule_resolvers.create_scorecard,
-        permission_classes=[IsAdmin],
-        description="ADMIN only; re-evaluates existing calls in the background",
+    update_scorecard: ScorecardPayload = admin_mutation(
+        rule_resolvers.update_scorecard, "re-evaluates existing calls in the background"
     )
-    update_scorecard: ScorecardPayload = strawberry.mutation(
-        resolver=rule_resolvers.update_scorecard,
-        permission_classes=[IsAdmin],
-        description="ADMIN only; re-evaluates existing calls in the background",
+    delete_scorecard: strawberry.ID = admin_mutation(rule_resolvers.delete_scorecard)
+    create_webhook_endpoint: WebhookEndpointPayload = admin_mutation(
+        webhook_resolvers.create_webhook_endpoint
     )
-    delete_scorecard: strawberry.ID = strawberry.mutation(
-        resolver=rule_resolvers.delete_scorecard,
-        permission_classes=[IsAdmin],
-        description="ADMIN only",
+    delete_webhook_endpoint: strawberry.ID = admin_mutation(
+        webhook_resolvers.delete_webhook_endpoint
     )
-    create_webhook_endpoint: WebhookEndpointPayload = strawberry.mutation(
-        resolver=webhook_resolvers.create_webhook_endpoint,
-        permission_classes=[IsAdmin],
-        description="ADMIN only",
+    create_team: Team = admin_mutation(team_resolvers.create_team)
+    update_team: Team = admin_mutation(
+        team_resolvers.update_team, "the input's members replace the team's"
     )
-    delete_webhook_endpoint: strawberry.ID = strawberry.mutation(
-        resolver=webhook_resolvers.delete_webhook_endpoint,
-        permission_classes=[IsAdmin],
-        description="ADMIN only",
-    )
-    create_team: Team = strawberry.mutation(
-        resolver=team_resolvers.create_team, permission_classes=[IsAdmin], description="ADMIN only"
-    )
-    update_team: Team = strawberry.mutation(
-        resolver=team_resolvers.update_team,
-        permission_classes=[IsAdmin],
-        description="ADMIN only; the input's members replace the team's",
-    )
-    delete_team: strawberry.ID = strawberry.mutation(
-        resolver=team_resolvers.delete_team, permission_classes=[IsAdmin], description="ADMIN only"
-    )
-    set_retention_policy: RetentionPolicy = strawberry.mutation(
-        resolver=retention_resolvers.set_retention_policy,
-        permission_classes=[IsAdmin],
-        description="ADMIN only",
-    )
-    set_legal_hold: Call = strawberry.mutation(
-        resolver=retention_resolvers.set_legal_hold,
-        permission_classes=[IsAdmin],
-        description="ADMIN only; retention never deletes a call on hold",
+    delete_team: strawberry.ID = admin_mutation(team_resolvers.delete_team)
+    set_retention_policy: RetentionPolicy = admin_mutation(retention_resolvers.set_retention_policy)
+    set_legal_hold: Call = admin_mutation(
+        retention_resolvers.set_legal_hold, "retention never deletes a call on hold"
     )
 
 

@@ -19,25 +19,25 @@ class Team(Node):
     _team_id: strawberry.Private[uuid.UUID]
 
     @classmethod
-    def from_model(cls, team: TeamModel) -> Team:
+    def from_row(cls, team: TeamModel) -> Team:
         return cls(
             id=strawberry.ID(to_global_id("Team", team.id)), name=team.name, _team_id=team.id
         )
 
     @strawberry.field
     async def supervisors(self, info: Info) -> list[User]:
-        members = await info.context.team_loaders.members.load(self._team_id)
+        members = await info.context.viewer_loaders.members.load(self._team_id)
         return await _users(info, members.supervisor_ids)
 
     @strawberry.field
     async def agents(self, info: Info) -> list[User]:
-        members = await info.context.team_loaders.members.load(self._team_id)
+        members = await info.context.viewer_loaders.members.load(self._team_id)
         return await _users(info, members.agent_ids)
 
 
 async def _users(info: Info, user_ids: tuple[uuid.UUID, ...]) -> list[User]:
     users = await info.context.loaders.user_by_id.load_many(list(user_ids))
-    return [User.from_model(user) for user in users if user is not None]
+    return [User.from_row(user) for user in users if user is not None]
 
 
 @strawberry.input(description="The whole membership: it replaces the team's previous one.")

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,6 +11,7 @@ from app.db.models import Role as RoleModel
 from app.db.models import User as UserModel
 from app.schema.context import Info
 from app.schema.node import Node
+from app.schema.rows import from_row
 
 if TYPE_CHECKING:
     from app.schema.team import Team
@@ -36,16 +36,13 @@ class User(Node):
     role: Role  # type: ignore[valid-type]
     is_active: bool
     created_at: datetime
-    _user_id: strawberry.Private[uuid.UUID]
-    _user: strawberry.Private[UserModel | None] = None
+    _user: strawberry.Private[UserModel]
 
     # ADMIN, the user's supervisors and the user; null for anyone else. The voice
     # embeddings themselves are never shown.
     @strawberry.field
     async def voiceprint(self, info: Info) -> Voiceprint | None:
         viewer = await info.context.require_viewer()
-        if self._user is None:
-            return None
         if not await may_see_voiceprint(info.context.session, viewer, self._user):
             return None
         stored = await info.context.loaders.voiceprints.load(self._user.id)
@@ -56,17 +53,8 @@ class User(Node):
         )
 
     @classmethod
-    def from_model(cls, user: UserModel) -> User:
-        return cls(
-            id=strawberry.ID(to_global_id("User", user.id)),
-            username=user.username,
-            full_name=user.full_name,
-            role=user.role,
-            is_active=user.is_active,
-            created_at=user.created_at,
-            _user_id=user.id,
-            _user=user,
-        )
+    def from_row(cls, user: UserModel) -> User:
+        return from_row(cls, user, id=strawberry.ID(to_global_id("User", user.id)), _user=user)
 
     # The teams this user supervises or belongs to, as far as the viewer may see teams
     # (an ADMIN: all; anyone else: the teams they are in themselves).
@@ -74,8 +62,8 @@ class User(Node):
     async def teams(self, info: Info) -> list[Annotated[Team, strawberry.lazy("app.schema.team")]]:
         from app.schema.team import Team
 
-        teams = await info.context.team_loaders.teams_of_user.load(self._user_id)
-        return [Team.from_model(team) for team in teams]
+        teams = await info.context.viewer_loaders.teams_of_user.load(self._user.id)
+        return [Team.from_row(team) for team in teams]
 
 
 @strawberry.type

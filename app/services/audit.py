@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import BadUserInput
 from app.db.engine import SessionFactory
 from app.db.models import AuditEvent
+from app.services.pages import Page
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -142,14 +143,6 @@ class AuditFilters:
     before: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class AuditPage:
-    events: Sequence[AuditEvent]
-    total_count: int
-    has_next_page: bool
-    has_previous_page: bool
-
-
 def encode_cursor(event: AuditEvent) -> str:
     return base64.urlsafe_b64encode(f"audit:{event.seq}".encode()).decode().rstrip("=")
 
@@ -189,7 +182,7 @@ def _clauses(filters: AuditFilters) -> list[ColumnElement[bool]]:
 
 async def list_events(
     session: AsyncSession, filters: AuditFilters, *, first: int | None, after: str | None
-) -> AuditPage:
+) -> Page[AuditEvent]:
     """Newest first, keyset-paginated on insertion order."""
     size = DEFAULT_PAGE_SIZE if first is None else first
     if size < 0 or size > MAX_PAGE_SIZE:
@@ -202,7 +195,7 @@ async def list_events(
     rows = list(
         (await session.scalars(query.order_by(AuditEvent.seq.desc()).limit(size + 1))).all()
     )
-    return AuditPage(rows[:size], int(total or 0), len(rows) > size, after is not None)
+    return Page(rows[:size], int(total or 0), len(rows) > size, after is not None)
 
 
 async def export_events(session: AsyncSession, since: datetime | None) -> AsyncIterator[AuditEvent]:

@@ -43,6 +43,7 @@ from app.ml.types import CallInsight, SpeakerHints, Transcript
 from app.services import audit
 from app.services.call_finished import on_call_finished
 from app.services.effects import after_commit
+from app.services.pages import Page
 from app.services.redacted_audio import StoredRedaction, apply_redaction
 from app.services.results import replace_results, result_rows
 from app.services.status import StatusEvent
@@ -409,14 +410,6 @@ class PageRequest:
     before: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CallPage:
-    calls: Sequence[Call]
-    total_count: int
-    has_next_page: bool
-    has_previous_page: bool
-
-
 def encode_cursor(call: Call) -> str:
     raw = json.dumps([call.created_at.isoformat(), str(call.id)]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -487,7 +480,7 @@ def _page_size(requested: int | None, name: str) -> int:
 
 async def list_calls(
     session: AsyncSession, viewer: User, filters: CallFilters, page: PageRequest
-) -> CallPage:
+) -> Page[Call]:
     """Newest first, keyset-paginated on (created_at, id)."""
     if page.first is not None and page.last is not None:
         raise BadUserInput("Pass either first or last, not both")
@@ -514,8 +507,8 @@ async def list_calls(
     rows = rows[:size]
     if backwards:
         rows.reverse()
-        return CallPage(rows, total, page.before is not None, has_more)
-    return CallPage(rows, total, has_more, page.after is not None)
+        return Page(rows, total, page.before is not None, has_more)
+    return Page(rows, total, has_more, page.after is not None)
 
 
 def _older_than(created_at: datetime, call_id: uuid.UUID) -> ColumnElement[bool]:

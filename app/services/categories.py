@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import NotFound
 from app.db.models import Category, RuleEvaluation
 from app.rules.model import parse_rule, rule_json
-from app.services.rule_sets import clean_name, delete_rule_set, save_rule_set
+from app.services.rule_sets import delete_rule_set, save_rule_set
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,31 +38,15 @@ async def get_category(session: AsyncSession, category_id: uuid.UUID) -> Categor
 async def create_category(
     session: AsyncSession, data: CategoryInput
 ) -> tuple[Category, RuleEvaluation]:
-    return await _save(session, None, data)
+    return await save_category(session, None, data)
 
 
-async def update_category(
-    session: AsyncSession, category_id: uuid.UUID, data: CategoryInput
-) -> tuple[Category, RuleEvaluation]:
-    return await _save(session, category_id, data)
-
-
-async def _save(
+async def save_category(
     session: AsyncSession, category_id: uuid.UUID | None, data: CategoryInput
 ) -> tuple[Category, RuleEvaluation]:
-    clean_name(data.name)  # the name is judged before the payload, as the user reads
-    rule = rule_json(parse_rule(data.rule))
-
-    def set_rule(category: Category) -> None:
-        category.rule = rule
-
+    """Creates (`category_id` None) or updates a category, and starts its run."""
     return await save_rule_set(
-        session,
-        Category,
-        category_id,
-        name=data.name,
-        description=data.description,
-        set_payload=set_rule,
+        session, Category, category_id, data, lambda: {"rule": rule_json(parse_rule(data.rule))}
     )
 
 

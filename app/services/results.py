@@ -31,7 +31,7 @@ from app.db.models import (
 )
 from app.ml.types import CallInsight, Transcript
 
-RESULT_TABLES: tuple[type[Base], ...] = (
+TRANSCRIPT_TABLES: tuple[type[Base], ...] = (
     Segment,
     CallAnalysis,
     AnalysisIntent,
@@ -39,9 +39,9 @@ RESULT_TABLES: tuple[type[Base], ...] = (
     AnalysisIssue,
     AnalysisAction,
     AnalysisKeypoint,
-    CallMetrics,
-    CallSpeaker,
 )
+"""What expires with a transcript (retention); the call's figures stay."""
+RESULT_TABLES: tuple[type[Base], ...] = (*TRANSCRIPT_TABLES, CallMetrics, CallSpeaker)
 
 # Filled by the database or by the row's place, never from a result's fields.
 _NOT_FROM_RESULTS = frozenset({"id", "call_id", "position", "text_search", "created_at"})

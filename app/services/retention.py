@@ -29,35 +29,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import BadUserInput, NotFound
 from app.db.engine import SessionFactory
 from app.db.models import (
-    AnalysisAction,
-    AnalysisEntity,
-    AnalysisIntent,
-    AnalysisIssue,
-    AnalysisKeypoint,
     Call,
-    CallAnalysis,
     CallCategory,
     CallScorecard,
     CallStatus,
     RetentionPolicy,
-    Segment,
 )
 from app.db.models.retention import POLICY_ROW_ID
 from app.services import audit
+from app.services.results import TRANSCRIPT_TABLES
 from app.storage import ObjectStorage
 
 logger = logging.getLogger(__name__)
 
-TRANSCRIPT_TABLES = (
-    Segment,
-    CallAnalysis,
-    AnalysisIntent,
-    AnalysisEntity,
-    AnalysisIssue,
-    AnalysisAction,
-    AnalysisKeypoint,
-)
-"""What expires with a transcript. CallMetrics and CallSpeaker are the call's figures and stay."""
 SWEEP_BATCH = 500
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import BadUserInput, NotFound
 from app.db.models import Category, RuleEvaluation, Scorecard
+from app.services.names import clean_name
 from app.services.rules import start_evaluation
 
 MAX_NAME_CHARS = 120
@@ -20,11 +21,8 @@ MAX_DESCRIPTION_CHARS = 2000
 RuleSet = TypeVar("RuleSet", Category, Scorecard)
 
 
-def clean_name(name: str, field: str = "name") -> str:
-    cleaned = " ".join(name.split())
-    if not cleaned or len(cleaned) > MAX_NAME_CHARS or "\x00" in cleaned:
-        raise BadUserInput(f"{field}: 1 to {MAX_NAME_CHARS} characters")
-    return cleaned
+def clean_rule_set_name(name: str) -> str:
+    return clean_name(name, max_chars=MAX_NAME_CHARS, field="name")
 
 
 def clean_description(description: str | None) -> str | None:
@@ -51,18 +49,26 @@ async def _name_taken(
     return (await session.execute(query)).first() is not None
 
 
+class RuleSetInput(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str | None: ...
+
+
 async def save_rule_set(
     session: AsyncSession,
     model: type[RuleSet],
     existing_id: uuid.UUID | None,
-    *,
-    name: str,
-    description: str | None,
-    set_payload: Callable[[RuleSet], None],
+    data: RuleSetInput,
+    read_payload: Callable[[], dict[str, Any]],
 ) -> tuple[RuleSet, RuleEvaluation]:
-    """Creates (`existing_id` None) or updates, row-locked, one category or scorecard whose
-    payload `set_payload` writes (validated by the caller first), and starts its run."""
-    cleaned = clean_name(name)
+    """Creates (`existing_id` None) or updates, row-locked, one category or scorecard, and
+    starts its run. `read_payload` validates the input's payload into the row's columns;
+    it runs after the name is judged, as the user reads the form."""
+    cleaned = clean_rule_set_name(data.name)
+    payload = read_payload()
     row: RuleSet | None
     if existing_id is None:
         row = model()
@@ -74,8 +80,9 @@ async def save_rule_set(
     if await _name_taken(session, model, cleaned, existing_id):
         raise BadUserInput(f"name: a {_noun(model)} named {cleaned!r} already exists")
     row.name = cleaned
-    row.description = clean_description(description)
-    set_payload(row)
+    row.description = clean_description(data.description)
+    for column, value in payload.items():
+        setattr(row, column, value)
     if existing_id is None:
         session.add(row)
     await session.flush()

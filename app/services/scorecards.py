@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import RuleEvaluation, Scorecard
 from app.rules.model import parse_scorecard_items
-from app.services.rule_sets import clean_name, delete_rule_set, save_rule_set
+from app.services.rule_sets import delete_rule_set, save_rule_set
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,34 +32,12 @@ async def list_scorecards(session: AsyncSession) -> Sequence[Scorecard]:
     return (await session.execute(query)).scalars().all()
 
 
-async def create_scorecard(
-    session: AsyncSession, data: ScorecardInput
-) -> tuple[Scorecard, RuleEvaluation]:
-    return await _save(session, None, data)
-
-
-async def update_scorecard(
-    session: AsyncSession, scorecard_id: uuid.UUID, data: ScorecardInput
-) -> tuple[Scorecard, RuleEvaluation]:
-    return await _save(session, scorecard_id, data)
-
-
-async def _save(
+async def save_scorecard(
     session: AsyncSession, scorecard_id: uuid.UUID | None, data: ScorecardInput
 ) -> tuple[Scorecard, RuleEvaluation]:
-    clean_name(data.name)  # the name is judged before the payload, as the user reads
-    items = _items_json(data.items)
-
-    def set_items(scorecard: Scorecard) -> None:
-        scorecard.items = items
-
+    """Creates (`scorecard_id` None) or updates a scorecard, and starts its run."""
     return await save_rule_set(
-        session,
-        Scorecard,
-        scorecard_id,
-        name=data.name,
-        description=data.description,
-        set_payload=set_items,
+        session, Scorecard, scorecard_id, data, lambda: {"items": _items_json(data.items)}
     )
 
 

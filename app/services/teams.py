@@ -22,6 +22,7 @@ from app.core.errors import BadUserInput, NotFound
 from app.db.models import Role, Team, User, team_agents, team_supervisors
 from app.services import audit
 from app.services.effects import after_commit
+from app.services.names import clean_name
 
 MAX_TEAM_NAME_LENGTH = 100
 
@@ -49,17 +50,6 @@ def _name_key(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
-def _clean_name(name: str) -> str:
-    cleaned = " ".join(name.split())
-    if not cleaned:
-        raise BadUserInput("input.name must not be empty", field="input.name")
-    if len(cleaned) > MAX_TEAM_NAME_LENGTH:
-        raise BadUserInput(
-            f"input.name must be at most {MAX_TEAM_NAME_LENGTH} characters", field="input.name"
-        )
-    return cleaned
-
-
 async def _check_members(
     session: AsyncSession, ids: Sequence[uuid.UUID], role: Role, field_name: str
 ) -> tuple[uuid.UUID, ...]:
@@ -82,7 +72,7 @@ async def _check_members(
 
 
 async def _checked(session: AsyncSession, spec: TeamSpec) -> tuple[str, Members]:
-    name = _clean_name(spec.name)
+    name = clean_name(spec.name, max_chars=MAX_TEAM_NAME_LENGTH, field="input.name")
     supervisors = await _check_members(
         session, spec.supervisor_ids, Role.SUPERVISOR, "input.supervisorIds"
     )

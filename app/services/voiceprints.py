@@ -23,13 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.enums import RoleSource, SpeakerRole
 from app.core.errors import NotFound
 from app.db.models import SampleKind, User, Voiceprint, VoiceprintSample
-from app.ml.types import RoleDecision, Transcript
+from app.ml.types import RoleDecision, SpeakerEmbeddings, Transcript
 from app.ml.voiceprints.matching import (
     MIN_SAMPLE_SPEECH_S,
     THRESHOLDS,
     AgentVoice,
     FloatArray,
     mean_voice,
+    one_voice_per_person,
     recurring_voice,
     unit,
 )
@@ -110,8 +111,8 @@ async def learn_from_call(
     stereo = transcript.channels > 1 and len(set(transcript.speaker_channels.values())) > 1
     rows: list[dict[str, object]] = []
 
-    def sample(speaker: str, kind: SampleKind) -> None:
-        if embeddings.speech_s.get(speaker, 0.0) < MIN_SAMPLE_SPEECH_S:
+    def sample(speaker: str, kind: SampleKind, voices: SpeakerEmbeddings) -> None:
+        if voices.speech_s.get(speaker, 0.0) < MIN_SAMPLE_SPEECH_S:
             return
         rows.append(
             {
@@ -119,27 +120,42 @@ async def learn_from_call(
                 "call_id": call_id,
                 "speaker": speaker,
                 "kind": kind,
-                "model": embeddings.model,
-                "embedding": [float(x) for x in embeddings.vectors[speaker]],
-                "speech_s": embeddings.speech_s[speaker],
+                "model": voices.model,
+                "embedding": [float(x) for x in voices.vectors[speaker]],
+                "speech_s": voices.speech_s[speaker],
             }
         )
 
     if stereo:
         for speaker, channel in transcript.speaker_channels.items():
             if channel == agent_channel and speaker in embeddings.vectors:
-                sample(speaker, SampleKind.AGENT)
+                sample(speaker, SampleKind.AGENT, embeddings)
     else:
         matched = [
             speaker
             for speaker, decision in voice_roles.items()
-            if decision.source is RoleSource.VOICE and decision.role is SpeakerRole.AGENT
+            if decision.source is RoleSource.VOICE
+            and decision.role is SpeakerRole.AGENT
+            and speaker in embeddings.vectors
         ]
-        if matched and matched[0] in embeddings.vectors:
-            sample(matched[0], SampleKind.AGENT)
+        if matched:
+            # Every speaker the voiceprint matched is the agent (a diarizer may split one
+            # voice in two): one sample of all their speech.
+            speech = [embeddings.speech_s.get(s, 0.0) for s in matched]
+            agent = SpeakerEmbeddings(
+                model=embeddings.model,
+                vectors={
+                    matched[0]: mean_voice(
+                        [embeddings.vectors[s] for s in matched], [max(t, 1e-3) for t in speech]
+                    )
+                },
+                speech_s={matched[0]: round(sum(speech), 3)},
+            )
+            sample(matched[0], SampleKind.AGENT, agent)
         elif not await _enrolled(session, user_id, embeddings.model, min_calls):
-            for speaker in embeddings.vectors:
-                sample(speaker, SampleKind.CANDIDATE)
+            voices = one_voice_per_person(embeddings)
+            for speaker in voices.vectors:
+                sample(speaker, SampleKind.CANDIDATE, voices)
     if rows:
         await session.execute(insert(VoiceprintSample), rows)
     return await _refresh(session, user_id, embeddings.model, min_calls)

@@ -427,15 +427,20 @@ def backoff_s(attempt: int, *, base_s: float, max_s: float) -> float:
     return float(delay * (1 + secrets.randbelow(100) / 1000))
 
 
+async def _locked_pending(session: AsyncSession, delivery_id: uuid.UUID) -> WebhookDelivery | None:
+    """The delivery, row-locked, while it is still PENDING; None once it is settled or gone."""
+    query = select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update()
+    delivery = (await session.execute(query)).scalar_one_or_none()
+    if delivery is None or delivery.status is not DeliveryStatus.PENDING:
+        return None
+    return delivery
+
+
 async def lock_pending(
     session: AsyncSession, delivery_id: uuid.UUID
 ) -> tuple[WebhookDelivery, WebhookEndpoint] | None:
-    delivery = (
-        await session.execute(
-            select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update()
-        )
-    ).scalar_one_or_none()
-    if delivery is None or delivery.status is not DeliveryStatus.PENDING:
+    delivery = await _locked_pending(session, delivery_id)
+    if delivery is None:
         return None
     endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
     if endpoint is None or not endpoint.is_active:
@@ -457,12 +462,8 @@ async def record_attempt(
 ) -> WebhookDelivery | None:
     """Logs the attempt; a delivery still PENDING gets its next attempt enqueued, deferred
     by the backoff, after the commit."""
-    delivery = (
-        await session.execute(
-            select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update()
-        )
-    ).scalar_one_or_none()
-    if delivery is None or delivery.status is not DeliveryStatus.PENDING:
+    delivery = await _locked_pending(session, delivery_id)
+    if delivery is None:
         return None
     delivery.attempts += 1
     session.add(

@@ -22,7 +22,7 @@ from app.ml.types import CallInsight, Transcript
 from app.services import calls as call_service
 from app.services.effects import unit_of_work
 from app.services.results import RESULT_TABLES
-from tests.factories import PASSWORD, Results, login, write_tone
+from tests.factories import PASSWORD, Results, login, tone_bytes
 
 
 @dataclass
@@ -142,44 +142,6 @@ async def upload_ok(
     assert result.data is not None
     call: dict[str, Any] = result.data["uploadCall"]
     return call
-
-
-_TONES: dict[tuple[str, int, int, float], bytes] = {}
-
-# (suffix, container, codec)
-FORMATS = {
-    "wav": ("wav", "pcm_s16le"),
-    "flac": ("flac", "flac"),
-    "mp3": ("mp3", "libmp3lame"),
-    "ogg": ("ogg", "libopus"),
-    "m4a": ("ipod", "aac"),
-    "webm": ("webm", "libopus"),
-}
-
-
-def tone_bytes(
-    tmp_dir: Path,
-    suffix: str = "wav",
-    *,
-    sample_rate: int = 8000,
-    channels: int = 1,
-    seconds: float = 1.0,
-) -> bytes:
-    """A generated sine-tone recording, encoded once per process and shape."""
-    key = (suffix, sample_rate, channels, seconds)
-    if key not in _TONES:
-        container, codec = FORMATS[suffix]
-        path = tmp_dir / f"tone-{sample_rate}-{channels}-{seconds}.{suffix}"
-        write_tone(
-            path,
-            container=container,
-            codec=codec,
-            sample_rate=sample_rate,
-            channels=channels,
-            seconds=seconds,
-        )
-        _TONES[key] = path.read_bytes()
-    return _TONES[key]
 
 
 def resources_of(app: FastAPI) -> Resources:

@@ -1,5 +1,5 @@
 """Account administration (updateUser, resetPassword, changePassword) and revocation of earlier
-tokens. Login throttling: test_login_throttle.py."""
+tokens. Login throttling: tests/auth/test_throttle.py."""
 
 from __future__ import annotations
 
@@ -7,13 +7,9 @@ from app.core.config import Settings
 from app.db.engine import SessionFactory
 from app.db.models import Role
 from tests.api.helpers import GraphQLClient
-from tests.factories import PASSWORD, make_user
+from tests.factories import LOGIN, PASSWORD, make_user
 
 ME = "{ me { id username fullName role isActive } }"
-LOGIN = (
-    "mutation($u: String!, $p: String!) { login(username: $u, password: $p) "
-    "{ accessToken user { username } } }"
-)
 UPDATE = (
     "mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) "
     "{ id username fullName role isActive } }"

@@ -16,9 +16,9 @@ from sqlalchemy import select
 from app.core.enums import SpeakerRole
 from app.core.ids import parse_global_id, to_global_id
 from app.db.models import AuditEvent, Role
-from tests.api.helpers import GraphQLClient, resources_of, tone_bytes, upload_ok
+from tests.api.helpers import GraphQLClient, resources_of, upload_ok
 from tests.api.test_supervisor_scope import CREATE_TEAM, UPDATE_USER, ok
-from tests.factories import PASSWORD, CallSpec, Turn, finished_call, make_user
+from tests.factories import LOGIN, PASSWORD, CallSpec, Turn, finished_call, make_user, tone_bytes
 
 ADDRESS = "127.0.0.1"
 """The client address httpx's ASGI transport reports."""
@@ -29,7 +29,6 @@ EVENTS = (
     "edges { cursor node { id at action actor { username } callId targetUserId detail "
     "address } } } }"
 )
-LOGIN = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { accessToken } }"
 
 
 async def _events(app: FastAPI) -> list[AuditEvent]:

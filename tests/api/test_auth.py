@@ -13,13 +13,9 @@ from app.core.config import Settings
 from app.db.engine import SessionFactory, create_engine, create_session_factory
 from app.db.models import Role, User
 from tests.api.helpers import GraphQLClient
-from tests.factories import PASSWORD, make_user
+from tests.factories import LOGIN, PASSWORD, make_user
 
 ME = "{ me { id username role isActive createdAt } }"
-LOGIN = (
-    "mutation($u: String!, $p: String!) { login(username: $u, password: $p) "
-    "{ accessToken tokenType expiresIn user { username role } } }"
-)
 
 
 async def _execute(settings: Settings, statement: object) -> None:

@@ -23,12 +23,11 @@ from tests.api.helpers import (
     call_row,
     resources_of,
     success_call,
-    tone_bytes,
     upload,
     upload_ok,
     user_id,
 )
-from tests.factories import make_user, rich_results, simple_results
+from tests.factories import make_user, rich_results, simple_results, tone_bytes
 
 NODE = "query($id: ID!) { node(id: $id) { id ... on Call { status agent { id } } } }"
 REPROCESS = "mutation($id: ID!) { reprocessCall(id: $id) { id status stage } }"

@@ -37,12 +37,11 @@ from tests.api.helpers import (
     result_row_counts,
     stored_files,
     success_call,
-    tone_bytes,
     upload_ok,
     user_id,
     write_results,
 )
-from tests.factories import make_user, rich_results, simple_results
+from tests.factories import make_user, rich_results, simple_results, tone_bytes
 
 # --- nested fidelity ------------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-import wave
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,6 @@ from app.core.queue import QUEUE_NAME
 from app.db.engine import SessionFactory
 from app.db.models import Role
 from tests.api.helpers import (
-    FORMATS,
     KEY_RE,
     UPLOAD,
     GraphQLClient,
@@ -34,12 +32,11 @@ from tests.api.helpers import (
     multipart_body,
     resources_of,
     stored_files,
-    tone_bytes,
     upload,
     upload_ok,
     user_id,
 )
-from tests.factories import make_user
+from tests.factories import FORMATS, header_only_wav, make_user, tone_bytes
 
 # --- accepted uploads -----------------------------------------------------------------------
 
@@ -113,15 +110,6 @@ def _truncated(content: bytes) -> bytes:
     return content[: len(content) // 2]
 
 
-def _header_only_wav(tmp_dir: Path) -> bytes:
-    path = tmp_dir / "header-only.wav"
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-    return path.read_bytes()
-
-
 async def test_bad_audio_is_refused_and_leaves_nothing(
     app: FastAPI, http: httpx.AsyncClient, agent_token: str, settings: Settings, audio_dir: Path
 ) -> None:
@@ -134,7 +122,7 @@ async def test_bad_audio_is_refused_and_leaves_nothing(
         "truncated wav": _truncated(wav),
         "wav header without data": wav[:200],
         "truncated flac": _truncated(flac),
-        "zero-length wav": _header_only_wav(audio_dir),
+        "zero-length wav": header_only_wav(audio_dir / "header-only.wav").read_bytes(),
     }
     before = stored_files(settings)
     queued_before = await resources_of(app).redis.zcard(QUEUE_NAME)

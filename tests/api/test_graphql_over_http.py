@@ -16,11 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from app.api.main import create_app
 from app.core.config import Settings
-from app.dev.embedded import free_tcp_port
+from tests.factories import serving
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -227,27 +226,16 @@ async def test_the_graphql_http_audit_passes_against_uvicorn(
 ) -> None:
     modules = _audit_modules()
     assert modules is not None
-    application = create_app(settings)
-    port = free_tcp_port()
-    server = uvicorn.Server(
-        uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.05)
+    async with serving(create_app(settings)) as address:
         audit = await asyncio.create_subprocess_exec(
             "node",
             str(AUDIT_SCRIPT),
-            f"http://127.0.0.1:{port}/graphql",
+            f"http://{address}/graphql",
             env={**os.environ, "NODE_PATH": str(modules)},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
         output, _ = await asyncio.wait_for(audit.communicate(), 120)
-    finally:
-        server.should_exit = True
-        await task
     text = output.decode()
     counts = json.loads(text.strip().splitlines()[-1])
     assert counts == {"ok": 61, "warn": 0, "error": 0}, text

@@ -17,8 +17,8 @@ from app.core.config import Environment, Settings
 from app.db.engine import SessionFactory
 from app.db.models import User
 from app.schema.build import build_schema
-from tests.api.helpers import GraphQLClient, tone_bytes, upload, upload_ok
-from tests.factories import login, make_user
+from tests.api.helpers import GraphQLClient, upload, upload_ok
+from tests.factories import login, make_user, tone_bytes
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
@@ -422,7 +422,7 @@ async def test_costly_validation_runs_on_a_validation_thread_with_a_time_limit()
 
     class Slow(ASTValidationRule):
         def enter_document(self, *_: object) -> None:
-            time.sleep(0.3)
+            time.sleep(0.3)  # a validation slower than the timeout: the case under test
 
     errors = await validated_off_loop(schema, document, (Slow,), timeout_s=0.05)
     assert [error.message for error in errors] == [

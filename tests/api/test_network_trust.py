@@ -18,8 +18,8 @@ from app.db.engine import SessionFactory
 from app.db.models import Role
 from app.services.audio_links import link_origin
 from app.services.webhooks import validate_url
-from tests.api.helpers import GraphQLClient, tone_bytes, upload_ok
-from tests.factories import make_user
+from tests.api.helpers import GraphQLClient, upload_ok
+from tests.factories import make_user, tone_bytes
 
 LOGIN = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { accessToken } }"
 AUDIO = "query($id: ID!) { call(id: $id) { audioUrl } }"

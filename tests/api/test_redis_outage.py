@@ -16,8 +16,8 @@ from app.api.main import create_app
 from app.core.config import Settings
 from app.db.engine import SessionFactory
 from app.dev.embedded import EmbeddedRedis
-from tests.api.helpers import GraphQLClient, tone_bytes, upload
-from tests.factories import make_user
+from tests.api.helpers import GraphQLClient, upload
+from tests.factories import make_user, tone_bytes
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from app.api.resources import Resources
 from app.core.enums import SpeakerRole
 from app.core.ids import to_global_id
 from app.db.models import Role
-from tests.api.helpers import GraphQLClient, GraphQLResponse, resources_of, tone_bytes, upload
-from tests.factories import CallSpec, Turn, finished_call, make_user
+from tests.api.helpers import GraphQLClient, GraphQLResponse, resources_of, upload
+from tests.factories import CallSpec, Turn, finished_call, make_user, tone_bytes
 
 CALLS = (
     "query($f: CallFilter) { calls(filter: $f) { totalCount "

@@ -16,7 +16,7 @@ from websockets.asyncio.client import ClientConnection
 from app.core.ids import to_global_id
 from app.db.engine import SessionFactory
 from app.db.models import Role
-from tests.api.helpers import GraphQLClient, tone_bytes, upload_ok
+from tests.api.helpers import GraphQLClient, upload_ok
 from tests.api.test_supervisor_scope import CREATE_TEAM, UPDATE_TEAM, UPDATE_USER, ok
 from tests.api.test_websockets import (
     PROTOCOL,
@@ -25,10 +25,9 @@ from tests.api.test_websockets import (
     _bearer,
     _closed_with,
     _init,
-    _login,
     serve,  # noqa: F401 (the fixture)
 )
-from tests.factories import make_user
+from tests.factories import login_at, make_user, tone_bytes
 
 
 async def _subscribe(ws: ClientConnection, call_id: str) -> dict[str, Any]:
@@ -67,7 +66,7 @@ async def test_supervisors_watch_their_teams_calls_and_changes_close_their_socke
     }
     ids = {name: to_global_id("User", user.id) for name, user in users.items()}
     async with serve() as watched, serve() as other:
-        tokens = {name: await _login(watched, name) for name in users}
+        tokens = {name: await login_at(watched, name) for name in users}
         async with httpx.AsyncClient(base_url=f"http://{other}") as client:
             gql = GraphQLClient(client)
             team_a = ok(

@@ -13,7 +13,8 @@ from fastapi import FastAPI
 
 from app.api.main import create_app
 from app.core.config import Environment, Settings
-from tests.api.helpers import UPLOAD, GraphQLClient, call_count, tone_bytes
+from tests.api.helpers import UPLOAD, GraphQLClient, call_count
+from tests.factories import tone_bytes
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
 
@@ -21,10 +20,10 @@ from app.api.main import create_app
 from app.core.config import Settings
 from app.db.engine import SessionFactory
 from app.db.models import Role
-from app.dev.embedded import EmbeddedRedis, free_tcp_port
-from tests.api.helpers import GraphQLClient, tone_bytes, upload_ok
+from app.dev.embedded import EmbeddedRedis
+from tests.api.helpers import GraphQLClient, upload_ok
 from tests.conftest import clear_login_throttle
-from tests.factories import PASSWORD, make_user
+from tests.factories import PASSWORD, login_at, make_user, serving, tone_bytes
 
 PROTOCOL = [websockets.Subprotocol("graphql-transport-ws")]
 SUBSCRIPTION = "subscription($id: ID!) { callStatus(id: $id) { status stage } }"
@@ -38,33 +37,10 @@ async def serve(settings: Settings, clean_database: None, redis_url: str) -> Ser
 
     @asynccontextmanager
     async def running(**overrides: Any) -> AsyncIterator[str]:
-        application = create_app(settings.model_copy(update=overrides))
-        port = free_tcp_port()
-        server = uvicorn.Server(
-            uvicorn.Config(
-                application,
-                host="127.0.0.1",
-                port=port,
-                ws="websockets-sansio",
-                log_level="warning",
-            )
-        )
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.05)
-        try:
-            yield f"127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            await task
+        async with serving(create_app(settings.model_copy(update=overrides))) as address:
+            yield address
 
     return running
-
-
-async def _login(address: str, username: str, password: str = PASSWORD) -> str:
-    async with httpx.AsyncClient(base_url=f"http://{address}") as client:
-        token: str = await GraphQLClient(client).login(username, password)
-    return token
 
 
 async def _init(ws: ClientConnection, payload: dict[str, Any]) -> dict[str, Any] | None:
@@ -101,7 +77,7 @@ async def test_bad_or_missing_token_closes_the_socket_before_any_subscription(
                 assert await _init(ws, payload) is None
                 assert ws.close_code == 4403, payload
         await make_user(sessions, "agent1")
-        token = await _login(address, "agent1")
+        token = await login_at(address, "agent1")
         async with websockets.connect(f"ws://{address}/graphql", subprotocols=PROTOCOL) as ws:
             assert await _init(ws, _bearer(token)) == {"type": "connection_ack"}
 
@@ -122,7 +98,7 @@ async def test_connections_are_capped_per_user_and_per_process(
     await make_user(sessions, "agent1")
     await make_user(sessions, "agent2")
     async with serve(ws_max_connections=3, ws_max_connections_per_user=2) as address:
-        first, second = await _login(address, "agent1"), await _login(address, "agent2")
+        first, second = await login_at(address, "agent1"), await login_at(address, "agent2")
         url = f"ws://{address}/graphql"
         async with (
             websockets.connect(url, subprotocols=PROTOCOL) as a,
@@ -151,7 +127,7 @@ async def test_credentials_change_closes_open_sockets_and_subscriptions(
     await make_user(sessions, "agent1")
     # Two API processes' worth of apps: the change is made on one, the socket is on the other.
     async with serve() as watched, serve() as other:
-        token = await _login(watched, "agent1")
+        token = await login_at(watched, "agent1")
         async with httpx.AsyncClient(base_url=f"http://{watched}") as client:
             call = await upload_ok(client, tone_bytes(audio_dir), token=token)
         async with websockets.connect(f"ws://{watched}/graphql", subprotocols=PROTOCOL) as ws:
@@ -218,7 +194,7 @@ async def test_a_subscription_reports_a_redis_outage_and_recovers(
     try:
         await make_user(sessions, "agent1")
         async with serve(redis_url=f"redis://127.0.0.1:{own.port}/0") as address:
-            token = await _login(address, "agent1")
+            token = await login_at(address, "agent1")
             async with httpx.AsyncClient(base_url=f"http://{address}") as client:
                 call = await upload_ok(client, tone_bytes(audio_dir), token=token)
             query = "subscription($id: ID!) { callStatus(id: $id) { status stage live } }"
@@ -263,7 +239,7 @@ async def test_a_password_change_missed_during_a_redis_outage_closes_sockets_onc
         await make_user(sessions, "agent1")
         redis_url = f"redis://127.0.0.1:{own.port}/0"
         async with serve(redis_url=redis_url) as watched, serve(redis_url=redis_url) as other:
-            token = await _login(watched, "agent1")
+            token = await login_at(watched, "agent1")
             async with websockets.connect(f"ws://{watched}/graphql", subprotocols=PROTOCOL) as ws:
                 assert await _init(ws, _bearer(token)) == {"type": "connection_ack"}
                 own.stop()
@@ -298,7 +274,7 @@ async def test_a_reprocessed_or_deleted_calls_subscribers_get_no_events_of_the_s
     publisher = RedisStatusPublisher(redis)
     try:
         async with serve() as address:
-            token = await _login(address, "agent1")
+            token = await login_at(address, "agent1")
             async with httpx.AsyncClient(base_url=f"http://{address}") as client:
                 gql = GraphQLClient(client)
                 call = await upload_ok(client, tone_bytes(audio_dir), token=token)

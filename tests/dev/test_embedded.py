@@ -8,13 +8,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from app.dev.embedded import EmbeddedRedis
 from tests.conftest import REPO_ROOT
+from tests.factories import wait_until_blocking
 
 
 @pytest.fixture
@@ -35,9 +35,7 @@ def test_stop_and_revive_leave_no_temp_folder(tmp_path: Path, system_temp: Path)
         pid = redis.server_pid()
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while redis.is_running() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until_blocking(lambda: not redis.is_running(), "Redis to die", 10, interval_s=0.05)
         redis.revive()
         assert redis.is_running()
         assert len(list(system_temp.iterdir())) == 1, list(system_temp.iterdir())
@@ -48,6 +46,7 @@ def test_stop_and_revive_leave_no_temp_folder(tmp_path: Path, system_temp: Path)
 
 def test_a_killed_owners_leftover_is_cleaned_up(tmp_path: Path, system_temp: Path) -> None:
     data_dir = tmp_path / "redis"
+    # The owner says "up" once its Redis runs, then idles until it is killed below.
     owner = subprocess.Popen(
         [
             sys.executable,

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import pytest
 
 from app.dev.embedded import free_tcp_port
 from tests.conftest import REPO_ROOT
+from tests.factories import LOGIN, wait_until_blocking
 
 START_TIMEOUT_S = 120
 
@@ -48,9 +48,9 @@ def _processes_using(data_dir: Path) -> list[psutil.Process]:
 def _assert_nothing_left(data_dir: Path) -> None:
     """After `ovozly dev` exited: no process (PostgreSQL, Redis, children) uses its data.
     A process that was told to stop may take a moment to go, so this waits a little."""
-    deadline = time.monotonic() + 15
-    while (left := _processes_using(data_dir)) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    with contextlib.suppress(AssertionError):
+        wait_until_blocking(lambda: not _processes_using(data_dir), "its processes to go", 15)
+    left = _processes_using(data_dir)
     assert left == [], [(p.pid, p.info.get("cmdline")) for p in left]
 
 
@@ -92,18 +92,20 @@ def _read_until(process: subprocess.Popen[str], marker: str, log: list[str]) -> 
 
 
 def _wait_ready(port: int, process: subprocess.Popen[str], log: list[str]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline and process.poll() is None:
+    def ready() -> bool:
+        assert process.poll() is None, "ovozly dev exited"
         try:
-            ready = httpx.get(
+            answer = httpx.get(
                 f"http://127.0.0.1:{port}/readyz", params={"require_worker": "true"}, timeout=2
             )
-            if ready.status_code == 200:
-                return
         except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("API never became ready:\n" + "".join(log[-80:]))
+            return False
+        return answer.status_code == 200
+
+    try:
+        wait_until_blocking(ready, "the API to be ready", START_TIMEOUT_S, interval_s=0.3)
+    except AssertionError as exc:
+        raise AssertionError(f"API never became ready ({exc}):\n" + "".join(log[-80:])) from exc
 
 
 def _stop(process: subprocess.Popen[str]) -> int:
@@ -138,9 +140,6 @@ def assert_first_screen_is_for_the_user(lines: list[str]) -> None:
     ]
     assert unexpected == [], "lines not meant for the user:\n" + "".join(unexpected)
     assert len(lines) <= 20, "".join(lines)
-
-
-LOGIN = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { accessToken } }"
 
 
 @pytest.mark.slow
@@ -211,15 +210,6 @@ def _children(process: subprocess.Popen[str]) -> dict[str, psutil.Process]:
     return found
 
 
-def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _announced_redis_port(log: list[str]) -> int:
     match = re.search(r"Redis:\s+redis://127.0.0.1:(\d+)", "".join(log))
     assert match, "".join(log)
@@ -240,16 +230,17 @@ def test_dev_restarts_a_dead_worker_and_redis_without_taking_the_api_down(tmp_pa
         api = _children(process)["api"]
 
         worker.kill()
+
         # The API answers throughout; the worker comes back as a new process.
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        def restarted() -> bool:
             assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-            restarted = _children(process).get("worker")
-            if restarted is not None and restarted.pid != worker.pid:
-                break
-            time.sleep(0.3)
-        else:
-            raise AssertionError("worker was not restarted:\n" + "".join(log[-40:]))
+            new = _children(process).get("worker")
+            return new is not None and new.pid != worker.pid
+
+        try:
+            wait_until_blocking(restarted, "the worker to be restarted", 20, interval_s=0.3)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}:\n" + "".join(log[-40:])) from exc
         assert _children(process)["api"].pid == api.pid
         assert any("worker" in line and "restarting in" in line for line in log), log[-20:]
 
@@ -259,7 +250,7 @@ def test_dev_restarts_a_dead_worker_and_redis_without_taking_the_api_down(tmp_pa
             p for p in psutil.process_iter(["name", "pid"]) if _listens(p, redis_port)
         )
         redis_server.kill()
-        _wait_for(lambda: _listening(redis_port), 30, "Redis back on its port")
+        wait_until_blocking(lambda: _listening(redis_port), "Redis back on its port", 30)
         _wait_ready(port, process, log)
         assert _children(process)["api"].pid == api.pid
         assert process.poll() is None
@@ -306,11 +297,15 @@ def test_sigkilled_dev_leaves_nothing_running_and_the_next_start_is_clean(
     process.wait()
     # Children, the embedded Redis and PostgreSQL all go with it.
     try:
-        _wait_for(lambda: not any(c.is_running() for c in children), 30, "children to exit")
-        _wait_for(lambda: not _listening(first_redis_port), 30, "Redis to stop")
-        _wait_for(lambda: _postgres_pid(data_dir) is None, 30, "PostgreSQL to stop")
-        _wait_for(lambda: not _listening(port), 30, "the API port to close")
-        _wait_for(lambda: _processes_using(data_dir) == [], 30, "no process on the data dir")
+        wait_until_blocking(
+            lambda: not any(c.is_running() for c in children), "children to exit", 30
+        )
+        wait_until_blocking(lambda: not _listening(first_redis_port), "Redis to stop", 30)
+        wait_until_blocking(lambda: _postgres_pid(data_dir) is None, "PostgreSQL to stop", 30)
+        wait_until_blocking(lambda: not _listening(port), "the API port to close", 30)
+        wait_until_blocking(
+            lambda: _processes_using(data_dir) == [], "no process on the data dir", 30
+        )
     except AssertionError as failure:
         raise AssertionError(f"{failure}; output:\n" + "".join(log[-40:])) from None
 
@@ -419,24 +414,26 @@ def _call_state(port: int, token: str, call_id: str) -> dict[str, Any]:
 
 def _wait_processing(port: int, token: str, call_id: str, process: subprocess.Popen[str]) -> None:
     """Until a worker has claimed the call (its stage moved past QUEUED)."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
+
+    def claimed() -> bool:
         if _call_state(port, token, call_id)["stage"] not in {"QUEUED"}:
-            return
+            return True
         assert process.poll() is None
-        time.sleep(0.2)
-    raise AssertionError("no worker picked the call up")
+        return False
+
+    wait_until_blocking(claimed, "a worker to pick the call up", START_TIMEOUT_S)
 
 
 def _wait_final(port: int, token: str, call_id: str, timeout_s: float = 240) -> str:
     """Until the call ends; the API must answer throughout."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = str(_call_state(port, token, call_id)["status"])
-        if status in {"SUCCESS", "FAIL"}:
-            return status
-        time.sleep(0.5)
-    raise AssertionError(f"call {call_id} never ended")
+    statuses: list[str] = []
+
+    def ended() -> bool:
+        statuses.append(str(_call_state(port, token, call_id)["status"]))
+        return statuses[-1] in {"SUCCESS", "FAIL"}
+
+    wait_until_blocking(ended, f"call {call_id} to end", timeout_s, interval_s=0.5)
+    return statuses[-1]
 
 
 @pytest.mark.slow
@@ -479,7 +476,7 @@ def test_calls_end_after_a_worker_sigkill_and_a_redis_restart_mid_job(
         # The API keeps answering queries (the database is enough for them).
         assert _call_state(port, token, second)["status"] in {"RUNNING", "SUCCESS", "FAIL"}
         assert _wait_final(port, token, second) in {"SUCCESS", "FAIL"}
-        _wait_for(lambda: _listening(redis_port), 30, "Redis back on its port")
+        wait_until_blocking(lambda: _listening(redis_port), "Redis back on its port", 30)
         _wait_ready(port, process, log)
         assert process.poll() is None
     finally:
@@ -508,9 +505,10 @@ def test_dev_restarts_an_api_whose_event_loop_stopped_answering(tmp_path: Path) 
 
     try:
         _read_until(process, "Stop:", log)
-        _wait_for(answers, START_TIMEOUT_S, "the API to answer /healthz")
+        wait_until_blocking(answers, "the API to answer /healthz", START_TIMEOUT_S)
         # Until the supervisor's own probe has seen it answer, the API is in its start-up
-        # grace; probes are 2 s apart.
+        # grace; probes are 2 s apart. That probe leaves no trace outside the supervisor (no
+        # log line, no state), so the time for two of them is what is waited for.
         time.sleep(5)
         api = _children(process)["api"]
         api.suspend()  # SIGSTOP
@@ -521,7 +519,7 @@ def test_dev_restarts_an_api_whose_event_loop_stopped_answering(tmp_path: Path) 
             return new is not None and new.pid != api.pid and answers()
 
         try:
-            _wait_for(replaced, 90, "a new API answering /healthz")
+            wait_until_blocking(replaced, "a new API answering /healthz", 90)
         except AssertionError as exc:
             raise AssertionError("".join(log[-40:])) from exc
         # 3 probes 2 s apart, the kill, the restart delay and a fresh start.
@@ -560,7 +558,7 @@ def test_a_supervised_child_that_stops_answering_is_killed_and_restarted(tmp_pat
     child.start()
     try:
         assert child.process is not None
-        _wait_for(lambda: _listening(port), 20, "the child to listen")
+        wait_until_blocking(lambda: _listening(port), "the child to listen", 20)
         first = child.process
         now = time.monotonic()
         for step in range(5):

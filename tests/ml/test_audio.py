@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
-import numpy.typing as npt
 import pytest
 
 from app.ml.speech.audio import SAMPLE_RATE, AudioDecodeError, decode_audio, is_dual_mono
+from tests.factories import encode_audio, noise, sine
 
 FORMATS = [
     # (suffix, container format, codec, sample rate)
@@ -25,38 +23,14 @@ FORMATS = [
 ]
 
 
-def tone_stereo(rate: int, seconds: float) -> npt.NDArray[np.float32]:
-    """Left 440 Hz, right 660 Hz: two different signals, like an agent and a customer."""
-    t = np.arange(int(rate * seconds)) / rate
-    return np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.3 * np.sin(2 * np.pi * 660 * t)]).astype(
-        np.float32
-    )
-
-
-def encode(path: Path, fmt: str, codec: str, rate: int, samples: npt.NDArray[np.float32]) -> None:
-    layout = "stereo" if samples.shape[0] == 2 else "mono"
-    with av.open(str(path), "w", format=fmt) as container:
-        stream = container.add_stream(codec, rate=rate, layout=layout)
-        assert isinstance(stream, av.AudioStream)
-        frame_size = 1024
-        for start in range(0, samples.shape[1], frame_size):
-            block = np.ascontiguousarray(samples[:, start : start + frame_size])
-            frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=layout)
-            frame.sample_rate = rate
-            frame.pts = start
-            frame.time_base = Fraction(1, rate)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-
-
 @pytest.mark.parametrize(("suffix", "fmt", "codec", "rate"), FORMATS)
 def test_formats_decode_to_16k_float_per_channel(
     tmp_path: Path, suffix: str, fmt: str, codec: str, rate: int
 ) -> None:
     path = tmp_path / f"tone.{suffix}"
-    encode(path, fmt, codec, rate, tone_stereo(rate, 2.0))
+    # Left 440 Hz, right 660 Hz: two different signals, like an agent and a customer.
+    stereo = np.stack([sine(440, 2.0, rate), sine(660, 2.0, rate)])
+    encode_audio(path, stereo, container=fmt, codec=codec, sample_rate=rate)
     audio = decode_audio(path)
     assert audio.samples.dtype == np.float32
     assert audio.sample_rate == SAMPLE_RATE
@@ -70,10 +44,11 @@ def test_formats_decode_to_16k_float_per_channel(
 
 
 def test_dual_mono_folds_with_gain_difference(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    left = (0.2 * rng.standard_normal(SAMPLE_RATE * 2)).astype(np.float32)
+    left = noise(2.0, level=0.2, seed=0)
     path = tmp_path / "dual.flac"
-    encode(path, "flac", "flac", SAMPLE_RATE, np.stack([left, 0.5 * left]))
+    encode_audio(
+        path, np.stack([left, 0.5 * left]), container="flac", codec="flac", sample_rate=SAMPLE_RATE
+    )
     audio = decode_audio(path)
     assert audio.dual_mono and audio.channels == 1 and audio.source_channels == 2
 
@@ -111,10 +86,9 @@ def test_decoding_memory_is_the_output_plus_a_constant(tmp_path: Path) -> None:
     list of chunks concatenated at the end, no float64 copies)."""
     rate = 8_000
     seconds = 600
-    rng = np.random.default_rng(1)
     path = tmp_path / "long.flac"
-    samples = (0.1 * rng.standard_normal((1, rate * seconds))).astype(np.float32)
-    encode(path, "flac", "flac", rate, samples)
+    samples = noise(seconds, level=0.1, seed=1, sample_rate=rate)[None]
+    encode_audio(path, samples, container="flac", codec="flac", sample_rate=rate)
     del samples
     result = subprocess.run(
         [sys.executable, "-c", MEMORY_PROBE, str(path)],
@@ -155,10 +129,9 @@ def test_a_long_call_is_decoded_into_a_file_its_pages_released_as_stages_move_on
     is resident."""
     rate = 8_000
     seconds = 720
-    rng = np.random.default_rng(2)
     path = tmp_path / "twelve-minutes.flac"
-    samples = (0.1 * rng.standard_normal((1, rate * seconds))).astype(np.float32)
-    encode(path, "flac", "flac", rate, samples)
+    samples = noise(seconds, level=0.1, seed=2, sample_rate=rate)[None]
+    encode_audio(path, samples, container="flac", codec="flac", sample_rate=rate)
     del samples
     result = subprocess.run(
         [sys.executable, "-c", RESIDENT_PROBE, str(path)],

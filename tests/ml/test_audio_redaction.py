@@ -29,6 +29,7 @@ from app.ml.redaction.numbers import number_token, spoken_digits
 from app.ml.redaction.recording import DTMF, NOT_REDACTED, plan_redactions, redact_recording
 from app.ml.redaction.spoken import CVV, NUMBER, PASSPORT, spoken_spans
 from app.ml.types import Transcript, TranscriptSegment, Word
+from tests.factories import write_pcm16
 
 Int16 = npt.NDArray[np.int16]
 KEYED = "8600123456789012#"
@@ -108,12 +109,6 @@ def speech(test_audio_dir: Path) -> tuple[npt.NDArray[np.float64], int]:
     """30 s of a real two-party phone conversation, 16 kHz PCM16."""
     data, rate = sf.read(str(test_audio_dir / "pyannote_sample.wav"), dtype="float64")
     return data, rate
-
-
-def write_pcm16(path: Path, samples: npt.NDArray[np.float64], rate: int) -> Path:
-    pcm = np.clip(np.rint(samples * 32768), -32768, 32767).astype(np.int16)
-    sf.write(str(path), pcm.T if pcm.ndim == 2 else pcm, rate, subtype="PCM_16")
-    return path
 
 
 def transcript_of(segments: list[TranscriptSegment], duration_s: float) -> Transcript:

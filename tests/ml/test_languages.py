@@ -18,6 +18,7 @@ from bench.phone_audio import (
     code_switched_call,
     language_accuracy,
 )
+from tests.factories import noise
 
 pytestmark = pytest.mark.slow
 
@@ -84,8 +85,7 @@ def test_a_call_without_speech_has_no_segments_and_no_warnings(
     pipeline: SpeechPipeline, tmp_path: Path
 ) -> None:
     path = tmp_path / "silence.wav"
-    noise = np.random.default_rng(3).normal(0, 1e-4, 16000 * 4).astype(np.float32)
-    soundfile.write(path, noise, 16000)
+    soundfile.write(path, noise(4.0, level=1e-4, seed=3), 16000)
     transcript = pipeline(path)
     assert transcript.segments == []
     assert transcript.languages == []

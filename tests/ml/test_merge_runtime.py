@@ -58,7 +58,7 @@ def test_model_cache_loads_once_per_key_across_threads() -> None:
 
     def factory() -> object:
         loads.append("x")
-        time.sleep(0.05)
+        time.sleep(0.05)  # a slow load, so the other threads arrive while it runs
         return object()
 
     results: list[object] = []

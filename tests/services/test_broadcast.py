@@ -17,6 +17,7 @@ from app.services.broadcast import (
     StatusBroadcaster,
 )
 from app.services.status import status_channel
+from tests.factories import wait_until
 
 Item = bytes | FeedInterrupted | MessagesLost
 
@@ -47,18 +48,6 @@ async def pubsub_clients(admin: Redis) -> list[dict[str, str]]:
 
 async def numsub(admin: Redis, *channels: str) -> list[int]:
     return [int(count) for _, count in await admin.pubsub_numsub(*channels)]
-
-
-async def eventually(predicate: object, timeout: float = 5.0) -> None:
-    async def check() -> bool:
-        assert callable(predicate)
-        return bool(await predicate())
-
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 async def test_many_subscribers_share_one_redis_subscription(
@@ -112,8 +101,8 @@ async def test_last_subscriber_leaving_unsubscribes(
     async with broadcaster.subscribe(channel), broadcaster.subscribe(channel):
         assert await numsub(admin, channel) == [1]
     # Unsubscribing happens in the background after the block exits.
-    await eventually(lambda: _numsub_is(admin, channel, 0))
-    await eventually(lambda: _no_local_state(broadcaster, channel))
+    await wait_until(lambda: _numsub_is(admin, channel, 0), "Redis to drop the channel", 5)
+    await wait_until(lambda: _no_local_state(broadcaster, channel), "the local state to go", 5)
     clients = await pubsub_clients(admin)
     assert len(clients) == 1
     assert clients[0]["sub"] == "0"
@@ -122,6 +111,9 @@ async def test_last_subscriber_leaving_unsubscribes(
     async with broadcaster.subscribe(channel) as stays:
         async with broadcaster.subscribe(channel):
             pass
+        assert broadcaster.subscriber_count(channel) == 1
+        # An absence cannot be awaited: this grace lets an unsubscribe wrongly started in the
+        # background reach Redis before the count is read.
         await asyncio.sleep(0.05)
         assert await numsub(admin, channel) == [1]
         await admin.publish(channel, b"still here")
@@ -160,6 +152,7 @@ async def test_concurrent_churn_on_one_channel_settles(
 
     async def visit(delay: float) -> None:
         async with broadcaster.subscribe(channel) as messages:
+            # Staggered lifetimes are the churn under test: joins and leaves interleave.
             await asyncio.sleep(delay)
             await admin.publish(channel, b"ping")
             # Every visitor sees at least its own message, whatever others are doing.
@@ -167,7 +160,7 @@ async def test_concurrent_churn_on_one_channel_settles(
                 pass
 
     await asyncio.gather(*(visit((i % 7) / 1000) for i in range(60)))
-    await eventually(lambda: _numsub_is(admin, channel, 0))
+    await wait_until(lambda: _numsub_is(admin, channel, 0), "Redis to drop the channel", 5)
     async with broadcaster.subscribe(channel) as messages:
         await admin.publish(channel, b"after churn")
         assert await next_item(messages) == b"after churn"
@@ -183,15 +176,19 @@ async def test_slow_subscriber_is_dropped_to_a_marker_without_slowing_others(
         channel = status_channel("slow")
         async with broadcaster.subscribe(channel) as slow, broadcaster.subscribe(channel) as fast:
             fast_received: list[Item] = []
+            received = asyncio.Event()
 
             async def keep_up() -> None:
                 while len(fast_received) < 100:
                     fast_received.append(await next_item(fast))
+                    received.set()
 
             reader = asyncio.create_task(keep_up())
             for index in range(100):
                 await admin.publish(channel, str(index))
-                await asyncio.sleep(0.001)
+                # Paced by the reader that keeps up: it has each message before the next.
+                await asyncio.wait_for(received.wait(), 5)
+                received.clear()
             await asyncio.wait_for(reader, 5)
             # The reader that keeps up gets everything, in order, despite the stalled one.
             assert fast_received == [str(i).encode() for i in range(100)]
@@ -248,11 +245,20 @@ async def test_stop_ends_subscriptions(redis_server: str) -> None:
             pass
     await broadcaster.start()
     async with broadcaster.subscribe(status_channel("stop")) as messages:
-        waiting = asyncio.create_task(next_item(messages))
-        await asyncio.sleep(0.05)
+        reading = asyncio.Event()
+
+        async def read_one() -> Item:
+            reading.set()
+            # Runs on into the subscription's wait in this same step: once `reading` is seen
+            # set, the read is parked there.
+            return await anext(messages)
+
+        waiting = asyncio.create_task(read_one())
+        await asyncio.wait_for(reading.wait(), 5)
+        assert not waiting.done()
         await broadcaster.stop()
         with pytest.raises(BroadcasterClosed):
-            await waiting
+            await asyncio.wait_for(waiting, 5)
 
 
 async def test_subscribers_of_a_message_share_one_object_built_once(
@@ -314,12 +320,19 @@ async def test_a_superseding_message_overtakes_what_a_slow_subscriber_has_queued
     instance = StatusBroadcaster(redis_server, supersedes=supersedes_queued)
     await instance.start()
     try:
-        async with instance.subscribe(channel) as messages:
+        async with instance.subscribe(channel) as messages, instance.subscribe(channel) as witness:
             for n in range(30):
                 await admin.publish(channel, event(n / 100))
             await admin.publish(channel, event(0.3, deleted=True))
             await admin.publish(channel, event(0.31))  # late, after the end
-            await asyncio.sleep(0.3)  # the subscriber is busy; the reader queues them all
+            # `messages` is busy elsewhere while the reader queues them all. The reader hands
+            # each message to every subscriber at once: once a second subscriber has the
+            # last one, the busy one's queue holds everything it will get.
+            while True:
+                seen = await next_item(witness)
+                assert isinstance(seen, bytes)
+                if StatusEvent.from_json(seen).progress == 0.31:
+                    break
             first = await next_item(messages)
             assert isinstance(first, bytes)
             assert StatusEvent.from_json(first).deleted

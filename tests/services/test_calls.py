@@ -30,7 +30,7 @@ from app.ml.types import SpeakerHints
 from app.services import calls as call_service
 from app.services import webhooks as webhook_service
 from app.services.effects import EffectTargets, after_commit, unit_of_work
-from app.services.status import RedisStatusPublisher, StatusEvent
+from app.services.status import RedisStatusPublisher, StatusEvent, status_channel
 from app.storage import LocalDiskStorage
 from tests.factories import Results, make_call, make_user, rich_results, simple_results
 
@@ -66,13 +66,22 @@ async def events(redis_url: str) -> AsyncIterator[PubSub]:
     await client.aclose()
 
 
-async def published(pubsub: PubSub, *, wait_s: float = 0.3) -> list[StatusEvent]:
-    """The events published so far (waiting `wait_s` for stragglers)."""
+async def published(pubsub: PubSub) -> list[StatusEvent]:
+    """The events published so far. A marker is published after them and read up to: Redis
+    delivers a subscriber's messages in the order it ran the PUBLISHes, and the service has
+    published its events (after the commit) before it returned."""
+    marker = status_channel(f"marker-{uuid.uuid4().hex}").encode()
+    async with Redis(connection_pool=pubsub.connection_pool) as publisher:
+        await publisher.publish(marker, b"")
     found: list[StatusEvent] = []
-    while (message := await pubsub.get_message(timeout=wait_s)) is not None:
-        if message["type"] == "pmessage":
-            found.append(StatusEvent.from_json(message["data"]))
-    return found
+    while True:
+        message = await pubsub.get_message(timeout=5)
+        assert message is not None, "the marker published after the events never arrived"
+        if message["type"] != "pmessage":
+            continue
+        if message["channel"] == marker:
+            return found
+        found.append(StatusEvent.from_json(message["data"]))
 
 
 @pytest.fixture
@@ -551,7 +560,8 @@ async def test_recovery_leaves_a_call_that_changed_since_it_was_read(
 ) -> None:
     candidate = await idle(sessions, await new_call(sessions, targets, agent, audio))
     assert candidate.job_id is not None
-    # A job claims it between the sweep's read and its lock: claiming touches the call.
+    # A job claims it between the sweep's read and its lock: claiming touches the call. The
+    # sweep tells a change by `updated_at`, so the clock must move on between the two.
     await asyncio.sleep(0.01)
     async with unit_of_work(sessions, targets) as session:
         assert await call_service.claim(session, candidate.id, candidate.job_id) is not None

@@ -7,7 +7,6 @@ import hashlib
 import io
 import os
 import struct
-import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from app.services.uploads import (
     received_audio,
     sanitize_filename,
 )
-from tests.factories import write_tone
+from tests.factories import header_only_wav, tone_file, write_tone
 
 # (suffix, container, codec, expected decoder name, expected demuxer)
 FORMATS = [
@@ -52,20 +51,6 @@ CASES = [
     for rate in _rates(fmt[2])
     for channels in (1, 2)
 ]
-
-
-def tone(tmp_path: Path, suffix: str = "wav", seconds: float = 1.0, **kwargs: object) -> Path:
-    fmt = next(f for f in FORMATS if f[0] == suffix)
-    params: dict[str, object] = {"sample_rate": 48000 if fmt[2] == "libopus" else 44100}
-    params.update(kwargs)
-    return write_tone(
-        tmp_path / f"tone.{suffix}",
-        container=fmt[1],
-        codec=fmt[2],
-        seconds=seconds,
-        sample_rate=int(params["sample_rate"]),  # type: ignore[call-overload]
-        channels=int(params.get("channels", 2)),  # type: ignore[call-overload]
-    )
 
 
 # --- probe_audio: accepted formats ---------------------------------------------------------
@@ -106,7 +91,7 @@ def test_probe_multichannel_wav(tmp_path: Path) -> None:
 
 def test_duration_comes_from_samples_when_header_says_unknown(tmp_path: Path) -> None:
     # Streaming recorders write 0xFFFFFFFF as the RIFF and data sizes before they know the length.
-    path = tone(tmp_path, "wav", seconds=2.0, sample_rate=8000, channels=1)
+    path = tone_file(tmp_path, "wav", seconds=2.0)
     data = bytearray(path.read_bytes())
     data[4:8] = struct.pack("<I", 0xFFFFFFFF)
     data_at = data.index(b"data")
@@ -121,7 +106,7 @@ def test_duration_ignores_a_container_that_overstates_nothing_but_decodes_longer
 ) -> None:
     # A WAV whose data chunk claims fewer bytes than follow: ffmpeg honours the header, and the
     # reported duration is what was actually decoded, not the file size.
-    path = tone(tmp_path, "wav", seconds=2.0, sample_rate=8000, channels=1)
+    path = tone_file(tmp_path, "wav", seconds=2.0)
     data = bytearray(path.read_bytes())
     data_at = data.index(b"data")
     data[data_at + 4 : data_at + 8] = struct.pack("<I", 8000 * 2)  # one second of s16 mono
@@ -130,7 +115,9 @@ def test_duration_ignores_a_container_that_overstates_nothing_but_decodes_longer
 
 
 async def test_probe_in_a_thread(tmp_path: Path) -> None:
-    info = await ThreadProber().probe(tone(tmp_path, "flac"), None)
+    info = await ThreadProber().probe(
+        tone_file(tmp_path, "flac", sample_rate=44100, channels=2), None
+    )
     assert info.codec == "flac"
 
 
@@ -139,7 +126,7 @@ async def test_probe_in_a_thread(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("suffix", [f[0] for f in FORMATS])
 def test_probe_rejects_truncated_files(tmp_path: Path, suffix: str) -> None:
-    path = tone(tmp_path, suffix, seconds=3.0)
+    path = tone_file(tmp_path, suffix, sample_rate=48000, channels=2, seconds=3.0)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(UnreadableAudio):
@@ -148,7 +135,7 @@ def test_probe_rejects_truncated_files(tmp_path: Path, suffix: str) -> None:
 
 @pytest.mark.parametrize("suffix", ["mp3", "flac"])
 def test_probe_rejects_corrupted_payload(tmp_path: Path, suffix: str) -> None:
-    path = tone(tmp_path, suffix, seconds=2.0)
+    path = tone_file(tmp_path, suffix, sample_rate=44100, channels=2, seconds=2.0)
     data = bytearray(path.read_bytes())
     rng = np.random.default_rng(7)
     for position in range(4000, len(data) - 200, 50):
@@ -159,19 +146,14 @@ def test_probe_rejects_corrupted_payload(tmp_path: Path, suffix: str) -> None:
 
 
 def test_probe_rejects_wav_header_without_its_data(tmp_path: Path) -> None:
-    path = tone(tmp_path, "wav", seconds=1.0)
+    path = tone_file(tmp_path, "wav", sample_rate=44100, channels=2)
     path.write_bytes(path.read_bytes()[:200])
     with pytest.raises(UnreadableAudio, match="truncated"):
         probe_audio(path)
 
 
 def test_probe_rejects_zero_length_audio(tmp_path: Path) -> None:
-    # A valid header with no samples (PyAV writes nothing for an empty stream; `wave` does).
-    path = tmp_path / "empty.wav"
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
+    path = header_only_wav(tmp_path / "empty.wav")
     with pytest.raises(UnreadableAudio, match="no audio"):
         probe_audio(path)
 
@@ -310,7 +292,7 @@ async def test_source_failure_and_cancellation_leave_no_temp_file(tmp_path: Path
     async def stalls() -> AsyncIterator[bytes]:
         yield b"a" * 10
         started.set()
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # a client that stops sending: the stall under test
         yield b"never"
 
     task = asyncio.create_task(receive_upload(stalls(), max_bytes=100, tmp_dir=tmp_path))
@@ -346,7 +328,7 @@ async def test_receiving_200_mb_keeps_memory_flat(tmp_path: Path) -> None:
 
 
 async def test_received_audio_probes_and_cleans_up(tmp_path: Path) -> None:
-    source = tone(tmp_path, "mp3", seconds=1.0)
+    source = tone_file(tmp_path, "mp3", sample_rate=44100, channels=2)
     spool = tmp_path / "spool"
     async with received_audio(
         UploadFile(file=io.BytesIO(source.read_bytes())), max_bytes=10**7, tmp_dir=spool

@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 from app.storage import GcsStorage, LocalDiskStorage
+from tests.factories import wait_until_blocking
 
 EMULATOR_BUCKET = "ovozly-test"
 
@@ -44,19 +44,17 @@ def gcs_emulator_host() -> Iterator[str]:
     )
     host = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
+
+        def answers() -> bool:
             if process.poll() is not None:
                 stderr = process.stderr.read().decode() if process.stderr else ""
                 pytest.fail(f"gcp-storage-emulator exited early: {stderr[-2000:]}")
             try:
-                if httpx.get(f"{host}/storage/v1/b/{EMULATOR_BUCKET}", timeout=1).is_success:
-                    break
+                return httpx.get(f"{host}/storage/v1/b/{EMULATOR_BUCKET}", timeout=1).is_success
             except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("gcp-storage-emulator did not answer within 20 s")
-            time.sleep(0.1)
+                return False
+
+        wait_until_blocking(answers, "gcp-storage-emulator to answer", 20, interval_s=0.1)
         yield host
     finally:
         process.terminate()

@@ -42,7 +42,7 @@ def loopback_receiver() -> Iterator[Receiver]:
                 Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
             )
             if receiver.hang_s:
-                time.sleep(receiver.hang_s)
+                time.sleep(receiver.hang_s)  # a receiver that hangs: the case under test
             codes = receiver.answers.get(self.path, [200])
             code = codes.pop(0) if len(codes) > 1 else codes[0]
             self.send_response(code)

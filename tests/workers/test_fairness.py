@@ -5,9 +5,10 @@ seconds even while decoding. Real worker loops (arq) on the real Redis and Postg
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,12 +21,12 @@ from app.api.resources import Resources
 from app.core.config import Settings
 from app.core.queue import LONG_QUEUE_NAME, QUEUE_NAME
 from app.db.models import Call, CallStatus, PipelineStage, User
+from app.ml.types import Stage
 from app.services import calls as call_service
 from app.services.effects import unit_of_work
 from app.workers.main import create_workers, keep_running
-from app.workers.processor import CallProcessor
-from tests.factories import write_tone
-from tests.workers.helpers import agent_id, create_stored_call
+from app.workers.processor import CallProcessor, ThrottledProgress
+from tests.factories import make_user, uploaded_call, wait_until, write_tone
 
 pytestmark = pytest.mark.slow
 
@@ -46,15 +47,6 @@ def long_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def _reload(resources: Resources, call_id: uuid.UUID) -> Call | None:
     async with resources.sessions() as session:
         return await session.get(Call, call_id)
-
-
-async def _wait_until(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        if await check():
-            return time.monotonic() - started
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 @asynccontextmanager
@@ -100,16 +92,22 @@ async def test_a_short_call_gets_a_slot_while_a_long_call_runs(
     long_recording: Path,
     short_speech: Path,
 ) -> None:
-    owner = await agent_id(resources.sessions)
-    long_call = await create_stored_call(resources, owner, long_recording)
+    owner = (await make_user(resources.sessions, "agent1")).id
+    long_call = await uploaded_call(resources, owner, long_recording)
     assert await resources.redis.zcard(LONG_QUEUE_NAME) == 1, "routed by its duration"
     async with running_worker(settings, processor):
-        await _wait_until(lambda: _started(resources, long_call.id), 60, "the long call")
-        short_call = await create_stored_call(resources, owner, short_speech)
+        await wait_until(
+            lambda: _started(resources, long_call.id), "the long call", 60, interval_s=0.1
+        )
+        short_call = await uploaded_call(resources, owner, short_speech)
         assert await resources.redis.zscore(QUEUE_NAME, str(short_call.job_id)) is not None
-        waited = await _wait_until(lambda: _started(resources, short_call.id), 10, "a slot")
+        waited = await wait_until(
+            lambda: _started(resources, short_call.id), "a slot", 10, interval_s=0.1
+        )
         assert waited < 5, waited
-        await _wait_until(lambda: _finished(resources, short_call.id), 120, "the short call")
+        await wait_until(
+            lambda: _finished(resources, short_call.id), "the short call", 120, interval_s=0.1
+        )
         short = await _reload(resources, short_call.id)
         assert short is not None and short.status is CallStatus.SUCCESS
         # The short one finished while the long one was still being processed.
@@ -123,20 +121,28 @@ async def test_a_deleted_call_stops_within_seconds_while_decoding(
     resources: Resources,
     processor: CallProcessor,
     long_recording: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    owner = await agent_id(resources.sessions)
-    call = await create_stored_call(resources, owner, long_recording)
+    # The decoder reports each second of audio it decodes to the job's progress hook: the
+    # first such report shows the job is inside the decoder, which the call's row cannot show.
+    decoding = threading.Event()
+    report = ThrottledProgress.__call__
+
+    def report_and_tell(self: ThrottledProgress, stage: Stage, done: float, total: float) -> None:
+        if stage is Stage.DECODING and 0 < done < total:
+            decoding.set()
+        report(self, stage, done, total)
+
+    monkeypatch.setattr(ThrottledProgress, "__call__", report_and_tell)
+    owner = (await make_user(resources.sessions, "agent1")).id
+    call = await uploaded_call(resources, owner, long_recording)
     workers = create_workers(settings, burst=True, processor=processor)
     stopping = asyncio.Event()
     tasks = [asyncio.create_task(keep_running(worker, stopping)) for worker in workers]
     try:
-
-        async def decoding() -> bool:
-            row = await _reload(resources, call.id)
-            return row is not None and row.stage is PipelineStage.DECODING
-
-        await _wait_until(decoding, 60, "the job to start decoding")
-        await asyncio.sleep(0.5)
+        await wait_until(decoding.is_set, "the job to be decoding", 60, interval_s=0.05)
+        row = await _reload(resources, call.id)
+        assert row is not None and row.stage is PipelineStage.DECODING
         await _delete(resources, call.id)
         deleted_at = time.monotonic()
         # Burst workers return once their jobs are done: the job ended.
@@ -164,9 +170,9 @@ async def test_the_recovery_sweep_does_not_wait_for_a_job_slot(
             "long_call_seconds": 24 * 3600.0,
         }
     )
-    owner = await agent_id(resources.sessions)
-    busy = await create_stored_call(resources, owner, long_recording)
-    orphan = await create_stored_call(resources, owner, short_speech, enqueue=False)
+    owner = (await make_user(resources.sessions, "agent1")).id
+    busy = await uploaded_call(resources, owner, long_recording)
+    orphan = await uploaded_call(resources, owner, short_speech, enqueue=False)
     async with resources.sessions() as session, session.begin():
         await session.execute(
             update(Call)
@@ -174,16 +180,18 @@ async def test_the_recovery_sweep_does_not_wait_for_a_job_slot(
             .values(updated_at=datetime.now(UTC) - timedelta(minutes=5))
         )
     async with running_worker(quick_sweeps, processor):
-        await _wait_until(lambda: _started(resources, busy.id), 60, "the long call")
+        await wait_until(lambda: _started(resources, busy.id), "the long call", 60, interval_s=0.1)
 
         async def requeued() -> bool:
             row = await _reload(resources, orphan.id)
             return row is not None and row.job_id != orphan.job_id
 
         # The one slot is busy for a while yet; the sweep still runs on time.
-        await _wait_until(requeued, 10, "the sweep to re-enqueue the orphan")
+        await wait_until(requeued, "the sweep to re-enqueue the orphan", 10, interval_s=0.1)
         assert not await _finished(resources, busy.id)
         await _delete(resources, busy.id)
-        await _wait_until(lambda: _finished(resources, orphan.id), 120, "the orphan to finish")
+        await wait_until(
+            lambda: _finished(resources, orphan.id), "the orphan to finish", 120, interval_s=0.1
+        )
     row = await _reload(resources, orphan.id)
     assert row is not None and row.status is CallStatus.SUCCESS

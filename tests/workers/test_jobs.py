@@ -16,7 +16,8 @@ from app.services import calls as call_service
 from app.services.effects import unit_of_work
 from app.workers.jobs import WorkerState, lease_key, recover_stalled_calls
 from app.workers.processor import CallProcessor
-from tests.workers.helpers import agent_id, create_stored_call, run_worker_burst
+from tests.factories import make_user, uploaded_call
+from tests.workers.helpers import run_worker_burst
 
 pytestmark = pytest.mark.slow
 
@@ -45,8 +46,8 @@ async def test_a_call_reaches_success_with_speaker_attributed_words(
     processor: CallProcessor,
     short_speech: Path,
 ) -> None:
-    owner = await agent_id(resources.sessions)
-    call = await create_stored_call(resources, owner, short_speech)
+    owner = (await make_user(resources.sessions, "agent1")).id
+    call = await uploaded_call(resources, owner, short_speech)
     await run_worker_burst(settings, processor)
 
     done = await _reload(resources, call)
@@ -79,8 +80,8 @@ async def test_a_rerun_with_the_same_token_changes_nothing_and_reprocess_replace
     processor: CallProcessor,
     short_speech: Path,
 ) -> None:
-    owner = await agent_id(resources.sessions)
-    call = await create_stored_call(resources, owner, short_speech)
+    owner = (await make_user(resources.sessions, "agent1")).id
+    call = await uploaded_call(resources, owner, short_speech)
     await run_worker_burst(settings, processor)
     first_count = await _segment_count(resources, call)
     assert first_count > 0
@@ -109,8 +110,8 @@ async def test_an_undecodable_stored_file_ends_in_fail_with_a_readable_error(
     processor: CallProcessor,
     garbage_audio: Path,
 ) -> None:
-    owner = await agent_id(resources.sessions)
-    call = await create_stored_call(resources, owner, garbage_audio, probe=False)
+    owner = (await make_user(resources.sessions, "agent1")).id
+    call = await uploaded_call(resources, owner, garbage_audio, probe=False)
     await run_worker_burst(settings, processor)
     failed = await _reload(resources, call)
     assert failed.status is CallStatus.FAIL
@@ -127,10 +128,10 @@ async def test_recovery_requeues_orphaned_calls_and_fails_exhausted_ones(
     processor: CallProcessor,
     short_speech: Path,
 ) -> None:
-    owner = await agent_id(resources.sessions)
-    orphan = await create_stored_call(resources, owner, short_speech, enqueue=False)
-    exhausted = await create_stored_call(resources, owner, short_speech, enqueue=False)
-    alive = await create_stored_call(resources, owner, short_speech, enqueue=False)
+    owner = (await make_user(resources.sessions, "agent1")).id
+    orphan = await uploaded_call(resources, owner, short_speech, enqueue=False)
+    exhausted = await uploaded_call(resources, owner, short_speech, enqueue=False)
+    alive = await uploaded_call(resources, owner, short_speech, enqueue=False)
     long_ago = datetime.now(UTC) - timedelta(minutes=10)
     async with resources.sessions() as session, session.begin():
         await session.execute(
@@ -179,16 +180,15 @@ async def test_a_call_without_speech_succeeds_with_an_empty_analysis(
     processor: CallProcessor,
     tmp_path: Path,
 ) -> None:
-    import numpy as np
     import soundfile
 
     from app.db.models import CallAnalysis, CallMetrics
+    from tests.factories import noise
 
     silence = tmp_path / "hold-music-free-silence.wav"
-    rng = np.random.default_rng(7)
-    soundfile.write(silence, (rng.normal(0, 1e-4, 16000 * 5)).astype(np.float32), 16000)
-    owner = await agent_id(resources.sessions)
-    call = await create_stored_call(resources, owner, silence)
+    soundfile.write(silence, noise(5.0, level=1e-4, seed=7), 16000)
+    owner = (await make_user(resources.sessions, "agent1")).id
+    call = await uploaded_call(resources, owner, silence)
     await run_worker_burst(settings, processor)
 
     done = await _reload(resources, call)

@@ -21,8 +21,8 @@ from app.core.ids import parse_typed_id
 from app.db.models import Call, Role
 from app.workers.processor import CallProcessor
 from tests.api.helpers import GraphQLClient, upload
-from tests.factories import make_user
-from tests.ml.test_audio_redaction import fft_key_pairs, with_keyed_digits, write_pcm16
+from tests.factories import make_user, write_pcm16
+from tests.ml.test_audio_redaction import fft_key_pairs, with_keyed_digits
 from tests.workers.helpers import run_worker_burst
 
 CALL = """query($id: ID!) { call(id: $id) {

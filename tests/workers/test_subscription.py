@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import websockets
 
 from app.api.main import create_app
@@ -19,10 +18,9 @@ from app.api.resources import Resources
 from app.core.config import Settings
 from app.core.ids import to_global_id
 from app.db.engine import SessionFactory
-from app.dev.embedded import free_tcp_port
 from app.workers.processor import CallProcessor
-from tests.factories import login, make_user
-from tests.workers.helpers import agent_id, create_stored_call, run_worker_burst
+from tests.factories import login_at, make_user, serving, uploaded_call
+from tests.workers.helpers import run_worker_burst
 
 SUBSCRIPTION = """
 subscription($id: ID!) {
@@ -36,26 +34,8 @@ subscription($id: ID!) {
 
 @pytest.fixture
 async def server(settings: Settings, http: httpx.AsyncClient) -> AsyncIterator[str]:
-    port = free_tcp_port()
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        ws="websockets-sansio",
-        log_level="warning",
-    )
-    served = uvicorn.Server(config)
-    task = asyncio.create_task(served.serve())
-    while not served.started:
-        await asyncio.sleep(0.05)
-    yield f"127.0.0.1:{port}"
-    served.should_exit = True
-    await task
-
-
-async def _token(address: str, username: str) -> str:
-    async with httpx.AsyncClient(base_url=f"http://{address}") as client:
-        return await login(client, username)
+    async with serving(create_app(settings)) as address:
+        yield address
 
 
 async def _subscribe(
@@ -112,9 +92,9 @@ async def test_subscriber_sees_queued_through_success_then_complete(
 ) -> None:
     resources: Resources = app.state.resources
     await resources.redis.flushdb()
-    owner = await agent_id(resources.sessions)
-    token = await _token(server, "agent1")
-    call = await create_stored_call(resources, owner, short_speech)
+    owner = (await make_user(resources.sessions, "agent1")).id
+    token = await login_at(server, "agent1")
+    call = await uploaded_call(resources, owner, short_speech)
     started = asyncio.Event()
     subscriber = asyncio.create_task(
         _subscribe(server, token, to_global_id("Call", call.id), started)
@@ -152,11 +132,11 @@ async def test_failing_call_streams_fail_with_error_and_others_cannot_subscribe(
 ) -> None:
     resources: Resources = app.state.resources
     await resources.redis.flushdb()
-    owner = await agent_id(resources.sessions)
+    owner = (await make_user(resources.sessions, "agent1")).id
     await make_user(sessions, "agent2")
-    token = await _token(server, "agent1")
-    intruder = await _token(server, "agent2")
-    call = await create_stored_call(resources, owner, garbage_audio, probe=False)
+    token = await login_at(server, "agent1")
+    intruder = await login_at(server, "agent2")
+    call = await uploaded_call(resources, owner, garbage_audio, probe=False)
     call_id = to_global_id("Call", call.id)
 
     refused = await _subscribe(server, intruder, call_id)
@@ -189,7 +169,7 @@ async def test_websocket_handshake_checks_the_origin_like_cors(
     sessions: SessionFactory, server: str, settings: Settings
 ) -> None:
     await make_user(sessions, "agent1")
-    token = await _token(server, "agent1")
+    token = await login_at(server, "agent1")
     protocol = [websockets.Subprotocol("graphql-transport-ws")]
     with pytest.raises(websockets.InvalidStatus) as refused:
         async with websockets.connect(
@@ -219,9 +199,9 @@ async def test_deleting_a_watched_call_ends_it_and_deactivation_reaches_open_soc
 
     resources: Resources = app.state.resources
     await resources.redis.flushdb()
-    owner = await agent_id(resources.sessions)
-    token = await _token(server, "agent1")
-    call = await create_stored_call(resources, owner, short_speech, enqueue=False)
+    owner = (await make_user(resources.sessions, "agent1")).id
+    token = await login_at(server, "agent1")
+    call = await uploaded_call(resources, owner, short_speech, enqueue=False)
     call_id = to_global_id("Call", call.id)
 
     started = asyncio.Event()
@@ -241,7 +221,7 @@ async def test_deleting_a_watched_call_ends_it_and_deactivation_reaches_open_soc
     assert messages[0]["payload"]["data"]["callStatus"]["stage"] == "QUEUED"
     assert _error_codes(messages) == ["NOT_FOUND"]
 
-    other = await create_stored_call(resources, owner, short_speech, enqueue=False)
+    other = await uploaded_call(resources, owner, short_speech, enqueue=False)
     async with websockets.connect(
         f"ws://{server}/graphql", subprotocols=[websockets.Subprotocol("graphql-transport-ws")]
     ) as ws:
@@ -308,11 +288,11 @@ async def test_an_event_reads_the_call_once_per_process_for_all_its_subscribers(
     from app.services.effects import unit_of_work
 
     resources: Resources = app.state.resources
-    owner = await agent_id(resources.sessions)
+    owner = (await make_user(resources.sessions, "agent1")).id
     await make_user(resources.sessions, "boss", Role.ADMIN)
-    agent_token = await _token(server, "agent1")
-    admin_token = await _token(server, "boss")
-    call = await create_stored_call(resources, owner, short_speech, enqueue=False)
+    agent_token = await login_at(server, "agent1")
+    admin_token = await login_at(server, "boss")
+    call = await uploaded_call(resources, owner, short_speech, enqueue=False)
     call_id = to_global_id("Call", call.id)
     agent_query = (
         "subscription($id: ID!) { callStatus(id: $id) "

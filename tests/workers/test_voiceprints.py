@@ -20,9 +20,10 @@ from app.services import calls as call_service
 from app.services import voiceprints as voiceprint_service
 from app.services.effects import unit_of_work
 from app.workers.processor import CallProcessor
+from tests.factories import make_user, uploaded_call
 from tests.ml.voiceprints.assembled import USC_AGENT
 from tests.ml.voiceprints.helpers import as_transcript, diarize, learn, two_party
-from tests.workers.helpers import agent_id, create_stored_call, run_worker_burst
+from tests.workers.helpers import run_worker_burst
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +49,7 @@ async def test_the_agent_is_told_by_voice_on_a_mono_call_and_reprocessing_learns
     test_audio_dir: Path,
     tmp_path: Path,
 ) -> None:
-    owner_id = await agent_id(resources.sessions)
+    owner_id = (await make_user(resources.sessions, "agent1")).id
     async with resources.sessions() as session:
         owner = await session.get(User, owner_id)
     assert owner is not None
@@ -59,7 +60,7 @@ async def test_the_agent_is_told_by_voice_on_a_mono_call_and_reprocessing_learns
         await learn(resources.sessions, owner, as_transcript(earlier, diarize(diarizer, earlier)))
 
     new = two_party(test_audio_dir, [USC_AGENT[3], USC_AGENT[0]], first_customer=20)
-    call = await create_stored_call(resources, owner_id, new.write(tmp_path / "new.wav"))
+    call = await uploaded_call(resources, owner_id, new.write(tmp_path / "new.wav"))
     await run_worker_burst(settings, processor)
     speakers = await _speakers(resources, call.id)
     agents = [s for s in speakers if s.role is SpeakerRole.AGENT]
@@ -95,8 +96,8 @@ async def test_a_stereo_call_teaches_the_agent_channel_and_its_roles_come_from_c
     test_audio_dir: Path,
     tmp_path: Path,
 ) -> None:
-    owner_id = await agent_id(resources.sessions)
-    call = await create_stored_call(
+    owner_id = (await make_user(resources.sessions, "agent1")).id
+    call = await uploaded_call(
         resources, owner_id, test_audio_dir / "fasterwhisper_stereo_diarization.wav"
     )
     await run_worker_burst(settings, processor)
@@ -129,8 +130,8 @@ async def test_with_voiceprints_off_nothing_is_learned(
         analysis_backend=processor.analysis_backend,
         interruption_threshold_s=processor.interruption_threshold_s,
     )
-    owner_id = await agent_id(resources.sessions)
-    call = await create_stored_call(
+    owner_id = (await make_user(resources.sessions, "agent1")).id
+    call = await uploaded_call(
         resources, owner_id, test_audio_dir / "fasterwhisper_stereo_diarization.wav"
     )
     await run_worker_burst(settings, off)

@@ -4,12 +4,9 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
-    BigInteger,
     DateTime,
     Enum,
     Float,
-    ForeignKey,
-    Identity,
     Index,
     Integer,
     String,
@@ -20,7 +17,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.enums import Sentiment
-from app.db.base import Base
+from app.db.base import Base, call_reference, identity_key
 
 
 class CallAnalysis(Base):
@@ -30,9 +27,7 @@ class CallAnalysis(Base):
         Index("ix_call_analyses_sentiment", "sentiment"),
     )
 
-    call_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True
-    )
+    call_id: Mapped[uuid.UUID] = call_reference(primary_key=True)
     language: Mapped[str] = mapped_column(String(8))
     summary: Mapped[str] = mapped_column(Text)
     sentiment: Mapped[Sentiment] = mapped_column(Enum(Sentiment, name="sentiment"))
@@ -41,17 +36,15 @@ class CallAnalysis(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class _CallChild:
+class AnalysisListItem:
     """Rows of an ordered list that belongs to one call."""
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    call_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("calls.id", ondelete="CASCADE"), index=True
-    )
+    id: Mapped[int] = identity_key()
+    call_id: Mapped[uuid.UUID] = call_reference(index=True)
     position: Mapped[int] = mapped_column(Integer)
 
 
-class AnalysisIntent(_CallChild, Base):
+class AnalysisIntent(AnalysisListItem, Base):
     __tablename__ = "analysis_intents"
 
     name: Mapped[str] = mapped_column(String(128))
@@ -59,7 +52,7 @@ class AnalysisIntent(_CallChild, Base):
     evidence: Mapped[list[int]] = mapped_column(ARRAY(Integer), default=list)
 
 
-class AnalysisEntity(_CallChild, Base):
+class AnalysisEntity(AnalysisListItem, Base):
     __tablename__ = "analysis_entities"
 
     type: Mapped[str] = mapped_column(String(64))
@@ -69,7 +62,7 @@ class AnalysisEntity(_CallChild, Base):
     segment_index: Mapped[int | None] = mapped_column(Integer)
 
 
-class AnalysisIssue(_CallChild, Base):
+class AnalysisIssue(AnalysisListItem, Base):
     __tablename__ = "analysis_issues"
 
     title: Mapped[str] = mapped_column(Text)
@@ -77,13 +70,13 @@ class AnalysisIssue(_CallChild, Base):
     evidence: Mapped[list[int]] = mapped_column(ARRAY(Integer), default=list)
 
 
-class AnalysisAction(_CallChild, Base):
+class AnalysisAction(AnalysisListItem, Base):
     __tablename__ = "analysis_actions"
 
     description: Mapped[str] = mapped_column(Text)
 
 
-class AnalysisKeypoint(_CallChild, Base):
+class AnalysisKeypoint(AnalysisListItem, Base):
     __tablename__ = "analysis_keypoints"
 
     text: Mapped[str] = mapped_column(Text)

@@ -9,13 +9,11 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     DateTime,
     Enum,
     Float,
     ForeignKey,
-    Identity,
     Index,
     Integer,
     String,
@@ -26,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, Timestamps, UUIDPrimaryKey
+from app.db.base import Base, Timestamps, UUIDPrimaryKey, call_reference, identity_key
 
 
 class Category(UUIDPrimaryKey, Timestamps, Base):
@@ -53,9 +51,7 @@ class CallCategory(Base):
     __tablename__ = "call_categories"
     __table_args__ = (Index("ix_call_categories_category_id_call_id", "category_id", "call_id"),)
 
-    call_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True
-    )
+    call_id: Mapped[uuid.UUID] = call_reference(primary_key=True)
     category_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("categories.id", ondelete="CASCADE"), primary_key=True
     )
@@ -72,9 +68,7 @@ class CallScorecard(Base):
         Index("ix_call_scorecards_call_id_score", "call_id", postgresql_include=["score"]),
     )
 
-    call_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True
-    )
+    call_id: Mapped[uuid.UUID] = call_reference(primary_key=True)
     scorecard_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("scorecards.id", ondelete="CASCADE"), primary_key=True
     )
@@ -159,7 +153,7 @@ class WebhookDelivery(UUIDPrimaryKey, Base):
 class WebhookAttempt(Base):
     __tablename__ = "webhook_attempts"
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    id: Mapped[int] = identity_key()
     delivery_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
     )

@@ -3,11 +3,8 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import (
-    BigInteger,
     Enum,
     Float,
-    ForeignKey,
-    Identity,
     Index,
     Integer,
     String,
@@ -16,15 +13,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.enums import RoleSource, SpeakerRole
-from app.db.base import Base
+from app.db.base import Base, call_reference, identity_key
 
 
 class CallMetrics(Base):
     __tablename__ = "call_metrics"
 
-    call_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True
-    )
+    call_id: Mapped[uuid.UUID] = call_reference(primary_key=True)
     duration_s: Mapped[float] = mapped_column(Float)
     talk_s: Mapped[float] = mapped_column(Float)
     silence_s: Mapped[float] = mapped_column(Float)
@@ -44,8 +39,8 @@ class CallSpeaker(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    call_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    id: Mapped[int] = identity_key()
+    call_id: Mapped[uuid.UUID] = call_reference()
     position: Mapped[int] = mapped_column(Integer)
     label: Mapped[str] = mapped_column(String(64))
     role: Mapped[SpeakerRole] = mapped_column(Enum(SpeakerRole, name="speaker_role"))

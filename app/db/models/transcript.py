@@ -4,12 +4,9 @@ import uuid
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Computed,
     Enum,
     Float,
-    ForeignKey,
-    Identity,
     Index,
     Integer,
     String,
@@ -19,7 +16,7 @@ from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.enums import Sentiment, SpeakerRole
-from app.db.base import Base
+from app.db.base import Base, call_reference, identity_key
 
 
 class Segment(Base):
@@ -33,8 +30,8 @@ class Segment(Base):
         Index("ix_segments_text_search", "text_search", postgresql_using="gin"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    call_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    id: Mapped[int] = identity_key()
+    call_id: Mapped[uuid.UUID] = call_reference()
     position: Mapped[int] = mapped_column(Integer)
     speaker: Mapped[str] = mapped_column(String(64))
     role: Mapped[SpeakerRole] = mapped_column(

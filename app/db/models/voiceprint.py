@@ -7,13 +7,11 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     DateTime,
     Enum,
     Float,
     ForeignKey,
-    Identity,
     Integer,
     String,
     UniqueConstraint,
@@ -22,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, REAL
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import Base, call_reference, identity_key
 
 
 class SampleKind(StrEnum):
@@ -39,11 +37,11 @@ class VoiceprintSample(Base):
     __tablename__ = "voiceprint_samples"
     __table_args__ = (UniqueConstraint("user_id", "call_id", "speaker"),)
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    id: Mapped[int] = identity_key()
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
-    call_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    call_id: Mapped[uuid.UUID] = call_reference()
     speaker: Mapped[str] = mapped_column(String(64))
     kind: Mapped[SampleKind] = mapped_column(Enum(SampleKind, name="voiceprint_sample_kind"))
     model: Mapped[str] = mapped_column(String(64))

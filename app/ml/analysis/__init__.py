@@ -11,27 +11,10 @@ The worker builds one analyzer per process and calls it from a thread:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Protocol
-
-from app.core.enums import SpeakerRole
+from app.ml.analysis.base import Analyzer
 from app.ml.analysis.contract import insight_to_contract_dict
 from app.ml.analysis.errors import AnalysisError
 from app.ml.analysis.settings import AnalysisBackend, AnalysisSettings
-from app.ml.types import CallInsight, ProgressCallback, Transcript, no_progress
-
-
-class Analyzer(Protocol):
-    def analyze(
-        self,
-        transcript: Transcript,
-        *,
-        role_overrides: Mapping[str, SpeakerRole] | None = None,
-        hook: ProgressCallback = no_progress,
-    ) -> CallInsight:
-        """Annotated (and, with REDACT_PII, redacted) segments, analysis and metrics.
-        Raises AnalysisError when the call must end FAIL."""
-        ...
 
 
 def build_analyzer(settings: AnalysisSettings) -> Analyzer:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from app.core.enums import SpeakerRole
 from app.ml.analysis import sentiment as polarity
-from app.ml.analysis.annotate import empty_insight, is_empty, metrics_for, prepare
+from app.ml.analysis.annotate import metrics_for, prepare
+from app.ml.analysis.base import Analyzer, RoleOverrides
 from app.ml.analysis.catalog import Catalog, load_catalog
 from app.ml.analysis.insights import derive_actions, find_issues, keypoints_and_summary
 from app.ml.analysis.intents import IntentMatcher, IntentTurn
@@ -17,13 +15,12 @@ from app.ml.types import (
     ProgressCallback,
     Stage,
     Transcript,
-    no_progress,
 )
 
 _STEPS = 6
 
 
-class LocalAnalyzer:
+class LocalAnalyzer(Analyzer):
     """Stateless per call; holds the catalogue and its matcher (models are process-wide)."""
 
     def __init__(self, settings: AnalysisSettings, catalog: Catalog | None = None) -> None:
@@ -31,19 +28,11 @@ class LocalAnalyzer:
         self.catalog = catalog or load_catalog(settings.intent_catalog)
         self.matcher = IntentMatcher(self.catalog, embeddings=settings.intent_embeddings)
 
-    def analyze(
-        self,
-        transcript: Transcript,
-        *,
-        role_overrides: Mapping[str, SpeakerRole] | None = None,
-        hook: ProgressCallback = no_progress,
+    def analyze_speech(
+        self, transcript: Transcript, role_overrides: RoleOverrides, hook: ProgressCallback
     ) -> CallInsight:
         settings = self.settings
         output_language = settings.analysis_output_language
-        if is_empty(transcript):
-            hook(Stage.ANALYZING, _STEPS, _STEPS)
-            return empty_insight(transcript, settings)
-
         hook(Stage.ANALYZING, 0, _STEPS)
         prepared = prepare(transcript, settings, role_overrides, person_names=settings.person_names)
         annotated, entities = prepared.annotated, prepared.entities

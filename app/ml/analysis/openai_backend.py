@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
 import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.core.enums import Sentiment, SpeakerRole
+from app.core.enums import Sentiment
 from app.ml.analysis import sentiment as polarity
-from app.ml.analysis.annotate import empty_insight, is_empty, metrics_for, prepare
+from app.ml.analysis.annotate import metrics_for, prepare
+from app.ml.analysis.base import Analyzer, RoleOverrides
 from app.ml.analysis.catalog import Catalog, load_catalog
 from app.ml.analysis.errors import AnalysisError
 from app.ml.analysis.redaction import redact_text
@@ -35,7 +36,6 @@ from app.ml.types import (
     Stage,
     Transcript,
     TranscriptSegment,
-    no_progress,
 )
 
 _LANGUAGE_NAMES = {"en": "English", "ru": "Russian", "uz": "Uzbek (Latin script)"}
@@ -136,7 +136,7 @@ def _retry_after_s(error: openai.APIStatusError) -> float | None:
     return None
 
 
-class OpenAIAnalyzer:
+class OpenAIAnalyzer(Analyzer):
     def __init__(
         self,
         settings: AnalysisSettings,
@@ -158,17 +158,10 @@ class OpenAIAnalyzer:
             max_retries=0,  # retries are ours: one policy, visible in the logs and the tests
         )
 
-    def analyze(
-        self,
-        transcript: Transcript,
-        *,
-        role_overrides: Mapping[str, SpeakerRole] | None = None,
-        hook: ProgressCallback = no_progress,
+    def analyze_speech(
+        self, transcript: Transcript, role_overrides: RoleOverrides, hook: ProgressCallback
     ) -> CallInsight:
         settings = self.settings
-        if is_empty(transcript):
-            hook(Stage.ANALYZING, 1, 1)
-            return empty_insight(transcript, settings)
         # Names come from the model here, not from the local person-name finder.
         prepared = prepare(transcript, settings, role_overrides, person_names=False)
         annotated, entities, shown = prepared.annotated, prepared.entities, prepared.shown

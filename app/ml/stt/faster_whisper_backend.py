@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app.ml.speech.confidence import segment_confidence
-from app.ml.stt.base import SAMPLE_RATE, SttError, SttResult
+from app.ml.stt.base import (
+    SAMPLE_RATE,
+    Regions,
+    SttError,
+    SttResult,
+    mono_float32,
+    no_speech,
+    spoken_language,
+)
 from app.ml.stt.bundled import BUNDLED_MODELS, ensure_verified
 from app.ml.stt.regions import (
     PackedGroup,
@@ -91,16 +99,26 @@ class DecodingOptions:
     """A stretch whose mean token log-probability is below this is decoded again."""
     careful_above_compression: float = 2.2
     """A stretch whose text compresses better than this (a loop) is decoded again."""
-    careful_below_confidence: float = 0.6
+    careful_below_confidence: float = 0.78
     """A stretch whose words' confidence (app.ml.speech.confidence) is below this is decoded again:
     on the degraded copies the mean token log-probability often stayed high while the words'
-    probabilities fell."""
+    probabilities fell. Calibrated on the bench's ladder (docs/languages.md): tiny.en's clean
+    and mildly degraded stretches sat at 0.8-0.95, while the stretches Whisper base beam 5
+    decoded much better (the two-party call clipped, on GSM 6.10, at 20 and 10 dB SNR) sat
+    at 0.48-0.77, most of them above a bar of 0.6."""
 
 
-CAREFUL_MIN_WORDS_KEPT = 0.75
+CAREFUL_MIN_TEXT_KEPT = 0.75
 """The careful decoding replaces the first only when it keeps at least this share of its
-words: on an AMI clip Whisper base was surer (0.75 against 0.59) of 12 words where tiny.en
-had written 29, most of them right."""
+text (letters and digits): on an AMI clip Whisper base was surer (0.75 against 0.59) of 12
+words where tiny.en had written 29, most of them right. Counted in letters, not words: on
+a µ-law Russian line the first decoding split one word in three ("Ни и родной сети"), which
+the careful one wrote whole ("Ниеронной сети")."""
+
+
+def _text_length(words: Sequence[Word]) -> int:
+    return sum(sum(ch.isalnum() for ch in word.text) for word in words)
+
 
 MIN_SPEECH_FOR_WORDS_S = 1.0
 """A stretch with at least this much VAD speech that decodes to no word is decoded again."""
@@ -306,7 +324,7 @@ class FasterWhisperStt:
             return {"en": 1.0}
         import ctranslate2
 
-        samples = _mono_float32(audio)[: 30 * SAMPLE_RATE]
+        samples = mono_float32(audio)[: 30 * SAMPLE_RATE]
         # Rounded up to whole `MIN_LANGUAGE_ID_S` steps (with silence, as Whisper pads): the
         # encoder's native buffers are sized by the input, and with every turn a different
         # length the freed ones fragmented the heap, about +140 MB over 60 turns, against
@@ -330,7 +348,7 @@ class FasterWhisperStt:
         import ctranslate2
         from faster_whisper.tokenizer import Tokenizer
 
-        samples = _mono_float32(audio)[: 30 * SAMPLE_RATE]
+        samples = mono_float32(audio)[: 30 * SAMPLE_RATE]
         features = self._model.feature_extractor(samples)
         frames = min(features.shape[-1], self._model.feature_extractor.nb_max_frames)
         encoded = self._model.model.encode(
@@ -359,7 +377,7 @@ class FasterWhisperStt:
         log-probability, or loops)."""
         segments = list(
             self._model.transcribe(
-                _mono_float32(audio),
+                mono_float32(audio),
                 language=language,
                 beam_size=1,
                 temperature=0.0,
@@ -378,16 +396,14 @@ class FasterWhisperStt:
 
     # --- SpeechToText ------------------------------------------------------------------
 
-    def detect_language(
-        self, audio: np.ndarray, regions: Sequence[tuple[float, float]]
-    ) -> tuple[str, float] | None:
+    def detect_language(self, audio: np.ndarray, regions: Regions) -> tuple[str, float] | None:
         """Vote over windows sampled across the whole call, weighted by their speech.
 
         Each window yields Whisper's probability for every language; the probabilities are
         summed, weighted by the seconds of speech in the window, and the best language wins
         with its weighted mean probability. An English-only model reports English.
         """
-        groups = pack_regions(_mono_float32(audio), regions)
+        groups = pack_regions(mono_float32(audio), regions)
         if not groups:
             return None
         if not self.is_multilingual:
@@ -405,26 +421,17 @@ class FasterWhisperStt:
         language = max(scores, key=lambda code: scores[code])
         return language, round(scores[language] / total_weight, 4)
 
-    def transcribe(
-        self,
-        audio: np.ndarray,
-        *,
-        regions: Sequence[tuple[float, float]],
-        language: str | None,
-    ) -> SttResult:
-        audio = _mono_float32(audio)
+    def transcribe(self, audio: np.ndarray, *, regions: Regions, language: str | None) -> SttResult:
+        audio = mono_float32(audio)
         groups = pack_regions(audio, regions)
         if not groups:
-            return SttResult(words=[], language=language, language_probability=None)
-        probability: float | None = 1.0
-        if language is None:
-            detected = self.detect_language(audio, regions)
-            language, probability = detected if detected else (None, None)
-        elif not self.is_multilingual and language != "en":
+            return no_speech(language)
+        if language is not None and not self.is_multilingual and language != "en":
             raise SttError(
                 f"the STT model {self._model_name} is English-only and cannot transcribe "
                 f"language {language!r}; set STT_MODEL to a multilingual model such as large-v3"
             )
+        language, probability = spoken_language(self, audio, regions, language)
         if self._batched is not None:
             words = self._transcribe_batched(audio, regions, language)
         else:
@@ -525,7 +532,7 @@ class FasterWhisperStt:
             return careful_words if before is None else words
         # A careful decoding that is surer only because it wrote much less is not better;
         # one that writes speech the first left unwritten is, unless much less sure.
-        kept_enough = len(careful_words) >= CAREFUL_MIN_WORDS_KEPT * len(words)
+        kept_enough = _text_length(careful_words) >= CAREFUL_MIN_TEXT_KEPT * _text_length(words)
         more_written = (
             unworded_speech_s(group, careful_words)
             < unworded_speech_s(group, words) - MAX_UNWORDED_SPEECH_S / 2
@@ -535,7 +542,7 @@ class FasterWhisperStt:
         return words
 
     def _transcribe_batched(
-        self, audio: np.ndarray, regions: Sequence[tuple[float, float]], language: str | None
+        self, audio: np.ndarray, regions: Regions, language: str | None
     ) -> list[Word]:
         """All groups batched: one clip per group, decoded `batch_size` at a time.
 
@@ -568,7 +575,11 @@ class FasterWhisperStt:
             )
             last_end: dict[int, float] = {}
             for segment in segments:
-                index = int(np.searchsorted(offsets_s, segment.start + 1e-3, side="right")) - 1
+                # By its middle: Whisper's times are on a 20 ms grid, so a clip's first
+                # segment may start just before the clip (27.46 s for a clip at 27.47 s),
+                # and by its start its words went to the clip before.
+                middle = (float(segment.start) + float(segment.end)) / 2
+                index = int(np.searchsorted(offsets_s, middle, side="right")) - 1
                 index = min(max(index, 0), len(groups) - 1)
                 offset = float(offsets_s[index])
                 reliability[index].add(segment)
@@ -667,12 +678,6 @@ def _storage(array: np.ndarray) -> Any:
 
 def _probability(word: Any) -> float:
     return round(float(word.probability), 4)
-
-
-def _mono_float32(audio: np.ndarray) -> np.ndarray:
-    if audio.ndim != 1:
-        raise SttError(f"speech-to-text expects mono audio, got an array of shape {audio.shape}")
-    return np.ascontiguousarray(audio, dtype=np.float32)
 
 
 def fetched_model_dir(model: str, models_dir: Path | None) -> Path:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from app.ml.stt.base import SttError, SttResult
+from app.ml.stt.base import Regions, SttError, SttResult, mono_float32, no_speech
 from app.ml.stt.regions import PackedGroup, pack_regions, sorted_words
 from app.ml.types import Word
 
@@ -107,29 +107,20 @@ class OnnxAsrStt:
 
     # --- SpeechToText ------------------------------------------------------------------
 
-    def detect_language(
-        self, audio: np.ndarray, regions: Sequence[tuple[float, float]]
-    ) -> tuple[str, float] | None:
+    def detect_language(self, audio: np.ndarray, regions: Regions) -> tuple[str, float] | None:
         """These recognisers do not identify languages; the pipeline's identifier does."""
         return None
 
-    def transcribe(
-        self,
-        audio: np.ndarray,
-        *,
-        regions: Sequence[tuple[float, float]],
-        language: str | None,
-    ) -> SttResult:
-        if audio.ndim != 1:
-            raise SttError(f"speech-to-text expects mono audio, got shape {audio.shape}")
+    def transcribe(self, audio: np.ndarray, *, regions: Regions, language: str | None) -> SttResult:
+        audio = mono_float32(audio)
         groups = pack_regions(
-            np.ascontiguousarray(audio, dtype=np.float32),
+            audio,
             regions,
             max_group_s=MAX_GROUP_S,
             split_long=True,
         )
         if not groups:
-            return SttResult(words=[], language=language, language_probability=None)
+            return no_speech(language)
         results = self._recogniser.recognize([group.audio for group in groups], sample_rate=16_000)
         words: list[Word] = []
         for group, result in zip(groups, results, strict=True):

@@ -10,13 +10,20 @@ spread over the upload's speech (times are estimates, exact at region edges).
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import soundfile
 
-from app.ml.stt.base import SAMPLE_RATE, SttError, SttResult
+from app.ml.stt.base import (
+    SAMPLE_RATE,
+    Regions,
+    SttError,
+    SttResult,
+    mono_float32,
+    no_speech,
+    spoken_language,
+)
 from app.ml.stt.languages import language_code
 from app.ml.stt.regions import (
     PackedGroup,
@@ -79,14 +86,12 @@ class OpenAiStt:
         )
         return cls(client, model=model)
 
-    def detect_language(
-        self, audio: np.ndarray, regions: Sequence[tuple[float, float]]
-    ) -> tuple[str, float] | None:
+    def detect_language(self, audio: np.ndarray, regions: Regions) -> tuple[str, float] | None:
         """Majority of the languages `whisper-1` reports for windows sampled over the call,
         weighted by their speech; the probability is that weighted share. The gpt-4o models
         report no language, so for them this returns None and each upload is auto-detected.
         """
-        groups = pack_regions(_mono(audio), regions, max_group_s=UPLOAD_S, split_long=True)
+        groups = pack_regions(mono_float32(audio), regions, max_group_s=UPLOAD_S, split_long=True)
         if not groups or not self._word_times:
             return None
         votes: dict[str, float] = {}
@@ -100,20 +105,11 @@ class OpenAiStt:
         best = max(votes, key=lambda code: votes[code])
         return best, round(votes[best] / sum(votes.values()), 4)
 
-    def transcribe(
-        self,
-        audio: np.ndarray,
-        *,
-        regions: Sequence[tuple[float, float]],
-        language: str | None,
-    ) -> SttResult:
-        groups = pack_regions(_mono(audio), regions, max_group_s=UPLOAD_S, split_long=True)
+    def transcribe(self, audio: np.ndarray, *, regions: Regions, language: str | None) -> SttResult:
+        groups = pack_regions(mono_float32(audio), regions, max_group_s=UPLOAD_S, split_long=True)
         if not groups:
-            return SttResult(words=[], language=language, language_probability=None)
-        probability: float | None = 1.0
-        if language is None:
-            detected = self.detect_language(audio, regions)
-            language, probability = detected if detected else (None, None)
+            return no_speech(language)
+        language, probability = spoken_language(self, audio, regions, language)
         words: list[Word] = []
         for group in groups:
             response = self._request(group, language=language)
@@ -178,9 +174,3 @@ class OpenAiStt:
                 f"OpenAI transcription failed with HTTP {exc.status_code}: {exc.message}",
                 retryable=exc.status_code >= 500,
             ) from exc
-
-
-def _mono(audio: np.ndarray) -> np.ndarray:
-    if audio.ndim != 1:
-        raise SttError(f"speech-to-text expects mono audio, got an array of shape {audio.shape}")
-    return np.ascontiguousarray(audio, dtype=np.float32)

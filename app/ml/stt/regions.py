@@ -124,28 +124,62 @@ def pack_regions(
         ]
     separator = np.zeros(round(separator_s * SAMPLE_RATE), dtype=np.float32)
     groups: list[PackedGroup] = []
-    chunks: list[np.ndarray] = []
-    pieces: list[Piece] = []
-    cursor_s = 0.0
+    for members in group_regions(cleaned, max_group_s, separator_s):
+        chunks: list[np.ndarray] = []
+        pieces: list[Piece] = []
+        cursor_s = 0.0
+        for start_s, end_s in members:
+            first, last = round(start_s * SAMPLE_RATE), round(end_s * SAMPLE_RATE)
+            length_s = (last - first) / SAMPLE_RATE
+            if pieces:
+                chunks.append(separator)
+                cursor_s += len(separator) / SAMPLE_RATE
+            chunks.append(audio[first:last])
+            pieces.append(Piece(cursor_s, first / SAMPLE_RATE, length_s))
+            cursor_s += length_s
+        groups.append(PackedGroup(np.concatenate(chunks).astype(np.float32), pieces))
+    return groups
 
-    def flush() -> None:
-        nonlocal chunks, pieces, cursor_s
-        if pieces:
-            groups.append(PackedGroup(np.concatenate(chunks).astype(np.float32), pieces))
-        chunks, pieces, cursor_s = [], [], 0.0
 
-    for start_s, end_s in cleaned:
-        first, last = round(start_s * SAMPLE_RATE), round(end_s * SAMPLE_RATE)
-        length_s = (last - first) / SAMPLE_RATE
-        if pieces and cursor_s + separator_s + length_s > max_group_s:
-            flush()
-        if pieces:
-            chunks.append(separator)
-            cursor_s += len(separator) / SAMPLE_RATE
-        chunks.append(audio[first:last])
-        pieces.append(Piece(cursor_s, first / SAMPLE_RATE, length_s))
-        cursor_s += length_s
-    flush()
+def group_regions(
+    regions: Sequence[tuple[float, float]], max_group_s: float, separator_s: float
+) -> list[list[tuple[float, float]]]:
+    """Sorted, disjoint `regions` in consecutive groups of at most `max_group_s` packed.
+
+    A group that is full ends at the longest pause among its later half's regions, not
+    simply before the region that did not fit: a short pause inside a sentence ("she
+    called his name many times, | when you hear the bell, come quickly") left at a group's
+    edge gave Whisper half a sentence, which it completed by guessing, and the next group
+    began with the rest out of context.
+    """
+    groups: list[list[tuple[float, float]]] = []
+    current: list[tuple[float, float]] = []
+
+    def packed_s(members: Sequence[tuple[float, float]]) -> float:
+        return sum(end - start for start, end in members) + separator_s * max(0, len(members) - 1)
+
+    for region in regions:
+        if current and packed_s([*current, region]) > max_group_s:
+            candidates = [len(current)]
+            offset = 0.0
+            for index, (start, end) in enumerate(current):
+                if index and offset >= max_group_s / 2:
+                    candidates.append(index)
+                offset += end - start + separator_s
+            extended = [*current, region]
+            cut = max(
+                (
+                    index
+                    for index in candidates
+                    if packed_s(extended[index:]) <= max_group_s or index == len(current)
+                ),
+                key=lambda index: (extended[index][0] - extended[index - 1][1], index),
+            )
+            groups.append(current[:cut])
+            current = current[cut:]
+        current.append(region)
+    if current:
+        groups.append(current)
     return groups
 
 

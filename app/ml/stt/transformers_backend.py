@@ -8,13 +8,20 @@ most 30 s, so every input is one Whisper window and nothing is conditioned on ea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from app.ml.stt.base import SAMPLE_RATE, SttError, SttResult
+from app.ml.stt.base import (
+    SAMPLE_RATE,
+    Regions,
+    SttError,
+    SttResult,
+    mono_float32,
+    no_speech,
+    spoken_language,
+)
 from app.ml.stt.languages import SEAMLESS_CODES, WHISPER_LANGUAGES
 from app.ml.stt.regions import (
     PackedGroup,
@@ -170,15 +177,13 @@ class TransformersStt:
 
     # --- SpeechToText ------------------------------------------------------------------
 
-    def detect_language(
-        self, audio: np.ndarray, regions: Sequence[tuple[float, float]]
-    ) -> tuple[str, float] | None:
+    def detect_language(self, audio: np.ndarray, regions: Regions) -> tuple[str, float] | None:
         """Whisper: probabilities of the language tokens at the first decoding step, averaged
         over windows sampled across the call and weighted by their speech. English-only
         Whisper reports English. Seamless cannot identify languages: it returns the
         configured STT_LANGUAGE with probability 1.0.
         """
-        groups = pack_regions(_mono(audio), regions, max_group_s=WINDOW_S, split_long=True)
+        groups = pack_regions(mono_float32(audio), regions, max_group_s=WINDOW_S, split_long=True)
         if not groups:
             return None
         if self._is_seamless:
@@ -203,21 +208,12 @@ class TransformersStt:
         best = int(mean.argmax())
         return codes[best], round(float(mean[best]), 4)
 
-    def transcribe(
-        self,
-        audio: np.ndarray,
-        *,
-        regions: Sequence[tuple[float, float]],
-        language: str | None,
-    ) -> SttResult:
-        audio = _mono(audio)
+    def transcribe(self, audio: np.ndarray, *, regions: Regions, language: str | None) -> SttResult:
+        audio = mono_float32(audio)
         groups = pack_regions(audio, regions, max_group_s=WINDOW_S, split_long=True)
         if not groups:
-            return SttResult(words=[], language=language, language_probability=None)
-        probability: float | None = 1.0
-        if language is None:
-            detected = self.detect_language(audio, regions)
-            language, probability = detected if detected else (None, None)
+            return no_speech(language)
+        language, probability = spoken_language(self, audio, regions, language)
         words: list[Word] = []
         for first in range(0, len(groups), self._batch_size):
             batch = groups[first : first + self._batch_size]
@@ -304,9 +300,3 @@ class TransformersStt:
         for group, text in zip(groups, texts, strict=True):
             words.extend(spread_over_group(text, group))
         return words
-
-
-def _mono(audio: np.ndarray) -> np.ndarray:
-    if audio.ndim != 1:
-        raise SttError(f"speech-to-text expects mono audio, got an array of shape {audio.shape}")
-    return np.ascontiguousarray(audio, dtype=np.float32)

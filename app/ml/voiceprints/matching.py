@@ -47,8 +47,11 @@ THRESHOLDS: dict[str, Thresholds] = {
 }
 """Per speaker encoder (`SpeakerEmbeddings.model`); an encoder without an entry never
 decides a role or enrols a voiceprint."""
-MIN_SAMPLE_SPEECH_S = 2.0
-"""A speaker with less speech than this in a call says too little to learn from."""
+MIN_SAMPLE_SPEECH_S = 1.0
+"""A speaker with less speech than this in a call says too little to learn from. The local
+diarizer counts 0.5 s per 1.5 s window, so 1.0 s is about 2 s of talk; dropping an agent who
+said little leaves only the customer's voice in that call, and the agent then does not recur
+in every call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +113,11 @@ def recurring_voice(calls: Sequence[Mapping[str, FloatArray]], model: str) -> li
 
     Each speaker of each call is tried as the seed; every call contributes its speaker most
     similar to the seed; the seed whose picks agree best wins, and the picks are redone
-    against their own mean. Accepted only when every pick is at least
-    the encoder's `recurring` threshold to that mean and clearly closer than the call's
-    other voices."""
+    against their own mean. Each pick is judged against the mean of the *other* calls'
+    picks (with its own voice in the mean, three different voices of pairwise similarity
+    0.6 would each be 0.86 to it and pass for one person). Accepted only when every pick is
+    at least the encoder's `recurring` threshold to the others' mean and clearly closer to
+    it than the call's other voices (those that are not the same voice again)."""
     limits = THRESHOLDS.get(model)
     if limits is None or len(calls) < 2 or any(not call for call in calls):
         return None
@@ -122,23 +127,70 @@ def recurring_voice(calls: Sequence[Mapping[str, FloatArray]], model: str) -> li
             picks = [_closest(call, seed) for call in calls]
             centre = mean_voice([call[p] for call, p in zip(calls, picks, strict=True)])
             picks = [_closest(call, centre) for call in calls]
-            centre = mean_voice([call[p] for call, p in zip(calls, picks, strict=True)])
-            agreement = min(
-                float(np.dot(call[p], centre)) for call, p in zip(calls, picks, strict=True)
-            )
+            agreement = min(score for score, _ in _against_the_others(calls, picks))
             if best is None or agreement > best[0]:
                 best = (agreement, picks)
     assert best is not None
     agreement, picks = best
     if agreement < limits.recurring:
         return None
-    centre = mean_voice([call[p] for call, p in zip(calls, picks, strict=True)])
-    for call, pick in zip(calls, picks, strict=True):
-        own = float(np.dot(call[pick], centre))
-        others = [float(np.dot(v, centre)) for s, v in call.items() if s != pick]
-        if others and own - max(others) < limits.margin:
+    for own, others in _against_the_others(calls, picks):
+        # A voice as close as the recurring threshold is the same person split in two by
+        # the diarizer, not a rival.
+        rivals = [score for score in others if score < limits.recurring]
+        if rivals and own - max(rivals) < limits.margin:
             return None
     return picks
+
+
+def _against_the_others(
+    calls: Sequence[Mapping[str, FloatArray]], picks: Sequence[str]
+) -> list[tuple[float, list[float]]]:
+    """Per call: its pick's similarity to the mean of the other calls' picks, and the
+    similarities of the call's other voices to that mean."""
+    vectors = [call[p] for call, p in zip(calls, picks, strict=True)]
+    out = []
+    for index, (call, pick) in enumerate(zip(calls, picks, strict=True)):
+        others_mean = mean_voice(vectors[:index] + vectors[index + 1 :])
+        others = [float(np.dot(v, others_mean)) for s, v in call.items() if s != pick]
+        out.append((float(np.dot(call[pick], others_mean)), others))
+    return out
+
+
+def one_voice_per_person(embeddings: SpeakerEmbeddings) -> SpeakerEmbeddings:
+    """The call's voices with the speakers a diarizer split one voice into joined: a
+    speaker at least the encoder's `recurring` threshold to a voice already taken (most
+    speech first) joins it (speech-weighted mean, speech added), under that voice's label.
+    Learning then sees one voice with all its speech, not fragments each too short to
+    learn from. Unchanged for an encoder without thresholds."""
+    limits = THRESHOLDS.get(embeddings.model)
+    if limits is None or len(embeddings.vectors) < 2:
+        return embeddings
+    speech = embeddings.speech_s
+    members: dict[str, list[str]] = {}
+    centres: dict[str, FloatArray] = {}
+    for speaker in sorted(embeddings.vectors, key=lambda s: -speech.get(s, 0.0)):
+        vector = embeddings.vectors[speaker]
+        scored = [(float(np.dot(vector, centre)), label) for label, centre in centres.items()]
+        best = max(scored, default=None)
+        if best is not None and best[0] >= limits.recurring:
+            label = best[1]
+            members[label].append(speaker)
+            centres[label] = mean_voice(
+                [embeddings.vectors[m] for m in members[label]],
+                [max(speech.get(m, 0.0), 1e-3) for m in members[label]],
+            )
+        else:
+            members[speaker] = [speaker]
+            centres[speaker] = vector
+    return SpeakerEmbeddings(
+        model=embeddings.model,
+        vectors=centres,
+        speech_s={
+            label: round(sum(speech.get(m, 0.0) for m in group), 3)
+            for label, group in members.items()
+        },
+    )
 
 
 def _closest(call: Mapping[str, FloatArray], target: FloatArray) -> str:

@@ -67,7 +67,7 @@ class Server:
                 length = int(self.headers.get("Content-Length", "0"))
                 server.requests.append(json.loads(self.rfile.read(length)))
                 reply = server.replies.pop(0) if server.replies else Reply(500, {"error": "empty"})
-                time.sleep(reply.delay_s)
+                time.sleep(reply.delay_s)  # a slow server, for the client's timeouts
                 payload = json.dumps(reply.body).encode()
                 try:
                     self.send_response(reply.status)

@@ -20,6 +20,7 @@ from app.ml.settings import PipelineSettings
 from app.ml.speech.audio import SAMPLE_RATE, DecodedAudio, decode_audio
 from app.ml.types import SpeakerHints
 from bench.diarization import mu_law_copy, reference
+from tests.factories import music_on_hold, sine
 
 
 @pytest.fixture(scope="module")
@@ -92,25 +93,12 @@ def test_one_voice_is_one_speaker(
     assert sum(turn.duration_s for turn in result.turns) > 1.0
 
 
-def _tone(seconds: float, hz: float) -> DecodedAudio:
-    times = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    return DecodedAudio((0.3 * np.sin(2 * np.pi * hz * times)).astype(np.float32)[None], 1, 16000)
-
-
-def _music_on_hold(seconds: float) -> DecodedAudio:
-    times = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    notes = [262.0, 330.0, 392.0, 523.0]
-    which = (times * 2).astype(np.int64) % len(notes)
-    melody = np.sin(2 * np.pi * np.asarray(notes)[which] * times)
-    return DecodedAudio((0.2 * melody).astype(np.float32)[None], 1, 16000)
-
-
 @pytest.mark.parametrize(
     "audio",
     [
         DecodedAudio(np.zeros((1, 20 * SAMPLE_RATE), dtype=np.float32), 1, 16000),
-        _tone(20.0, 440.0),
-        _music_on_hold(20.0),
+        DecodedAudio(sine(440.0, 20.0)[None], 1, 16000),
+        DecodedAudio(music_on_hold(20.0)[None], 1, 16000),
         DecodedAudio(np.zeros((1, SAMPLE_RATE // 4), dtype=np.float32), 1, 16000),
     ],
     ids=["silence", "tone", "music", "quarter-second"],

@@ -13,6 +13,7 @@ import pytest
 from app.ml.settings import PipelineSettings
 from app.ml.stt import SAMPLE_RATE, SpeechToText, SttError, build_speech_to_text
 from app.ml.stt.faster_whisper_backend import FasterWhisperStt, bundled_model_dir
+from tests.factories import noise
 from tests.ml.stt.conftest import (
     assert_words_well_formed,
     load_audio,
@@ -21,12 +22,6 @@ from tests.ml.stt.conftest import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-def noise(seconds: float, *, level: float, seed: int) -> np.ndarray:
-    return (np.random.default_rng(seed).normal(0.0, level, round(seconds * SAMPLE_RATE))).astype(
-        np.float32
-    )
 
 
 def test_factory_builds_the_offline_default() -> None:
@@ -156,8 +151,7 @@ def test_cpu_default_does_not_redecode_the_last_fraction_of_a_second(
     # `on` brings the rule back: a stretch of line noise inside the speech regions decodes
     # below the log-probability threshold and is re-decoded at higher temperatures. (The
     # call's own 0.14 s remnant falls under it on some CPUs and not on others.)
-    noise = np.random.default_rng(7).normal(0.0, 0.05, 16_000 * 3).astype(np.float32)
-    noisy = np.concatenate([audio, noise])
+    noisy = np.concatenate([audio, noise(3.0, level=0.05, seed=7)])
     caplog.clear()
     with caplog.at_level(logging.DEBUG, logger="faster_whisper"):
         forced.transcribe(noisy, regions=[(0.0, noisy.size / 16_000)], language="en")

@@ -9,6 +9,7 @@ from app.ml.stt import SAMPLE_RATE
 from app.ml.stt.regions import (
     SEPARATOR_S,
     drop_repetition_loops,
+    group_regions,
     normalise_regions,
     pack_regions,
     sample_windows,
@@ -62,6 +63,20 @@ def test_groups_respect_the_length_limit_and_long_regions_split_on_request() -> 
     split = pack_regions(audio, regions, max_group_s=30.0, split_long=True)
     assert all(g.duration_s <= 30.0 + 1e-6 for g in split)
     assert sum(g.speech_s for g in split) == pytest.approx(8 * 8.0 + 75.0)
+
+
+def test_a_full_group_ends_at_its_longest_pause_not_inside_a_sentence() -> None:
+    # Sentences of 6 s with 1.5 s between them, the last one cut by a 0.2 s pause: a plain
+    # greedy packing would end the group between its halves.
+    regions = [(s * 7.5, s * 7.5 + 6.0) for s in range(4)] + [(30.0, 32.0), (32.2, 35.0)]
+    groups = group_regions(regions, 30.0, SEPARATOR_S)
+    assert groups == [regions[:4], [(30.0, 32.0), (32.2, 35.0)]]
+    # One region per group stays one per group; a region too long for any group is alone.
+    assert group_regions(regions[:3], 0.0, SEPARATOR_S) == [[r] for r in regions[:3]]
+    assert group_regions([(0.0, 2.0), (3.0, 40.0)], 30.0, SEPARATOR_S) == [
+        [(0.0, 2.0)],
+        [(3.0, 40.0)],
+    ]
 
 
 def test_language_windows_cover_the_whole_call() -> None:

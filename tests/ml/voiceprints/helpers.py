@@ -7,12 +7,13 @@ import uuid
 from pathlib import Path
 
 from app.db.engine import SessionFactory
-from app.db.models import Call, User
+from app.db.models import User
 from app.ml.diarization.base import Diarization, Diarizer
 from app.ml.speech.audio import DecodedAudio
 from app.ml.types import SpeakerHints, Transcript
 from app.ml.voiceprints.matching import match_agent
 from app.services import voiceprints as voiceprint_service
+from tests.factories import make_call_row
 from tests.ml.voiceprints.assembled import LIBRI_SPEAKERS, AssembledCall, assemble
 
 LIBRI = list(LIBRI_SPEAKERS)
@@ -42,20 +43,6 @@ def as_transcript(call: AssembledCall, diarization: Diarization) -> Transcript:
     )
 
 
-async def add_call(sessions: SessionFactory, owner: User) -> uuid.UUID:
-    async with sessions() as session, session.begin():
-        call = Call(
-            owner_id=owner.id,
-            filename="call.wav",
-            storage_key=f"calls/{uuid.uuid4().hex}",
-            sha256="0" * 64,
-            size_bytes=1,
-        )
-        session.add(call)
-        await session.flush()
-        return call.id
-
-
 async def learn(
     sessions: SessionFactory,
     owner: User,
@@ -63,7 +50,7 @@ async def learn(
     call_id: uuid.UUID | None = None,
     min_calls: int = 3,
 ) -> uuid.UUID:
-    call_id = call_id or await add_call(sessions, owner)
+    call_id = call_id or await make_call_row(sessions, owner.id)
     async with sessions() as session, session.begin():
         voice = await voiceprint_service.agent_voice(
             session, owner.id, min_calls=min_calls, exclude_call=call_id

@@ -26,7 +26,14 @@ import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
 from app.ml.compute import trim_heap
-from app.ml.diarization.base import Diarization, SpeakerTurn, speaker_bounds, speaker_label
+from app.ml.diarization.base import (
+    Diarization,
+    DiarizationRequest,
+    Diarizer,
+    SpeakerTurn,
+    speaker_bounds,
+    speaker_label,
+)
 from app.ml.diarization.neural.clustering import (
     assign_local_speakers,
     centroids_of,
@@ -46,9 +53,8 @@ from app.ml.diarization.neural.segmentation import (
     Segmenter,
     powerset_to_multilabel,
 )
-from app.ml.speech.audio import SAMPLE_RATE, DecodedAudio
-from app.ml.speech.vad import Region
-from app.ml.types import ProgressCallback, SpeakerEmbeddings, SpeakerHints, Stage, no_progress
+from app.ml.speech.audio import SAMPLE_RATE
+from app.ml.types import ProgressCallback, SpeakerEmbeddings, SpeakerHints, Stage
 
 EMBEDDING_MODEL = "campplus-cn-en-common-192"
 """The voice embeddings this diarizer gives voiceprints (never compared with another
@@ -112,7 +118,7 @@ class WindowEmbeddings:
     """(n,) seconds the local speaker talks alone in the window."""
 
 
-class NeuralDiarizer:
+class NeuralDiarizer(Diarizer):
     takes_speech_regions: ClassVar[bool] = False
     """The segmentation model finds speech itself (and overlap, which a VAD cannot)."""
 
@@ -126,20 +132,13 @@ class NeuralDiarizer:
         self.embedder = embedder
         self.params = params or NeuralDiarizationParams()
 
-    def __call__(
-        self,
-        audio: DecodedAudio,
-        *,
-        hints: SpeakerHints,
-        progress: ProgressCallback = no_progress,
-        regions: list[Region] | None = None,
-    ) -> Diarization:
-        signal = audio.mono()
-        narrowband = audio.source_sample_rate <= 8000 or is_narrowband(signal)
+    def diarize(self, request: DiarizationRequest) -> Diarization:
+        signal = request.audio.mono()
+        narrowband = request.audio.source_sample_rate <= 8000 or is_narrowband(signal)
         # The fbank and the small matrix products are faster on one BLAS thread; torch
         # keeps its own intra-op threads for the two networks.
         with threadpool_limits(1, user_api="blas"):
-            return self._diarize(signal, hints, progress, narrowband=narrowband)
+            return self._diarize(signal, request.hints, request.progress, narrowband=narrowband)
 
     def _diarize(
         self,

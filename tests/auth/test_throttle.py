@@ -18,12 +18,8 @@ from app.core.config import Settings
 from app.core.errors import TooManyRequests
 from app.db.engine import SessionFactory
 from tests.api.helpers import GraphQLClient, GraphQLResponse
-from tests.factories import PASSWORD, make_user
+from tests.factories import PASSWORD, login_attempt, make_user
 
-LOGIN = (
-    "mutation($u: String!, $p: String!) { login(username: $u, password: $p) "
-    "{ accessToken user { username } } }"
-)
 CHANGE = (
     "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) "
     "{ accessToken } }"
@@ -50,10 +46,6 @@ async def client_at(app: FastAPI, http: httpx.AsyncClient) -> AsyncIterator[Clie
         await client.aclose()
 
 
-async def _login(gql: GraphQLClient, username: str, password: str) -> GraphQLResponse:
-    return await gql(LOGIN, {"u": username, "p": password})
-
-
 def _outcomes(responses: list[GraphQLResponse]) -> Counter[str]:
     return Counter(r.codes[0] if r.codes else "OK" for r in responses)
 
@@ -74,9 +66,9 @@ async def test_concurrent_guesses_get_exactly_the_checks_of_sequential_ones(
     await make_user(sessions, "agent2")
     attempts = 10
 
-    sequential = [await _login(gql, "agent1", WRONG) for _ in range(attempts)]
+    sequential = [await login_attempt(gql, "agent1", WRONG) for _ in range(attempts)]
     concurrent = list(
-        await asyncio.gather(*(_login(gql, "agent2", WRONG) for _ in range(attempts)))
+        await asyncio.gather(*(login_attempt(gql, "agent2", WRONG) for _ in range(attempts)))
     )
 
     # Each UNAUTHENTICATED is one password check; the first failures beyond the free ones
@@ -98,11 +90,11 @@ async def test_an_account_gets_a_fixed_number_of_checks_per_hour_whatever_the_ad
     await make_user(sessions, "agent1")
     # The owner logged in from the office before: that address is trusted for the account.
     office = client_at("198.51.100.10")
-    assert not (await _login(office, "agent1", PASSWORD)).errors
+    assert not (await login_attempt(office, "agent1", PASSWORD)).errors
 
     # A botnet: 40 addresses, 3 guesses each, all at once.
     guesses = [
-        _login(client_at(f"203.0.113.{host}"), "agent1", WRONG)
+        login_attempt(client_at(f"203.0.113.{host}"), "agent1", WRONG)
         for host in range(1, 41)
         for _ in range(3)
     ]
@@ -112,12 +104,12 @@ async def test_an_account_gets_a_fixed_number_of_checks_per_hour_whatever_the_ad
     assert outcomes["TOO_MANY_REQUESTS"] == len(guesses) - settings.login_checks_per_account
     _assert_retry_after(responses)
     # The account's budget is spent for the window: a new address waits for it to end.
-    refused = await _login(client_at("192.0.2.99"), "agent1", PASSWORD)
+    refused = await login_attempt(client_at("192.0.2.99"), "agent1", PASSWORD)
     assert refused.codes == ["TOO_MANY_REQUESTS"]
     retry_after = refused.errors[0]["extensions"]["retryAfterSeconds"]
     assert settings.login_window_s - 60 < retry_after <= settings.login_window_s
     # The owner at their usual address still gets in (the trusted addresses' own budget).
-    assert not (await _login(office, "agent1", PASSWORD)).errors
+    assert not (await login_attempt(office, "agent1", PASSWORD)).errors
 
 
 async def test_failing_from_one_address_does_not_lock_the_user_out_elsewhere(
@@ -125,17 +117,19 @@ async def test_failing_from_one_address_does_not_lock_the_user_out_elsewhere(
 ) -> None:
     await make_user(sessions, "admin1")
     attacker = client_at("203.0.113.7")
-    responses = list(await asyncio.gather(*(_login(attacker, "admin1", WRONG) for _ in range(40))))
+    responses = list(
+        await asyncio.gather(*(login_attempt(attacker, "admin1", WRONG) for _ in range(40)))
+    )
     # Within this window the attacker's address got at most the pair's checks...
     assert _outcomes(responses)["UNAUTHENTICATED"] <= settings.login_failures_per_pair
     _assert_retry_after(responses)
-    assert (await _login(attacker, "admin1", PASSWORD)).codes == ["TOO_MANY_REQUESTS"]
+    assert (await login_attempt(attacker, "admin1", PASSWORD)).codes == ["TOO_MANY_REQUESTS"]
     # ...and the owner, from any other address, logs in at once.
-    assert not (await _login(client_at("198.51.100.20"), "admin1", PASSWORD)).errors
+    assert not (await login_attempt(client_at("198.51.100.20"), "admin1", PASSWORD)).errors
     # Even after the attacker spends its whole pair cap over time.
     for _ in range(settings.login_failures_per_pair):
-        await _login(attacker, "admin1", WRONG)
-    assert not (await _login(client_at("198.51.100.21"), "admin1", PASSWORD)).errors
+        await login_attempt(attacker, "admin1", WRONG)
+    assert not (await login_attempt(client_at("198.51.100.21"), "admin1", PASSWORD)).errors
 
 
 async def test_one_persons_failures_do_not_lock_out_the_office_behind_the_same_address(
@@ -147,10 +141,10 @@ async def test_one_persons_failures_do_not_lock_out_the_office_behind_the_same_a
     # One person mistypes their own password far past every limit, and keeps trying
     # usernames that do not exist.
     for _ in range(settings.login_failures_per_pair + 5):
-        await _login(office, "agent1", WRONG)
+        await login_attempt(office, "agent1", WRONG)
     unknown = settings.login_unknown_usernames_per_address + 10
     answers = list(
-        await asyncio.gather(*(_login(office, f"nobody{n}", WRONG) for n in range(unknown)))
+        await asyncio.gather(*(login_attempt(office, f"nobody{n}", WRONG) for n in range(unknown)))
     )
     # Unknown usernames are only ever told "invalid": no oracle of which names exist.
     assert _outcomes(answers) == Counter(UNAUTHENTICATED=unknown)
@@ -163,8 +157,8 @@ async def test_one_persons_failures_do_not_lock_out_the_office_behind_the_same_a
     assert len(pairs) == 1 + settings.login_unknown_usernames_per_address
 
     # Everybody else in the office logs in as usual.
-    assert not (await _login(office, "agent2", PASSWORD)).errors
-    assert not (await _login(office, "agent3", PASSWORD)).errors
+    assert not (await login_attempt(office, "agent2", PASSWORD)).errors
+    assert not (await login_attempt(office, "agent3", PASSWORD)).errors
 
 
 async def test_a_user_who_mistypes_a_few_times_never_waits(
@@ -174,13 +168,15 @@ async def test_a_user_who_mistypes_a_few_times_never_waits(
     started = time.perf_counter()
     for _ in range(3 * settings.login_checks_per_account // settings.login_free_failures):
         for _ in range(settings.login_free_failures - 1):
-            assert (await _login(gql, "agent1", "typo-password")).codes == ["UNAUTHENTICATED"]
-        assert not (await _login(gql, "agent1", PASSWORD)).errors
+            assert (await login_attempt(gql, "agent1", "typo-password")).codes == [
+                "UNAUTHENTICATED"
+            ]
+        assert not (await login_attempt(gql, "agent1", PASSWORD)).errors
     # Successes give their checks back: the owner's own logins never spend the budget.
     assert time.perf_counter() - started < 30
 
 
-async def test_change_password_is_throttled_like_login(
+async def test_change_password_is_throttled_likelogin_attempt(
     sessions: SessionFactory, gql: GraphQLClient, settings: Settings
 ) -> None:
     await make_user(sessions, "agent1")
@@ -206,16 +202,17 @@ async def test_the_throttle_state_is_shared_by_every_api_process(
 ) -> None:
     await make_user(sessions, "agent1")
     for _ in range(settings.login_free_failures + 1):
-        await _login(gql, "agent1", WRONG)
+        await login_attempt(gql, "agent1", WRONG)
     other_process = Redis.from_url(redis_url)
     try:
         throttle = LoginThrottle(other_process, ThrottlePolicy())
         with pytest.raises(TooManyRequests) as refused:
             await throttle.admit("agent1", "127.0.0.1", known=True)
         assert refused.value.retry_after_s >= 1
-        # The block is short; after it the right password works and clears the pair.
+        # The block is short; after it the right password works and clears the pair. The
+        # block is a span of time, so time passing is what is waited for.
         await asyncio.sleep(1.2)
-        assert not (await _login(gql, "agent1", PASSWORD)).errors
+        assert not (await login_attempt(gql, "agent1", PASSWORD)).errors
         assert await throttle.admit("agent1", "127.0.0.1", known=True) is Admission.CHECK_TRUSTED
     finally:
         await other_process.aclose()

@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 import websockets
 from fastapi import FastAPI
 from sqlalchemy import update
@@ -30,13 +28,12 @@ from app.core.config import Settings
 from app.core.ids import to_global_id
 from app.db.models import Call as CallModel
 from app.db.models import PipelineStage, Role
-from app.dev.embedded import free_tcp_port
 from app.schema.errors import ErrorCodes
 from app.schema.fan_out import SubscriptionLane
 from app.services import calls as call_service
 from app.services.effects import unit_of_work
 from tests.conftest import clear_login_throttle
-from tests.factories import login, make_call, make_user, write_tone
+from tests.factories import login_at, make_call, make_user, serving, write_tone
 
 PROTOCOL = [websockets.Subprotocol("graphql-transport-ws")]
 WITH_CALL = (
@@ -88,29 +85,9 @@ async def servers(
         apps: list[FastAPI] = []
         for relay in (True, False):
             app = create_app(settings.model_copy(update={"ws_relay_shared_payloads": relay}))
-            port = free_tcp_port()
-            server = uvicorn.Server(
-                uvicorn.Config(
-                    app, host="127.0.0.1", port=port, ws="websockets-sansio", log_level="warning"
-                )
-            )
-            task = asyncio.create_task(server.serve())
-            stack.push_async_callback(_stop, server, task)
-            while not server.started:
-                await asyncio.sleep(0.05)
-            addresses.append(f"127.0.0.1:{port}")
+            addresses.append(await stack.enter_async_context(serving(app)))
             apps.append(app)
         yield Servers(addresses[0], addresses[1], apps[0].state.resources)
-
-
-async def _stop(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
-    server.should_exit = True
-    await task
-
-
-async def _token(address: str, username: str) -> str:
-    async with httpx.AsyncClient(base_url=f"http://{address}") as client:
-        return await login(client, username)
 
 
 async def _watch(address: str, token: str, query: str, call_id: str, operation_id: str) -> Watcher:
@@ -181,7 +158,7 @@ async def test_relayed_frames_are_the_stock_frames_byte_for_byte(
     ]
     watchers: dict[str, list[Watcher]] = {}
     for name, address in (("relay", servers.relay), ("stock", servers.stock)):
-        tokens = {user: await _token(address, user) for user in ("agent1", "boss")}
+        tokens = {user: await login_at(address, user) for user in ("agent1", "boss")}
         watchers[name] = [
             await _watch(address, tokens[user], query, call_id, operation_id)
             for user, query, operation_id in specs
@@ -245,7 +222,7 @@ async def test_each_viewer_gets_only_what_it_may_see_and_errors_end_as_before(
     call_id = to_global_id("Call", call.id)
     watchers: dict[str, dict[str, list[Watcher]]] = {}
     for name, address in (("relay", servers.relay), ("stock", servers.stock)):
-        token = await _token(address, "agent1")
+        token = await login_at(address, "agent1")
         watchers[name] = {
             "agent1": [await _watch(address, token, WITH_CALL, call_id, "1") for _ in range(3)]
         }
@@ -254,7 +231,7 @@ async def test_each_viewer_gets_only_what_it_may_see_and_errors_end_as_before(
             update(CallModel).where(CallModel.id == call.id).values(owner_id=second_owner.id)
         )
     for name, address in (("relay", servers.relay), ("stock", servers.stock)):
-        token = await _token(address, "agent2")
+        token = await login_at(address, "agent2")
         watchers[name]["agent2"] = [
             await _watch(address, token, WITH_CALL, call_id, "1") for _ in range(3)
         ]
@@ -335,10 +312,10 @@ async def test_a_payload_whose_maker_leaves_is_made_by_the_next_subscriber() -> 
     assert await lanes[0].next_payload() is None  # lanes[0] makes it: handed over
     assert await anext(aiter(stock[0])) is event
     waiting = [asyncio.create_task(lane.next_payload()) for lane in lanes[1:]]
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the new tasks run on to their wait
     assert not any(task.done() for task in waiting)
     lanes[0].close()  # its subscriber left before its pipeline sent the payload
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn: the woken waiters run
     # The first waiter back makes it; the other waits again, and gets what it made.
     assert waiting[0].done() and waiting[0].result() is None
     assert await anext(aiter(stock[1])) is event
@@ -354,7 +331,7 @@ async def test_a_payload_with_extensions_is_not_shared_and_each_runs_the_pipelin
     stock = [lane.attach(_events(event), _Viewer()) for lane in lanes]
     assert await lanes[0].next_payload() is None
     waiter = asyncio.create_task(lanes[1].next_payload())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the waiter runs on to its wait
     lanes[0].record('{"data":{},"extensions":{"cost":1}}', has_extensions=True)
     assert await waiter is None
     assert await anext(aiter(stock[1])) is event
