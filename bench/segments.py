@@ -1,6 +1,6 @@
 """The segments users read against the diarization they come from: DER of each.
 
-    .venv/bin/python -m bench.segments [--files NAME ...]
+    .venv/bin/python -m bench.segments [--files NAME ...] [--backend neural]
 
 Runs the speech pipeline (default configuration, automatic speaker count) on each shared
 diarization file, then scores with pyannote.metrics (collar 0, overlap scored) both the
@@ -56,13 +56,16 @@ def _reference(path: Path) -> Any:
     return _annotation(spans)
 
 
-def measure(names: list[str]) -> dict[str, Any]:
+def measure(names: list[str], backend: str | None = None) -> dict[str, Any]:
     from pyannote.metrics.diarization import DiarizationErrorRate
 
     from app.ml.settings import PipelineSettings
     from app.ml.speech.pipeline import SpeechPipeline
 
-    pipeline = SpeechPipeline(PipelineSettings(_env_file=None))
+    settings = PipelineSettings(_env_file=None)
+    if backend:
+        settings = settings.model_copy(update={"diarization_backend": backend})
+    pipeline = SpeechPipeline(settings)
     pooled = {"turns": DiarizationErrorRate(collar=0.0, skip_overlap=False),
               "segments": DiarizationErrorRate(collar=0.0, skip_overlap=False)}  # fmt: skip
     files: list[dict[str, Any]] = []
@@ -99,8 +102,10 @@ def measure(names: list[str]) -> dict[str, Any]:
         "pooled_segments_der": round(segments, 2),
         "pooled_gap_points": round(segments - diarizer, 2),
         "target_gap_points": TARGET_POINTS,
-        "met": all(abs(r["gap_points"]) <= TARGET_POINTS for r in files)
-        and segments - diarizer <= TARGET_POINTS,
+        "met": bool(
+            all(abs(r["gap_points"]) <= TARGET_POINTS for r in files)
+            and segments - diarizer <= TARGET_POINTS
+        ),
     }
     print(
         f"pooled: diarizer {diarizer:.2f} %, segments {segments:.2f} % (gap "
@@ -114,8 +119,9 @@ def measure(names: list[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", nargs="*", default=FILES)
+    parser.add_argument("--backend", help="DIARIZATION_BACKEND for this run (default: settings)")
     args = parser.parse_args(argv if argv is not None else [])
-    result = measure(args.files)
+    result = measure(args.files, args.backend)
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"segments-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -165,3 +165,21 @@ def test_wideband_speech_is_not_taken_for_a_telephone_line(test_audio_dir: Path)
     audio = decode_audio(test_audio_dir / "picovoice_falcon_test.wav").mono()
     assert not is_narrowband(audio)
     assert is_narrowband(mu_law_copy(audio).mono())
+
+
+def test_a_slice_of_the_calls_filterbank_is_the_stretchs_own(test_audio_dir: Path) -> None:
+    """The diarizer computes the call's filterbank once and slices it per window; a slice
+    starting on a frame boundary holds the very frames the stretch alone would give, so
+    its voice embedding is the stretch's own."""
+    from app.ml.diarization.neural.embedding import FBANK_STEP_S, fbank
+
+    signal = decode_audio(test_audio_dir / "pyannote_sample.wav").mono()
+    whole = fbank(signal, normalise=False)
+    first = round(3.0 / FBANK_STEP_S)
+    stretch = signal[round(3.0 * SAMPLE_RATE) : round(7.0 * SAMPLE_RATE)]
+    own = fbank(stretch, normalise=False)
+    np.testing.assert_allclose(whole[first : first + own.shape[0]], own, rtol=1e-5, atol=1e-4)
+    embedder = models.embedder("cpu")
+    piece = whole[first : first + own.shape[0]]
+    sliced = embedder.embed_features([piece - piece.mean(axis=0, keepdims=True)])
+    assert float(sliced[0] @ embedder.embed([stretch])[0]) > 0.999

@@ -27,8 +27,14 @@ _INT16_SCALE = 32768.0
 (Mean normalisation removes a constant gain, but not the log floor of quiet bins.)"""
 
 
-def fbank(samples: FloatArray) -> FloatArray:
-    """(frames, 80) mean-normalised Kaldi fbank of 16 kHz samples in [-1, 1]."""
+FBANK_STEP_S = 0.01
+FBANK_WINDOW_S = 0.025
+
+
+def fbank(samples: FloatArray, *, normalise: bool = True) -> FloatArray:
+    """(frames, 80) Kaldi fbank of 16 kHz samples in [-1, 1], frame j over samples
+    [160 j, 160 j + 400). `normalise` subtracts the mean (per utterance, as CAM++ is
+    trained); a whole call's features are left raw, to be normalised per slice."""
     import kaldi_native_fbank as knf
 
     options = knf.FbankOptions()
@@ -41,8 +47,11 @@ def fbank(samples: FloatArray) -> FloatArray:
     count = extractor.num_frames_ready
     if count == 0:
         return np.zeros((0, _FBANK_BINS), dtype=np.float32)
-    features = np.stack([extractor.get_frame(i) for i in range(count)]).astype(np.float32)
-    features -= features.mean(axis=0, keepdims=True)
+    features = np.empty((count, _FBANK_BINS), dtype=np.float32)
+    for index in range(count):
+        features[index] = extractor.get_frame(index)
+    if normalise:
+        features -= features.mean(axis=0, keepdims=True)
     return features
 
 
@@ -62,12 +71,16 @@ class CamPlusPlusEmbedder:
         self.device = device
 
     def embed(self, speech: list[FloatArray]) -> FloatArray:
-        """(len(speech), 192) unit embeddings, one per stretch of 16 kHz speech. Stretches of
-        the same length run as one batch (the pooling layer sees no padding)."""
+        """(len(speech), 192) unit embeddings, one per stretch of 16 kHz speech."""
+        return self.embed_features([fbank(samples) for samples in speech])
+
+    def embed_features(self, features: list[FloatArray]) -> FloatArray:
+        """(len(features), 192) unit embeddings of mean-normalised (frames, 80) fbank
+        slices. Slices of the same length run as one batch (the pooling layer sees no
+        padding)."""
         import torch
 
-        out = np.zeros((len(speech), EMBEDDING_DIM), dtype=np.float32)
-        features = [fbank(samples) for samples in speech]
+        out = np.zeros((len(features), EMBEDDING_DIM), dtype=np.float32)
         by_length: dict[int, list[int]] = {}
         for index, feats in enumerate(features):
             by_length.setdefault(feats.shape[0], []).append(index)

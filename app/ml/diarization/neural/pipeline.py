@@ -39,7 +39,13 @@ from app.ml.diarization.neural.clustering import (
     centroids_of,
     count_and_cluster,
 )
-from app.ml.diarization.neural.embedding import CamPlusPlusEmbedder
+from app.ml.diarization.neural.embedding import (
+    EMBEDDING_DIM,
+    FBANK_STEP_S,
+    FBANK_WINDOW_S,
+    CamPlusPlusEmbedder,
+    fbank,
+)
 from app.ml.diarization.neural.segmentation import (
     FRAMES_PER_WINDOW,
     LOCAL_SPEAKERS,
@@ -55,9 +61,9 @@ EMBEDDING_MODEL = "campplus-cn-en-common-192"
 encoder's)."""
 
 FloatArray = npt.NDArray[np.float32]
-_SAMPLES_PER_FRAME = 270
-_LENGTH_STEP = SAMPLE_RATE // 2
-"""16.875 ms at 16 kHz: frame i of a window covers samples [270 i, 270 (i + 1))."""
+_LENGTH_STEP_S = 0.5
+_MIN_EMBEDDED_FRAMES = 10
+"""0.1 s of filterbank frames: less gives no usable voice embedding."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +71,10 @@ class NeuralDiarizationParams:
     step_s: float = 2.5
     """Window hop. pyannote uses 1 s; 2.5 s keeps every instant in four windows at a
     quarter of the segmentation and embedding cost."""
-    batch_size: int = 4
-    """Speech stretches embedded together."""
+    embedding_batch_s: float = 40.0
+    """Seconds of speech embedded together (slices in order of length, so short ones go
+    many at a time, 10 s ones four at a time): CAM++'s activations grow with the batch's
+    frames; 16 slices of 10 s peaked at 2.3 GB resident on a 10-minute call."""
     segmentation_batch_size: int = 4
     """Windows segmented together. SincNet's first layer holds 80 x 16,000 floats per
     window (5 MB) several times over; at 16 windows a batch the segmentation alone
@@ -92,6 +100,22 @@ class NeuralDiarizationParams:
     fill_gap_s: float = 0.3
     """A speaker's pause up to this long stays inside their turn."""
     min_turn_s: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class WindowEmbeddings:
+    """What the two networks say about a recording, before any clustering."""
+
+    starts_s: FloatArray
+    """(windows,) start of each window."""
+    activity: FloatArray
+    """(windows, 589, 3) 0/1 activity of each window's local speakers."""
+    embeddings: FloatArray
+    """(n, 192) unit voice embedding of each embedded (window, local speaker)."""
+    window_of: npt.NDArray[np.int64]
+    local_of: npt.NDArray[np.int64]
+    clean_s: FloatArray
+    """(n,) seconds the local speaker talks alone in the window."""
 
 
 class NeuralDiarizer(Diarizer):
@@ -133,41 +157,59 @@ class NeuralDiarizer(Diarizer):
         starts = self.segmenter.window_starts(duration, p.step_s)
         activity = self._segment(signal, starts, progress)
         speech, window_of, local_of, clean_s = self._embed(signal, starts, activity, progress)
-        low, high = speaker_bounds(hints, default_max=p.default_max_speakers)
-        turns: list[SpeakerTurn] = []
-        voices: SpeakerEmbeddings | None = None
-        if speech.shape[0]:
-            good = clean_s >= p.min_clean_s
-            if not good.any():
-                good = clean_s >= clean_s.max()
-            # Every instant lies in WINDOW_S / step windows: weigh each window's share.
-            labels = count_and_cluster(
-                speech[good],
-                clean_s[good] * min(1.0, p.step_s / WINDOW_S),
-                low=low,
-                high=high,
-                threshold=p.narrowband_threshold if narrowband else p.threshold,
-                min_cluster_weight=p.min_cluster_s,
-            )
-            k = int(labels.max()) + 1
-            centroids = centroids_of(speech[good], labels, k)
-            similarity = speech @ centroids.T
-            assignment = assign_local_speakers(similarity, window_of, local_of, starts.size)
-            _give_every_cluster_a_window(assignment, similarity, window_of, local_of)
-            turns, order = self._reconstruct(starts, activity, assignment, k, duration, low)
-            # Each final speaker's voice, for voiceprints: its cluster's unit centroid, and
-            # how much the speaker talks.
-            talk: dict[str, float] = {}
-            for turn in turns:
-                talk[turn.speaker] = talk.get(turn.speaker, 0.0) + turn.end_s - turn.start_s
-            voices = SpeakerEmbeddings(
-                model=EMBEDDING_MODEL,
-                vectors={speaker_label(i): centroids[c] for c, i in order.items()},
-                speech_s={
-                    speaker_label(i): talk.get(speaker_label(i), 0.0) for i in order.values()
-                },
-            )
+        result = self.cluster_and_reconstruct(
+            WindowEmbeddings(starts, activity, speech, window_of, local_of, clean_s),
+            duration,
+            hints,
+            narrowband=narrowband,
+        )
         progress(Stage.DIARIZING, 1.0, 1.0)
+        return result
+
+    def cluster_and_reconstruct(
+        self,
+        windows: WindowEmbeddings,
+        duration: float,
+        hints: SpeakerHints,
+        *,
+        narrowband: bool,
+    ) -> Diarization:
+        """The speakers from the windows' embeddings, and their turns."""
+        p = self.params
+        starts, activity, speech = windows.starts_s, windows.activity, windows.embeddings
+        low, high = speaker_bounds(hints, default_max=p.default_max_speakers)
+        if not speech.shape[0]:
+            return Diarization(turns=[])
+        clean_s = windows.clean_s
+        good = clean_s >= p.min_clean_s
+        if not good.any():
+            good = clean_s >= clean_s.max()
+        # Every instant lies in WINDOW_S / step windows: weigh each window's share.
+        labels = count_and_cluster(
+            speech[good],
+            clean_s[good] * min(1.0, p.step_s / WINDOW_S),
+            low=low,
+            high=high,
+            threshold=p.narrowband_threshold if narrowband else p.threshold,
+            min_cluster_weight=p.min_cluster_s,
+        )
+        k = int(labels.max()) + 1
+        centroids = centroids_of(speech[good], labels, k)
+        similarity = speech @ centroids.T
+        window_of, local_of = windows.window_of, windows.local_of
+        assignment = assign_local_speakers(similarity, window_of, local_of, starts.size)
+        _give_every_cluster_a_window(assignment, similarity, window_of, local_of)
+        turns, order = self._reconstruct(starts, activity, assignment, k, duration, low)
+        # Each final speaker's voice, for voiceprints: its cluster's unit centroid, and
+        # how much the speaker talks.
+        talk: dict[str, float] = {}
+        for turn in turns:
+            talk[turn.speaker] = talk.get(turn.speaker, 0.0) + turn.end_s - turn.start_s
+        voices = SpeakerEmbeddings(
+            model=EMBEDDING_MODEL,
+            vectors={speaker_label(i): centroids[c] for c, i in order.items()},
+            speech_s={speaker_label(i): talk.get(speaker_label(i), 0.0) for i in order.values()},
+        )
         return Diarization(turns=turns, speaker_embeddings=voices)
 
     def _segment(
@@ -199,54 +241,66 @@ class NeuralDiarizer(Diarizer):
     ) -> tuple[FloatArray, npt.NDArray[np.int64], npt.NDArray[np.int64], FloatArray]:
         """One embedding per active (window, local speaker): its speech alone in the window
         (all of its speech when it never talks alone). Fills the second half of the stage.
-        Speech is embedded a batch at a time, so at most `batch_size` stretches of it are
-        held, whatever the call's length."""
+
+        The call's filterbank is computed once and each (window, local speaker) takes its
+        frames from it: windows overlap, so per-window features would compute every frame
+        several times over. Slices are embedded in order of length, `embedding_batch_s`
+        of speech at a time, so slices of one length share a batch and at most one batch's
+        activations are held, whatever the call's length."""
         p = self.params
-        frame_s = _SAMPLES_PER_FRAME / SAMPLE_RATE
-        width = round(WINDOW_S * SAMPLE_RATE)
-        max_samples = round(p.max_embedded_s * SAMPLE_RATE)
-        pending: list[FloatArray] = []
-        vectors: list[FloatArray] = []
+        seg_step = self.segmenter.frame_step_s
+        features = fbank(signal, normalise=False)
+        per_window = int(WINDOW_S / FBANK_STEP_S)
+        # The segmentation frame under each filterbank frame's centre.
+        centres = np.arange(per_window) * FBANK_STEP_S + FBANK_WINDOW_S / 2
+        under = np.minimum((centres / seg_step).astype(np.int64), FRAMES_PER_WINDOW - 1)
+        max_frames = round(p.max_embedded_s / FBANK_STEP_S)
+        length_step = round(_LENGTH_STEP_S / FBANK_STEP_S)
+        chosen: list[npt.NDArray[np.int64]] = []
         window_of: list[int] = []
         local_of: list[int] = []
         clean: list[float] = []
-
-        def flush() -> None:
-            if pending:
-                vectors.append(self.embedder.embed(pending))
-                pending.clear()
-                # Each stretch has its own length, so the network's activations come in
-                # ever new sizes; handing freed heap back keeps resident memory flat.
-                trim_heap()
-
         for w, start in enumerate(starts):
-            begin = round(float(start) * SAMPLE_RATE)
-            chunk = signal[begin : begin + width]
+            first = round(float(start) / FBANK_STEP_S)
             frames = activity[w]
             alone = frames.sum(axis=1) == 1
             for k in range(LOCAL_SPEAKERS):
                 active = frames[:, k] > 0
-                if active.sum() * frame_s < p.min_active_s:
+                if active.sum() * seg_step < p.min_active_s:
                     continue
                 clean_frames = active & alone
-                use = clean_frames if clean_frames.sum() * frame_s >= p.min_active_s else active
-                mask = np.repeat(use, _SAMPLES_PER_FRAME)[: chunk.size]
-                piece = chunk[: mask.size][mask][:max_samples]
-                if piece.size < SAMPLE_RATE // 10:
+                use = clean_frames if clean_frames.sum() * seg_step >= p.min_active_s else active
+                rows = first + np.flatnonzero(use[under])
+                rows = rows[rows < features.shape[0]][:max_frames]
+                if rows.size < _MIN_EMBEDDED_FRAMES:
                     continue
-                if piece.size > _LENGTH_STEP:
-                    # Lengths in steps of 0.5 s: stretches of one length run as one batch,
-                    # and the networks' buffers come in a few sizes that the heap reuses.
-                    piece = piece[: piece.size // _LENGTH_STEP * _LENGTH_STEP]
-                pending.append(piece)
+                if rows.size > length_step:
+                    # Lengths in steps of 0.5 s: slices of one length run as one batch.
+                    rows = rows[: rows.size // length_step * length_step]
+                chosen.append(rows)
                 window_of.append(w)
                 local_of.append(k)
-                clean.append(float(clean_frames.sum() * frame_s))
-                if len(pending) >= p.batch_size:
-                    flush()
-                    progress(Stage.DIARIZING, 0.5 + 0.5 * (w + 1) / starts.size, 1.0)
-        flush()
-        speech = np.concatenate(vectors) if vectors else np.zeros((0, 192), dtype=np.float32)
+                clean.append(float(clean_frames.sum() * seg_step))
+        speech = np.zeros((len(chosen), EMBEDDING_DIM), dtype=np.float32)
+        by_length = sorted(range(len(chosen)), key=lambda i: chosen[i].size)
+        done = 0
+        while done < len(by_length):
+            batch = [by_length[done]]
+            budget = p.embedding_batch_s / FBANK_STEP_S - chosen[batch[0]].size
+            while done + len(batch) < len(by_length):
+                size = chosen[by_length[done + len(batch)]].size
+                if size > budget:
+                    break
+                batch.append(by_length[done + len(batch)])
+                budget -= size
+            done += len(batch)
+            speech[batch] = self.embedder.embed_features(
+                [_normalised(features[chosen[i]]) for i in batch]
+            )
+            # Slices come in many lengths, so the network's activations come in ever new
+            # sizes; handing freed heap back keeps resident memory flat.
+            trim_heap()
+            progress(Stage.DIARIZING, 0.5 + 0.5 * done / len(by_length), 1.0)
         return (
             speech,
             np.asarray(window_of, dtype=np.int64),
@@ -337,6 +391,11 @@ class NeuralDiarizer(Diarizer):
             for cluster, start, end in raw
         ]
         return turns, order
+
+
+def _normalised(features: FloatArray) -> FloatArray:
+    """CAM++'s input: the slice's own mean subtracted, as it was trained per utterance."""
+    return np.asarray(features - features.mean(axis=0, keepdims=True), dtype=np.float32)
 
 
 def _give_every_cluster_a_window(
