@@ -149,6 +149,7 @@ def voiced_stretches(
     range_db: float = 35.0,
     min_run_s: float = 0.12,
     word_slack_s: float = 0.2,
+    by_words: bool = True,
 ) -> list[tuple[int, int]]:
     """(start, end) samples of a clip's speech, marked as a careful annotator or a forced
     alignment would. A 30 ms frame is speech when it lies within `range_db` of the clip's
@@ -163,14 +164,17 @@ def voiced_stretches(
     lines (0.7 to 1.2 s where the words say nobody speaks) as speech. The aligned words
     alone are coarse (the first word starts at the clip's start, a word may span the pause
     after it), so a frame must pass every test. Both diarizers are scored against the same
-    reference; it uses neither one's VAD nor models."""
+    reference; it uses neither one's VAD nor models.
+
+    `by_words=False` drops the word test, for clips in languages the English aligner does not
+    write (it gives an Uzbek reader no words, so no speech at all)."""
     frame = 480
     frames = clip[: clip.size // frame * frame].reshape(-1, frame)
     level = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
     threshold = float(level.max()) - range_db
     centres_s = (np.arange(frames.shape[0]) + 0.5) * frame / 16000
-    in_word = np.zeros(frames.shape[0], dtype=bool)
-    for start_s, end_s in _aligned_words(clip):
+    in_word = np.full(frames.shape[0], not by_words, dtype=bool)
+    for start_s, end_s in _aligned_words(clip) if by_words else []:
         in_word |= (centres_s >= start_s - word_slack_s) & (centres_s < end_s + word_slack_s)
     voiced = np.concatenate([[False], (level > threshold) & in_word, [False]])
     edges = np.diff(voiced.astype(np.int8))

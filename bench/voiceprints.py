@@ -178,7 +178,7 @@ def turns_of(clips: Sequence[Clip], rng: np.random.Generator, max_s: float | Non
         signal = load(clip)
         start = 0
         goal = rng.uniform(2.0, 6.0)
-        stretches = voiced_stretches(signal)
+        stretches = voiced_stretches(signal, by_words=False)
         # Mid-pause between each voiced stretch and the next.
         cuts = [(end + nxt) // 2 for (_, end), (nxt, _) in itertools.pairwise(stretches)]
         for cut in [*cuts, signal.size]:
@@ -215,7 +215,7 @@ def two_party(agent: Sequence[Clip], customer: Sequence[Clip], seed: int) -> Ass
         gap = round(rng.uniform(0.3, 0.8) * SAMPLE_RATE)
         pieces += [np.zeros(gap, dtype=np.float32), signal]
         cursor += gap
-        for start, end in voiced_stretches(signal):
+        for start, end in voiced_stretches(signal, by_words=False):
             call.reference.append(
                 (speaker, (cursor + start) / SAMPLE_RATE, (cursor + end) / SAMPLE_RATE)
             )
