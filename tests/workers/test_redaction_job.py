@@ -22,7 +22,7 @@ from app.db.models import Call, Role
 from app.workers.processor import CallProcessor
 from tests.api.helpers import GraphQLClient, upload
 from tests.factories import make_user, write_pcm16
-from tests.ml.test_audio_redaction import fft_key_pairs, with_keyed_digits
+from tests.ml.redaction.test_recording import fft_key_pairs, with_keyed_digits
 from tests.workers.helpers import run_worker_burst
 
 CALL = """query($id: ID!) { call(id: $id) {
