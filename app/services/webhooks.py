@@ -87,7 +87,7 @@ def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address 
 
 def _sendable_host(host: str) -> bool:
     """Whether both the resolver (IDNA 2003) and httpx (IDNA 2008) accept the host: one they
-    refuse could never be sent to, and used to crash every attempt instead of failing it."""
+    refuse can never be sent to, and would crash every attempt instead of failing it."""
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
         return True

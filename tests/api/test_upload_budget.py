@@ -61,8 +61,8 @@ async def test_logins_stay_fast_during_six_long_uploads(
     tmp_path: Path,
 ) -> None:
     """Six concurrent uploads of a 10-minute Opus call (1.5 s of decoding each on one core)
-    while a user logs in again and again: p99 login latency stays under 1 s. Before, probes
-    and password hashes shared the API's threads and a login waited for the decodes."""
+    while a user logs in again and again: p99 login latency stays under 1 s: probes and
+    password hashes must not wait behind the decodes for the API's threads."""
     long_call = write_tone(
         tmp_path / "long.ogg",
         container="ogg",

@@ -250,7 +250,7 @@ async def test_a_category_deleted_while_a_call_is_evaluated_does_not_fail_the_ca
     gql: GraphQLClient, resources: Resources, admin: Person, dilnoza: Person
 ) -> None:
     """The finishing call's transaction reads the rules, then writes tags naming them; a
-    delete committed in between used to break the foreign key and fail the whole call."""
+    delete committed in between must not break the foreign key and fail the whole call."""
     await ok(gql, CREATE_CATEGORY, {"input": CANCELLATION}, admin.token)
     await ok(gql, CREATE_SCORECARD, {"input": {"name": "QA", "items": QA_ITEMS}}, admin.token)
     call = await finished_call(
@@ -277,8 +277,8 @@ async def test_a_category_deleted_while_a_call_is_evaluated_does_not_fail_the_ca
 async def test_nul_characters_are_refused_naming_the_field(
     gql: GraphQLClient, resources: Resources, admin: Person
 ) -> None:
-    """PostgreSQL stores no U+0000 in text or JSONB: such input used to reach the INSERT and
-    come back as INTERNAL_SERVER_ERROR."""
+    """PostgreSQL stores no U+0000 in text or JSONB: such input must be refused before the
+    INSERT, never come back as INTERNAL_SERVER_ERROR."""
     intent = {"conditions": [{"type": "INTENT", "intent": "cancel\x00lation"}]}
     bad_rule = await gql(
         CREATE_CATEGORY, {"input": {"name": "X", "rule": intent}}, token=admin.token

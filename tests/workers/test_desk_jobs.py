@@ -521,9 +521,9 @@ async def test_a_failed_call_is_announced_to_endpoints_that_want_failures(
 async def test_a_host_nobody_can_send_to_is_refused_and_a_stored_one_fails_once(
     settings: Settings, resources: Resources, processor: CallProcessor
 ) -> None:
-    """Hosts the resolver or httpx cannot encode ("a..b", a zero-width space) used to pass
-    registration and then crash every attempt: no attempt logged, the delivery PENDING, and
-    the sweep sending it again every few minutes for ever."""
+    """Hosts the resolver or httpx cannot encode ("a..b", a zero-width space) must not pass
+    registration and then crash every attempt (no attempt logged, the delivery PENDING, and
+    the sweep sending it again every few minutes for ever)."""
     for url in ("http://a..b/hook", "http://exa\u200bmple.com/hook", "http://x\ufffd.com/h"):
         with pytest.raises(BadUserInput, match="not a valid domain name"):
             validate_url(url, allow_private=True)
