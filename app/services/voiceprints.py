@@ -29,6 +29,7 @@ from app.ml.voiceprints.matching import (
     THRESHOLDS,
     AgentVoice,
     FloatArray,
+    joined_voice,
     mean_voice,
     one_voice_per_person,
     recurring_voice,
@@ -141,15 +142,11 @@ async def learn_from_call(
         if matched:
             # Every speaker the voiceprint matched is the agent (a diarizer may split one
             # voice in two): one sample of all their speech.
-            speech = [embeddings.speech_s.get(s, 0.0) for s in matched]
+            vector, speech_s = joined_voice(embeddings, matched)
             agent = SpeakerEmbeddings(
                 model=embeddings.model,
-                vectors={
-                    matched[0]: mean_voice(
-                        [embeddings.vectors[s] for s in matched], [max(t, 1e-3) for t in speech]
-                    )
-                },
-                speech_s={matched[0]: round(sum(speech), 3)},
+                vectors={matched[0]: vector},
+                speech_s={matched[0]: speech_s},
             )
             sample(matched[0], SampleKind.AGENT, agent)
         elif not await _enrolled(session, user_id, embeddings.model, min_calls):

@@ -47,13 +47,11 @@ def segments_from_turns(
     words: Sequence[Word],
     *,
     languages: Sequence[LanguageSpan] = (),
-    word_languages: Sequence[str | None] | None = None,
     max_pause_s: float = MAX_PAUSE_S,
 ) -> list[TranscriptSegment]:
     """Segments in time order: one per speaker turn, cut at pauses of more than
-    `max_pause_s` between its words. `word_languages` gives each word's language (the
-    turn that transcribed it); a segment's language is its words' most common one, else
-    that of the same speaker's `languages` span overlapping it most."""
+    `max_pause_s` between its words. A segment's language is that of the same speaker's
+    `languages` span overlapping it most (turns are cut where that language changes)."""
     ordered_turns = sorted(
         split_at_language_changes(turns, languages), key=lambda t: (t.start_s, t.end_s)
     )
@@ -61,7 +59,6 @@ def segments_from_turns(
         return []
     order = sorted(range(len(words)), key=lambda i: (words[i].start_s, words[i].end_s))
     ordered_words = [words[i] for i in order]
-    word_language = [word_languages[i] for i in order] if word_languages is not None else None
     speakers = assign_speakers(ordered_words, ordered_turns)
     per_turn: list[list[int]] = [[] for _ in ordered_turns]
     by_speaker: dict[str, list[int]] = {}
@@ -75,7 +72,6 @@ def segments_from_turns(
     for turn, word_indices in zip(ordered_turns, per_turn, strict=True):
         for start_s, end_s, piece in _cut_at_pauses(turn, ordered_words, word_indices, max_pause_s):
             piece_words = [ordered_words[i] for i in piece]
-            language = _majority([word_language[i] for i in piece]) if word_language else None
             segments.append(
                 TranscriptSegment(
                     speaker=turn.speaker,
@@ -84,7 +80,7 @@ def segments_from_turns(
                     text=join_words(piece_words),
                     words=piece_words,
                     channel=turn.channel,
-                    language=language or _span_language(languages, turn.speaker, start_s, end_s),
+                    language=_span_language(languages, turn.speaker, start_s, end_s),
                 )
             )
     segments.sort(key=lambda s: (s.start_s, s.end_s))
@@ -166,14 +162,6 @@ def _cut_at_pauses(
         current.append(index)
     pieces.append((piece_start, end, current))
     return pieces
-
-
-def _majority(languages: Sequence[str | None]) -> str | None:
-    counts: dict[str, int] = {}
-    for language in languages:
-        if language:
-            counts[language] = counts.get(language, 0) + 1
-    return max(counts, key=lambda code: counts[code]) if counts else None
 
 
 def _span_language(

@@ -157,6 +157,18 @@ def _against_the_others(
     return out
 
 
+def joined_voice(
+    embeddings: SpeakerEmbeddings, speakers: Sequence[str]
+) -> tuple[FloatArray, float]:
+    """One voice from `speakers` that are one person: their speech-weighted mean embedding
+    and their speech seconds together."""
+    speech = [embeddings.speech_s.get(speaker, 0.0) for speaker in speakers]
+    vector = mean_voice(
+        [embeddings.vectors[speaker] for speaker in speakers], [max(t, 1e-3) for t in speech]
+    )
+    return vector, round(sum(speech), 3)
+
+
 def one_voice_per_person(embeddings: SpeakerEmbeddings) -> SpeakerEmbeddings:
     """The call's voices with the speakers a diarizer split one voice into joined: a
     speaker at least the encoder's `recurring` threshold to a voice already taken (most
@@ -176,20 +188,14 @@ def one_voice_per_person(embeddings: SpeakerEmbeddings) -> SpeakerEmbeddings:
         if best is not None and best[0] >= limits.recurring:
             label = best[1]
             members[label].append(speaker)
-            centres[label] = mean_voice(
-                [embeddings.vectors[m] for m in members[label]],
-                [max(speech.get(m, 0.0), 1e-3) for m in members[label]],
-            )
+            centres[label], _ = joined_voice(embeddings, members[label])
         else:
             members[speaker] = [speaker]
             centres[speaker] = vector
     return SpeakerEmbeddings(
         model=embeddings.model,
         vectors=centres,
-        speech_s={
-            label: round(sum(speech.get(m, 0.0) for m in group), 3)
-            for label, group in members.items()
-        },
+        speech_s={label: joined_voice(embeddings, group)[1] for label, group in members.items()},
     )
 
 

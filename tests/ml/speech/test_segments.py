@@ -55,7 +55,7 @@ def test_speech_with_no_words_stays_a_segment_with_speaker_times_and_language() 
         LanguageSpan("SPEAKER_01", 2.5, 6.0, "uz"),
     ]
     ws = words(("hello", 0.3, 0.8))
-    segments = segments_from_turns(turns, ws, languages=spans, word_languages=["en"])
+    segments = segments_from_turns(turns, ws, languages=spans)
     assert [(s.speaker, s.text, s.start_s, s.end_s, s.language) for s in segments] == [
         ("SPEAKER_00", "hello", 0.0, 2.0, "en"),
         ("SPEAKER_01", "", 2.5, 6.0, "uz"),
@@ -107,7 +107,7 @@ def test_a_turn_is_split_where_its_speaker_changes_language() -> None:
         LanguageSpan("SPEAKER_00", 5.0, 9.0, "ru"),
     ]
     ws = words(("привет", 5.5, 6.0))
-    segments = segments_from_turns(turns, ws, languages=spans, word_languages=["ru"])
+    segments = segments_from_turns(turns, ws, languages=spans)
     assert [(s.text, s.start_s, s.end_s, s.language) for s in segments] == [
         ("", 0.0, 4.5, "uz"),
         ("привет", 4.5, 9.0, "ru"),
